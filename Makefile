@@ -1,0 +1,18 @@
+# The commands a user types; each is a thin wrapper around a script in scripts/.
+SHELL := /bin/bash
+DATE ?= $(shell date -u +%Y-%m-%d)
+
+.PHONY: setup run test lint
+
+setup:  ## venv, plugins, source files, databases (idempotent)
+	scripts/setup.sh
+
+run:  ## the three jobs for DATE (default: today, UTC), in order
+	scripts/run_day.sh $(DATE)
+
+test:  ## the whole test suite (real Postgres, real Meltano)
+	.venv/bin/pytest
+
+lint:
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .

@@ -1,0 +1,6 @@
+"""The project's own code shared by its plugins: the day-folder contract between the
+steps, the analytics publish and the result export.
+
+It is installed into the virtualenv of every in-repo plugin that reads or writes
+the dated files, so that the writer and the readers cannot disagree on the layout.
+"""

@@ -1,0 +1,206 @@
+"""The contract between step 1 (files on local disk) and step 2 (the analytics load).
+
+Layout under ``DATA_DIR`` (``{date}`` is the run's ``PIPELINE_DATE``)::
+
+    postgres/{table}/{date}/{table}.csv        one folder per table and day
+    csv/{date}/order_details.csv               one folder per day
+        each day folder also holds
+        _schema.json     the tables' JSON schemas as the source declared them
+        _manifest.json   per table: file name, row count, byte size, sha256
+        _SUCCESS         written last: the folder is complete
+    _runs/{job}/{date}.json                    the job's receipt for the day
+    .staging/{job}/{date}/...                  where a running job writes
+
+Why a receipt on top of the folders' own markers: a job writes many folders, and
+only the receipt says that *all* of them are from one run that succeeded. A job's
+writer (the loader) fills its staging tree; a separate publish step, which Meltano
+runs only when the extract and the load both exited 0, moves each folder into
+place and then writes the receipt. Step 2 reads exactly the tables a receipt lists,
+so a crash at any point leaves either the previous complete day or no receipt (and
+step 2 refuses the day), never a half-written day that step 2 would read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import PipelineError
+
+SCHEMA_FILE = "_schema.json"
+MANIFEST_FILE = "_manifest.json"
+SUCCESS_FILE = "_SUCCESS"
+RUNS_DIR = "_runs"
+STAGING_DIR = ".staging"
+TRASH_DIR = ".trash"
+
+
+def rerun_command(job: str, day: str) -> str:
+    """The exact command that (re)runs ``job`` for ``day`` from the project root."""
+    return f"PIPELINE_DATE={day} .venv/bin/meltano run {job}"
+
+
+def staging_root(data_dir: Path, job: str, day: str) -> Path:
+    """Where ``job`` writes its day before the publish step moves it into place."""
+    return data_dir / STAGING_DIR / job / day
+
+
+def receipt_path(data_dir: Path, job: str, day: str) -> Path:
+    """The receipt that says ``job`` succeeded for ``day``."""
+    return data_dir / RUNS_DIR / job / f"{day}.json"
+
+
+def day_folder(template: str, table: str, day: str) -> str:
+    """The folder (relative to the data dir) of ``table`` for ``day``.
+
+    ``template`` uses ``{table}`` and ``{date}``, e.g. ``postgres/{table}/{date}``.
+    """
+    if "{date}" not in template:
+        raise PipelineError(f"folder template {template!r} has no {{date}}: days would overwrite each other")
+    return template.format(table=table, date=day)
+
+
+def sha256_file(path: Path) -> str:
+    """The hex sha256 of a file, read in blocks so any size fits in memory."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def dump_json(obj: Any) -> str:
+    """Deterministic JSON text: a rerun of a day writes byte-identical metadata."""
+    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    """Read a metadata file, with an error that names it when it is missing or broken."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise PipelineError(f"{path} is missing") from exc
+    except json.JSONDecodeError as exc:
+        raise PipelineError(f"{path} is not valid JSON: {exc}") from exc
+
+
+@dataclasses.dataclass(frozen=True)
+class TableFile:
+    """One table's data file in a day folder, as its metadata describes it."""
+
+    table: str
+    path: Path
+    rows: int
+    sha256: str
+    schema: dict[str, Any]
+    key_properties: list[str]
+
+
+def write_folder_metadata(folder: Path, tables: list[TableFile]) -> None:
+    """Write ``_schema.json`` and ``_manifest.json`` for the tables of ``folder``, then ``_SUCCESS``."""
+    schemas = {t.table: {"key_properties": t.key_properties, "schema": t.schema} for t in tables}
+    manifest = {
+        t.table: {"file": t.path.name, "rows": t.rows, "sha256": t.sha256, "bytes": t.path.stat().st_size}
+        for t in tables
+    }
+    write_text_atomic(folder / SCHEMA_FILE, dump_json({"tables": schemas}))
+    write_text_atomic(folder / MANIFEST_FILE, dump_json({"tables": manifest}))
+    write_text_atomic(folder / SUCCESS_FILE, "")
+
+
+def read_folder(folder: Path) -> list[TableFile]:
+    """The tables of a complete day folder; refuses one without ``_SUCCESS``."""
+    if not (folder / SUCCESS_FILE).is_file():
+        raise PipelineError(f"{folder} has no {SUCCESS_FILE}: it was not completely written")
+    schemas = read_json(folder / SCHEMA_FILE)["tables"]
+    manifest = read_json(folder / MANIFEST_FILE)["tables"]
+    if set(schemas) != set(manifest):
+        raise PipelineError(f"{folder}: {SCHEMA_FILE} and {MANIFEST_FILE} list different tables")
+    return [
+        TableFile(
+            table=name,
+            path=folder / entry["file"],
+            rows=entry["rows"],
+            sha256=entry["sha256"],
+            schema=schemas[name]["schema"],
+            key_properties=schemas[name]["key_properties"],
+        )
+        for name, entry in sorted(manifest.items())
+    ]
+
+
+def publish_staged_day(data_dir: Path, job: str, day: str) -> dict[str, Any]:
+    """Move every staged folder of ``job``/``day`` into place, then write the receipt.
+
+    The old receipt goes first, so while folders are being swapped the day counts as
+    not succeeded; each folder is swapped by two renames on the same file system.
+    Returns the receipt.
+    """
+    staging = staging_root(data_dir, job, day)
+    if not staging.is_dir():
+        raise PipelineError(
+            f"{job} has nothing staged for {day} under {staging}: run the whole job: {rerun_command(job, day)}"
+        )
+    folders = sorted(marker.parent for marker in staging.rglob(SUCCESS_FILE))
+    tables: dict[str, dict[str, Any]] = {}
+    for folder in folders:
+        relative = folder.relative_to(staging).as_posix()
+        for table in read_folder(folder):
+            tables[table.table] = {"folder": relative, "file": table.path.name, "rows": table.rows, "sha256": table.sha256}
+
+    receipt = receipt_path(data_dir, job, day)
+    receipt.unlink(missing_ok=True)
+    trash = data_dir / TRASH_DIR / uuid.uuid4().hex
+    for folder in folders:
+        destination = data_dir / folder.relative_to(staging)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if destination.exists():
+            trash.mkdir(parents=True, exist_ok=True)
+            os.replace(destination, trash / uuid.uuid4().hex)
+        os.replace(folder, destination)
+    content = {"job": job, "date": day, "tables": tables}
+    write_text_atomic(receipt, dump_json(content))
+    shutil.rmtree(trash, ignore_errors=True)
+    shutil.rmtree(staging, ignore_errors=True)
+    return content
+
+
+def read_day(data_dir: Path, day: str, jobs: list[str]) -> list[TableFile]:
+    """Every table that ``jobs`` published for ``day``; refuses the day if one did not succeed.
+
+    The refusal names the missing job and the command that produces it.
+    """
+    tables: dict[str, TableFile] = {}
+    for job in jobs:
+        receipt = receipt_path(data_dir, job, day)
+        if not receipt.is_file():
+            raise PipelineError(
+                f"refused: step 1 job {job} has not succeeded for {day} (no {receipt}); "
+                f"run it first: {rerun_command(job, day)}"
+            )
+        for name, entry in sorted(read_json(receipt)["tables"].items()):
+            if name in tables:
+                raise PipelineError(f"table {name!r} for {day} comes from two jobs; table names must be unique")
+            folder_tables = {t.table: t for t in read_folder(data_dir / entry["folder"])}
+            table = folder_tables.get(name)
+            if table is None or table.sha256 != entry["sha256"]:
+                raise PipelineError(
+                    f"{data_dir / entry['folder']} no longer matches the receipt {receipt}; "
+                    f"rerun: {rerun_command(job, day)}"
+                )
+            tables[name] = table
+    return list(tables.values())
