@@ -18,10 +18,7 @@ _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 def parse_pipeline_date(value: str | None, setting: str = "PIPELINE_DATE") -> dt.date:
     """Return the day named by ``value`` (``YYYY-MM-DD``) or raise a one-line error."""
     if not value:
-        raise PipelineError(
-            f"{setting} is not set: give the day to process as YYYY-MM-DD, "
-            f"e.g. {setting}=2024-01-02"
-        )
+        raise PipelineError(f"{setting} is not set: give the day to process as YYYY-MM-DD, e.g. {setting}=2024-01-02")
     if not _ISO_DAY.fullmatch(value):
         raise PipelineError(f"{setting}={value!r} is not a date of the form YYYY-MM-DD")
     try:

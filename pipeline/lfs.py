@@ -160,7 +160,12 @@ def publish_staged_day(data_dir: Path, job: str, day: str) -> dict[str, Any]:
     for folder in folders:
         relative = folder.relative_to(staging).as_posix()
         for table in read_folder(folder):
-            tables[table.table] = {"folder": relative, "file": table.path.name, "rows": table.rows, "sha256": table.sha256}
+            tables[table.table] = {
+                "folder": relative,
+                "file": table.path.name,
+                "rows": table.rows,
+                "sha256": table.sha256,
+            }
 
     receipt = receipt_path(data_dir, job, day)
     receipt.unlink(missing_ok=True)

@@ -1,0 +1,52 @@
+"""One stream per published table file of the day.
+
+The file is not parsed here: it is already in PostgreSQL's CSV text form, which only
+Postgres itself reads back without loss (Python's csv module cannot tell NULL from
+an empty string). So the stream hands the loader the file itself, as a BATCH message
+with a ``csv`` encoding, after checking it is byte for byte the file step 1 wrote.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from singer_sdk import Stream
+from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig, StorageTarget
+
+from pipeline.errors import PipelineError
+from pipeline.lfs import TableFile, sha256_file
+
+if t.TYPE_CHECKING:
+    from singer_sdk import Tap
+    from singer_sdk.helpers.types import Context
+
+CSV_ENCODING = BaseBatchFileEncoding(format="csv")
+
+
+class DayTableStream(Stream):
+    """A table of the day, emitted as its CSV file."""
+
+    def __init__(self, tap: Tap, table: TableFile) -> None:
+        self.table = table
+        super().__init__(tap, schema=table.schema, name=table.table)
+        self.primary_keys = table.key_properties
+
+    def get_batch_config(self, config: t.Mapping) -> BatchConfig:
+        """Always batch: the file is the batch."""
+        return BatchConfig(encoding=CSV_ENCODING, storage=StorageTarget(root=self.table.path.parent.as_uri()))
+
+    def get_batches(
+        self, batch_config: BatchConfig, context: Context | None = None
+    ) -> t.Iterable[tuple[BaseBatchFileEncoding, list[str]]]:
+        """Yield the table's file, refusing one that changed since step 1 wrote it."""
+        actual = sha256_file(self.table.path)
+        if actual != self.table.sha256:
+            raise PipelineError(
+                f"{self.table.path} has sha256 {actual}, but its manifest says {self.table.sha256}: "
+                "the file changed after step 1 wrote it; rerun step 1 for this day"
+            )
+        yield batch_config.encoding, [self.table.path.resolve().as_uri()]
+
+    def get_records(self, context: Context | None) -> t.Iterable[dict]:
+        """Not supported: the file is only ever handed over whole (see the module docstring)."""
+        raise PipelineError(f"tap-lfs emits {self.name} as a BATCH file only, never as RECORD messages")

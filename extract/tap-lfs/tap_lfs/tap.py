@@ -1,0 +1,49 @@
+"""The tap: discovers the day's tables from the step-1 receipts.
+
+Discovery is where the day is gated: a step-1 job without a receipt for the day
+makes the tap fail before it emits anything, naming the job and its rerun command.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from singer_sdk import Tap
+from singer_sdk import typing as th
+
+from pipeline.dates import parse_pipeline_date
+from pipeline.errors import PipelineError
+from pipeline.lfs import read_day
+from tap_lfs.streams import DayTableStream
+
+
+class TapLFS(Tap):
+    """Reads the tables that the step-1 jobs published for one day."""
+
+    name = "tap-lfs"
+    config_jsonschema = th.PropertiesList(
+        th.Property("data_dir", th.StringType, required=True, description="Root of the dated files."),
+        th.Property("pipeline_date", th.StringType, description="The day to read, YYYY-MM-DD."),
+        th.Property(
+            "jobs",
+            th.ArrayType(th.StringType),
+            required=True,
+            description="The step-1 jobs that must all have succeeded for the day.",
+        ),
+    ).to_dict()
+
+    def discover_streams(self) -> list[DayTableStream]:
+        """One stream per table listed in the day's receipts."""
+        day = parse_pipeline_date(self.config.get("pipeline_date")).isoformat()
+        tables = read_day(Path(self.config["data_dir"]), day, list(self.config["jobs"]))
+        return [DayTableStream(self, table) for table in tables]
+
+
+def main() -> None:
+    """Run the tap; a refused day or bad input ends it with one line on stderr."""
+    try:
+        TapLFS.cli()
+    except PipelineError as exc:
+        print(f"tap-lfs: {exc}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""MeltanoLabs target-postgres, extended for the analytics load of one day."""

@@ -1,0 +1,58 @@
+r"""The sink: COPY each day file, as it is, into the day's staging schema.
+
+The files are PostgreSQL CSV text (NULL unquoted, empty string quoted, bytea as
+``\x`` hex), so ``COPY ... (FORMAT csv, HEADER MATCH)`` reads every value back
+exactly, checks the header against the columns, and is the fastest way in.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from singer_sdk.helpers._batch import BaseBatchFileEncoding
+from target_postgres.sinks import PostgresSink
+
+from pipeline.dates import parse_pipeline_date
+from pipeline.errors import PipelineError
+from pipeline.staging import staging_schema
+from target_analytics.connector import AnalyticsConnector
+
+_BLOCK = 1 << 20
+
+
+def file_path(uri: str) -> Path:
+    """The local path of a ``file://`` manifest entry."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        raise PipelineError(f"batch file {uri} is not a local file:// path")
+    return Path(unquote(parsed.path))
+
+
+class StagingSink(PostgresSink):
+    """target-postgres's sink, writing into the day's staging schema with COPY."""
+
+    connector_class = AnalyticsConnector
+
+    @property
+    def schema_name(self) -> str:
+        """The day's staging schema, whatever the stream's name says."""
+        return staging_schema(parse_pipeline_date(self.config.get("pipeline_date")))
+
+    def process_batch_files(self, encoding: BaseBatchFileEncoding, files: t.Sequence[str]) -> None:
+        """COPY ``csv`` batch files; other encodings go to target-postgres."""
+        if encoding.format != "csv":
+            super().process_batch_files(encoding, files)
+            return
+        columns = ", ".join(f'"{name}"' for name in self.schema["properties"])
+        statement = f'COPY "{self.schema_name}"."{self.table_name}" ({columns}) FROM STDIN (FORMAT csv, HEADER MATCH)'
+        for uri in files:
+            path = file_path(uri)
+            with self.connector._connect() as connection, connection.begin():
+                cursor = connection.connection.cursor()
+                with path.open("rb") as source, cursor.copy(statement) as copy:
+                    while block := source.read(_BLOCK):
+                        copy.write(block)
+                self.record_counter_metric.increment(cursor.rowcount)
+                self.logger.info("Copied %d rows of %s into %s", cursor.rowcount, path, self.full_table_name)

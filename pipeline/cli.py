@@ -1,0 +1,69 @@
+"""The ``pipeline`` command: the project's steps that Meltano runs around the Singer pairs.
+
+Every setting comes from the environment (``DATA_DIR``, ``PIPELINE_DATE``,
+``TARGET_POSTGRES_*``), as for the plugins. A failure prints one line naming the
+step and the day, and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from pipeline.analytics import publish_day
+from pipeline.databases import ANALYTICS, connect
+from pipeline.dates import parse_pipeline_date
+from pipeline.errors import PipelineError
+from pipeline.export import export_day
+from pipeline.lfs import publish_staged_day
+
+
+def _data_dir() -> Path:
+    return Path(os.environ.get("DATA_DIR") or "data")
+
+
+def _publish_lfs(args: argparse.Namespace) -> None:
+    day = parse_pipeline_date(os.environ.get("PIPELINE_DATE")).isoformat()
+    receipt = publish_staged_day(_data_dir(), args.job, day)
+    rows = sum(entry["rows"] for entry in receipt["tables"].values())
+    print(f"{args.job} {day}: published {len(receipt['tables'])} tables, {rows} rows")
+
+
+def _publish_analytics(_: argparse.Namespace) -> None:
+    day = parse_pipeline_date(os.environ.get("PIPELINE_DATE"))
+    with connect(ANALYTICS) as conn:
+        published = publish_day(conn, day)
+    print(f"analytics {day}: published {len(published)} tables, {sum(published.values())} rows")
+
+
+def _export(_: argparse.Namespace) -> None:
+    day = parse_pipeline_date(os.environ.get("PIPELINE_DATE"))
+    with connect(ANALYTICS) as conn:
+        csv_path, json_path, rows = export_day(conn, day, _data_dir())
+    print(f"exported {rows} rows to {csv_path} and {json_path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one step; returns the process exit code."""
+    parser = argparse.ArgumentParser(prog="pipeline", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    publish_lfs = commands.add_parser("publish-lfs", help="move a step-1 job's staged day into place")
+    publish_lfs.add_argument("--job", required=True)
+    publish_lfs.set_defaults(run=_publish_lfs)
+    commands.add_parser("publish-analytics", help="replace the day in the analytics tables").set_defaults(
+        run=_publish_analytics
+    )
+    commands.add_parser("export", help="export the day's result to CSV and JSON").set_defaults(run=_export)
+    args = parser.parse_args(argv)
+    try:
+        args.run(args)
+    except PipelineError as exc:
+        print(f"pipeline {args.command} failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
