@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+import psycopg
+
 from pipeline.analytics import publish_day
 from pipeline.databases import ANALYTICS, connect
 from pipeline.dates import parse_pipeline_date
@@ -59,8 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.run(args)
-    except PipelineError as exc:
-        print(f"pipeline {args.command} failed: {exc}", file=sys.stderr)
+    except (PipelineError, psycopg.Error) as exc:
+        first_line = str(exc).strip().splitlines()[0]
+        print(f"pipeline {args.command} failed: {first_line}", file=sys.stderr)
         return 1
     return 0
 

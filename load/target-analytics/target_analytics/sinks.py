@@ -7,6 +7,7 @@ exactly, checks the header against the columns, and is the fastest way in.
 
 from __future__ import annotations
 
+import csv
 import typing as t
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -40,15 +41,24 @@ class StagingSink(PostgresSink):
         """The day's staging schema, whatever the stream's name says."""
         return staging_schema(parse_pipeline_date(self.config.get("pipeline_date")))
 
+    def _header(self, path: Path) -> list[str]:
+        """The file's columns, in its order; each must be a property of the stream's schema."""
+        with path.open(encoding="utf-8", newline="") as handle:
+            header = next(csv.reader(handle), [])
+        if unknown := [name for name in header if name not in self.schema["properties"]]:
+            raise PipelineError(f"{path}: header has columns not in the schema of {self.stream_name}: {unknown}")
+        return header
+
     def process_batch_files(self, encoding: BaseBatchFileEncoding, files: t.Sequence[str]) -> None:
         """COPY ``csv`` batch files; other encodings go to target-postgres."""
         if encoding.format != "csv":
             super().process_batch_files(encoding, files)
             return
-        columns = ", ".join(f'"{name}"' for name in self.schema["properties"])
-        statement = f'COPY "{self.schema_name}"."{self.table_name}" ({columns}) FROM STDIN (FORMAT csv, HEADER MATCH)'
         for uri in files:
             path = file_path(uri)
+            columns = ", ".join(f'"{name}"' for name in self._header(path))
+            target = f'"{self.schema_name}"."{self.table_name}"'
+            statement = f"COPY {target} ({columns}) FROM STDIN (FORMAT csv, HEADER MATCH)"
             with self.connector._connect() as connection, connection.begin():
                 cursor = connection.connection.cursor()
                 with path.open("rb") as source, cursor.copy(statement) as copy:
