@@ -21,10 +21,12 @@ PINNED_SHA256 = {
 }
 
 
-def _check(path: Path, name: str) -> None:
+def _check(path: Path, name: str, origin: str) -> None:
+    """Refuse (and delete) a fetched file whose bytes are not the pinned ones; ``origin`` names where it came from."""
     actual = sha256_file(path)
     if actual != PINNED_SHA256[name]:
-        raise PipelineError(f"{path} has sha256 {actual}, expected {PINNED_SHA256[name]}: not the challenge's {name}")
+        path.unlink()
+        raise PipelineError(f"{origin} has sha256 {actual}, expected {PINNED_SHA256[name]}: not the challenge's {name}")
 
 
 def obtain_sources(destination: Path, local_dir: Path | None) -> list[Path]:
@@ -42,6 +44,7 @@ def obtain_sources(destination: Path, local_dir: Path | None) -> list[Path]:
             if not source.is_file():
                 raise PipelineError(f"{source} not found (NORTHWIND_DATA_DIR={local_dir})")
             shutil.copyfile(source, partial)
+            origin = str(source)
         else:
             url = UPSTREAM_URL.format(name=name)
             try:
@@ -51,7 +54,8 @@ def obtain_sources(destination: Path, local_dir: Path | None) -> list[Path]:
                 raise PipelineError(
                     f"cannot download {url} ({exc}); set NORTHWIND_DATA_DIR to a folder holding {name}"
                 ) from exc
-        _check(partial, name)
+            origin = url
+        _check(partial, name, origin)
         partial.replace(target)
         obtained.append(target)
     return obtained

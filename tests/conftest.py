@@ -1,0 +1,114 @@
+"""Fixtures shared by the test suite: real Postgres databases and real Meltano runs.
+
+Every test that touches a database gets throwaway ones on the configured server
+(created, seeded from the source files that ``make setup`` obtained, and dropped),
+and its own DATA_DIR, so tests never see each other's days or the user's data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pipeline.databases import ANALYTICS, SOURCE, conninfo, drop_database, ensure_database, seed_if_empty
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SOURCES_DIR = PROJECT_ROOT / "data" / "sources"
+
+
+def _dotenv() -> dict[str, str]:
+    """The project's configuration as ``make setup`` left it (``.env``, else the example)."""
+    path = PROJECT_ROOT / ".env"
+    if not path.is_file():
+        path = PROJECT_ROOT / ".env.example"
+    values = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            values[key] = value
+    return values
+
+
+@dataclasses.dataclass
+class Pipeline:
+    """One isolated pipeline: its databases, its data dir, and a way to run its jobs."""
+
+    env: dict[str, str]
+    data_dir: Path
+
+    def run(self, *blocks: str, day: str | None, **overrides: str) -> subprocess.CompletedProcess[str]:
+        """``meltano run`` in the project, for ``day`` (None: PIPELINE_DATE unset)."""
+        env = {**self.env, **overrides}
+        env.pop("PIPELINE_DATE", None)
+        if day is not None:
+            env["PIPELINE_DATE"] = day
+        return subprocess.run(
+            [str(PROJECT_ROOT / ".venv" / "bin" / "meltano"), "run", *blocks],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+
+    def run_ok(self, *blocks: str, day: str) -> subprocess.CompletedProcess[str]:
+        """Run and fail the test with Meltano's output if the run failed."""
+        result = self.run(*blocks, day=day)
+        if result.returncode != 0:
+            pytest.fail(f"meltano run {' '.join(blocks)} for {day} failed:\n{result.stderr[-6000:]}")
+        return result
+
+    def connect(self, prefix: str) -> psycopg.Connection:
+        """A connection to the source (``SOURCE``) or analytics (``ANALYTICS``) database."""
+        return psycopg.connect(conninfo(prefix, self.env), autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def source_files() -> dict[str, Path]:
+    """The pinned upstream files, obtained by ``make setup``."""
+    files = {name: SOURCES_DIR / name for name in ("northwind.sql", "order_details.csv")}
+    missing = [str(path) for path in files.values() if not path.is_file()]
+    if missing:
+        pytest.fail(f"source files missing ({', '.join(missing)}): run make setup")
+    return files
+
+
+def _make_pipeline(data_dir: Path, source_files: dict[str, Path]) -> Iterator[Pipeline]:
+    suffix = uuid.uuid4().hex[:10]
+    env = {
+        **os.environ,
+        **_dotenv(),
+        "TAP_POSTGRES_DATABASE": f"test_northwind_{suffix}",
+        "TARGET_POSTGRES_DATABASE": f"test_analytics_{suffix}",
+        "DATA_DIR": str(data_dir),
+        "ORDER_DETAILS_CSV": str(source_files["order_details.csv"]),
+    }
+    for prefix in (SOURCE, ANALYTICS):
+        ensure_database(prefix, env)
+    try:
+        seed_if_empty(SOURCE, source_files["northwind.sql"], env)
+        yield Pipeline(env=env, data_dir=data_dir)
+    finally:
+        for prefix in (SOURCE, ANALYTICS):
+            drop_database(prefix, env)
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path, source_files: dict[str, Path]) -> Iterator[Pipeline]:
+    """A fresh pipeline for one test."""
+    yield from _make_pipeline(tmp_path / "data", source_files)
+
+
+@pytest.fixture(scope="module")
+def shared_pipeline(tmp_path_factory: pytest.TempPathFactory, source_files: dict[str, Path]) -> Iterator[Pipeline]:
+    """One pipeline for a whole module, whose tests build on the days it ran."""
+    yield from _make_pipeline(tmp_path_factory.mktemp("pipeline") / "data", source_files)
