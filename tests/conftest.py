@@ -23,8 +23,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SOURCES_DIR = PROJECT_ROOT / "data" / "sources"
 
 
-def _dotenv() -> dict[str, str]:
-    """The project's configuration as ``make setup`` left it (``.env``, else the example)."""
+def project_env() -> dict[str, str]:
+    """The process environment plus the project's configuration (``.env``, else the example)."""
     path = PROJECT_ROOT / ".env"
     if not path.is_file():
         path = PROJECT_ROOT / ".env.example"
@@ -34,7 +34,7 @@ def _dotenv() -> dict[str, str]:
         if line and not line.startswith("#") and "=" in line:
             key, value = line.split("=", 1)
             values[key] = value
-    return values
+    return {**os.environ, **values}
 
 
 @dataclasses.dataclass
@@ -73,6 +73,12 @@ class Pipeline:
 
 
 @pytest.fixture(scope="session")
+def base_env() -> dict[str, str]:
+    """The environment the tests start from (see ``project_env``)."""
+    return project_env()
+
+
+@pytest.fixture(scope="session")
 def source_files() -> dict[str, Path]:
     """The pinned upstream files, obtained by ``make setup``."""
     files = {name: SOURCES_DIR / name for name in ("northwind.sql", "order_details.csv")}
@@ -85,8 +91,7 @@ def source_files() -> dict[str, Path]:
 def _make_pipeline(data_dir: Path, source_files: dict[str, Path]) -> Iterator[Pipeline]:
     suffix = uuid.uuid4().hex[:10]
     env = {
-        **os.environ,
-        **_dotenv(),
+        **project_env(),
         "TAP_POSTGRES_DATABASE": f"test_northwind_{suffix}",
         "TARGET_POSTGRES_DATABASE": f"test_analytics_{suffix}",
         "DATA_DIR": str(data_dir),
