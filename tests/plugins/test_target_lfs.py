@@ -218,3 +218,15 @@ def test_the_same_schema_sent_again_keeps_all_rows(target_lfs_exe, tmp_path):
     lines = [*messages[:3], messages[0], *messages[3:]]
     assert run_target(target_lfs_exe, tmp_path, lines).returncode == 0
     assert (staged(tmp_path, f"postgres/items/{DAY}") / "items.csv").read_bytes() == ITEMS_CSV.encode("utf-8")
+
+
+def test_date_time_text_is_written_as_the_tap_sent_it(target_lfs_exe, tmp_path):
+    # the SDK would parse it to a datetime; written back it would lose ".000000"
+    stream = "public-events"
+    properties = {
+        "at": {"type": ["string", "null"], "format": "date-time", "x-sql-datatype": "timestamp with time zone"}
+    }
+    lines = [schema_line(stream, properties, []), record_line(stream, '{"at":"2024-01-02T03:04:05.000000+00:00"}')]
+    assert run_target(target_lfs_exe, tmp_path, lines).returncode == 0
+    written = (staged(tmp_path, f"postgres/events/{DAY}") / "events.csv").read_text()
+    assert written == "at\n2024-01-02T03:04:05.000000+00:00\n"
