@@ -111,8 +111,19 @@ class TableFile:
 
 
 def write_folder_metadata(folder: Path, tables: list[TableFile]) -> None:
-    """Write ``_schema.json`` and ``_manifest.json`` for the tables of ``folder``, then ``_SUCCESS``."""
-    schemas = {t.table: {"key_properties": t.key_properties, "schema": t.schema} for t in tables}
+    """Write ``_schema.json`` and ``_manifest.json`` for the tables of ``folder``, then ``_SUCCESS``.
+
+    Each table's ``columns`` lists its CSV columns in file order: the JSON files are
+    written with sorted keys, so the schema's ``properties`` alone lose that order.
+    """
+    schemas = {
+        t.table: {
+            "columns": list(t.schema.get("properties", {})),
+            "key_properties": t.key_properties,
+            "schema": t.schema,
+        }
+        for t in tables
+    }
     manifest = {
         t.table: {"file": t.path.name, "rows": t.rows, "sha256": t.sha256, "bytes": t.path.stat().st_size}
         for t in tables

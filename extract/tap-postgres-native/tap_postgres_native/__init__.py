@@ -1,0 +1,1 @@
+"""MeltanoLabs tap-postgres, extended so each column's schema names its PostgreSQL type."""

@@ -1,0 +1,51 @@
+"""The tap: tap-postgres with a connector whose discovery adds the native column types."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+from tap_postgres.client import PostgresConnector
+from tap_postgres.tap import TapPostgres
+
+from tap_postgres_native.native_types import entry_schema_name, native_entries, read_column_types
+
+
+class NativeTypesConnector(PostgresConnector):
+    """Discovers base tables only, each column carrying ``x-sql-datatype``."""
+
+    def discover_catalog_entries(
+        self,
+        *,
+        exclude_schemas: Sequence[str] = (),
+        reflect_indices: bool = True,
+    ) -> list[dict[str, Any]]:
+        """Tap-postgres's entries, filtered to base tables and annotated from pg_catalog."""
+        entries = super().discover_catalog_entries(exclude_schemas=exclude_schemas, reflect_indices=reflect_indices)
+        schemas = sorted({name for entry in entries if (name := entry_schema_name(entry))})
+        if not schemas:
+            return []
+        with self._connect() as connection:
+            types = read_column_types(connection, schemas)
+        return native_entries(entries, types)
+
+
+class TapPostgresNative(TapPostgres):
+    """tap-postgres whose discovered schemas name each column's PostgreSQL type."""
+
+    name = "tap-postgres-native"
+    package_name = "tap-postgres-native"
+
+    @cached_property
+    def connector(self) -> NativeTypesConnector:  # type: ignore[override]
+        """The same connection as tap-postgres's connector, with native-type discovery.
+
+        The parent property is evaluated first because it also resolves the connection
+        parameters (and opens the SSH tunnel when one is configured).
+        """
+        _ = super().connector
+        return NativeTypesConnector.from_connection_parameters(
+            config=self.config,
+            connection_parameters=self.connection_parameters,
+        )

@@ -1,0 +1,1 @@
+"""MeltanoLabs target-csv, extended to write the pipeline's dated day folders."""

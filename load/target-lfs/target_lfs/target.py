@@ -1,0 +1,95 @@
+"""The target: validates the run's day, fills the job's staging tree, writes each folder's metadata.
+
+It never publishes: a separate step moves the staged folders into place only when
+the whole Meltano job succeeded, so a failed run cannot replace a good day.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from meltanolabs_target_csv.target import TargetCSV
+from singer_sdk import typing as th
+
+from pipeline.dates import parse_pipeline_date
+from pipeline.errors import PipelineError
+from pipeline.lfs import staging_root, write_folder_metadata
+from target_lfs.sinks import LFSSink
+
+
+def required_setting(config: dict, name: str, variable: str) -> str:
+    """Return a setting that must not be empty (Meltano turns an unset variable into "")."""
+    value = config.get(name)
+    if not value:
+        raise PipelineError(f"target-lfs setting {name} is not set (give it, e.g. through {variable})")
+    return str(value)
+
+
+def reset_directory(path: Path) -> None:
+    """Delete ``path`` with whatever a crashed run left in it, and create it empty."""
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+
+
+class TargetLFS(TargetCSV):
+    """target-csv writing one day's tables as PostgreSQL-CSV day folders of a job's staging tree."""
+
+    name = "target-lfs"
+    package_name = "target-lfs"
+    default_sink_class = LFSSink
+
+    config_jsonschema = th.PropertiesList(
+        th.Property("data_dir", th.StringType, description="Root of the dated files, relative to the working dir."),
+        th.Property("pipeline_date", th.StringType, description="The day the run writes, YYYY-MM-DD."),
+        th.Property("job", th.StringType, description="The Meltano job: names the staging tree and receipt."),
+        th.Property(
+            "folder_template",
+            th.StringType,
+            description="Day folder of a table under the data dir, with {table} and {date}.",
+        ),
+        th.Property("batch_size_rows", th.IntegerType, description="Rows held in memory per table before writing."),
+    ).to_dict()
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        # Everything is checked before anything is written.
+        self.day = parse_pipeline_date(self.config.get("pipeline_date")).isoformat()
+        data_dir = Path(required_setting(self.config, "data_dir", "DATA_DIR"))
+        self.job = required_setting(self.config, "job", "the plugin's config")
+        self.folder_template = required_setting(self.config, "folder_template", "the plugin's config")
+        self.staging = staging_root(data_dir, self.job, self.day)
+        self._tables: dict[str, LFSSink] = {}
+        reset_directory(self.staging)
+
+    def claim_table(self, sink: LFSSink) -> None:
+        """Register the sink that writes ``sink.table``; refuse a second one in the same run."""
+        previous = self._tables.get(sink.table)
+        if previous is not None:
+            raise PipelineError(
+                f"table {sink.table!r} was already written in this run by stream {previous.stream_name!r}; "
+                f"refusing to overwrite it for a new SCHEMA of stream {sink.stream_name!r}"
+            )
+        self._tables[sink.table] = sink
+
+    def process_endofpipe(self) -> None:
+        """Drain every sink, then write each day folder's metadata, ``_SUCCESS`` last."""
+        super().process_endofpipe()
+        folders: dict[Path, list[LFSSink]] = defaultdict(list)
+        for sink in self._tables.values():
+            folders[sink.folder].append(sink)
+        for folder, sinks in sorted(folders.items()):
+            write_folder_metadata(folder, [sink.table_file() for sink in sorted(sinks, key=lambda s: s.table)])
+            self.logger.info("Staged %s (%s)", folder, ", ".join(sorted(s.table for s in sinks)))
+
+
+def main() -> None:
+    """Run the target; a PipelineError ends it with its one-line message and exit code 1."""
+    try:
+        TargetLFS.cli()
+    except PipelineError as exc:
+        print(f"target-lfs: {exc}", file=sys.stderr)
+        sys.exit(1)

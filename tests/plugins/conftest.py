@@ -1,0 +1,50 @@
+"""Fixtures shared by the plugin tests: the installed plugin executables and throwaway databases."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PG_CONNINFO = "host=127.0.0.1 port=5432 user=postgres password=postgres dbname=postgres"
+
+
+def installed_plugin_executable(plugin_type: str, plugin: str, executable: str) -> Path:
+    """Return a plugin's executable as `make setup` (meltano install) puts it, or fail the test."""
+    path = PROJECT_ROOT / ".meltano" / plugin_type / plugin / "venv" / "bin" / executable
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: run make setup")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tap_postgres_native_exe() -> Path:
+    return installed_plugin_executable("extractors", "tap-postgres", "tap-postgres-native")
+
+
+@pytest.fixture(scope="session")
+def target_lfs_exe() -> Path:
+    return installed_plugin_executable("loaders", "target-lfs", "target-lfs")
+
+
+@pytest.fixture(scope="module")
+def throwaway_database() -> Iterator[Callable[[str], str]]:
+    """Create databases with unique names on demand (``make(prefix) -> name``); drop them at teardown."""
+    created: list[str] = []
+
+    def make(prefix: str) -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(PG_CONNINFO, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        created.append(name)
+        return name
+
+    yield make
+    with psycopg.connect(PG_CONNINFO, autocommit=True) as conn:
+        for name in created:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -1,0 +1,227 @@
+"""tap-postgres-native against a real throwaway database, and the step-1 round trip through target-lfs.
+
+The round trip is the point: what the tap reads and target-lfs writes must COPY back
+into tables of the declared types with exactly the source's values.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+SOURCE_DDL = r"""
+CREATE TABLE everything (
+    id integer PRIMARY KEY,
+    s smallint, b bigint, n numeric(10,2), nn numeric, r real, d double precision,
+    flag boolean, day date, ts timestamp,
+    t text, v varchar(15), c bpchar, c3 char(3), bin bytea, j json, jb jsonb
+);
+INSERT INTO everything VALUES
+ (1, 1, 9000000000, 12.50, 12345678901234567890.123456789, 18, 0.1,
+  true, '2024-01-02', '2024-01-02 03:04:05.5',
+  'plain', 'a,b', 'x', 'ab', '\xDEADbeef', '{"a": 1, "b": [1.5, "x"], "é": null}', '{"k": 1}'),
+ (2, NULL, NULL, NULL, NULL, NULL, NULL, false, NULL, NULL, '', '', NULL, NULL, '\x', '"str"', '[1, 2]'),
+ (3, -2, 0, -0.01, 0, 3.14, 1e-300, NULL, '0001-01-01', '1999-12-31 23:59:59',
+  ' lead "q" trail ', 'comma, "quote"', 'y', 'abc', '\x00ff', '1.25', 'true'),
+ (4, 32767, -9223372036854775808, 99999999.99, -1.5e-20, 1.17549435e-38, 1.7976931348623157e308, NULL, NULL, NULL,
+  E'line1\nline2\r\n', '\.', NULL, NULL, NULL, '[]', '"s"');
+CREATE TABLE empty_one (id integer PRIMARY KEY, name text);
+CREATE VIEW v_everything AS SELECT id, t FROM everything;
+CREATE MATERIALIZED VIEW mv_everything AS SELECT id FROM everything;
+"""
+
+EXPECTED_SQL_TYPES = {
+    "id": "integer",
+    "s": "smallint",
+    "b": "bigint",
+    "n": "numeric(10,2)",
+    "nn": "numeric",
+    "r": "real",
+    "d": "double precision",
+    "flag": "boolean",
+    "day": "date",
+    "ts": "timestamp without time zone",
+    "t": "text",
+    "v": "character varying(15)",
+    "c": "bpchar",
+    "c3": "character(3)",
+    "bin": "bytea",
+    "j": "json",
+    "jb": "jsonb",
+}
+
+
+def conninfo(dbname: str) -> str:
+    return f"host=127.0.0.1 port=5432 user=postgres password=postgres dbname={dbname}"
+
+
+@pytest.fixture(scope="module")
+def source_db(throwaway_database) -> str:
+    name = throwaway_database("tap_native")
+    with psycopg.connect(conninfo(name), autocommit=True) as conn:
+        conn.execute(SOURCE_DDL)
+    return name
+
+
+@pytest.fixture
+def tap_config(source_db: str, tmp_path: Path) -> Path:
+    path = tmp_path / "tap.json"
+    config = {
+        "host": "127.0.0.1",
+        "port": 5432,
+        "user": "postgres",
+        "password": "unused-under-trust",
+        "database": source_db,
+        "filter_schemas": ["public"],
+    }
+    path.write_text(json.dumps(config))
+    return path
+
+
+def run_tap(exe: Path, config: Path, *args: str) -> str:
+    result = subprocess.run([exe, "--config", config, *args], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def records_by_id(singer_output: str, stream: str) -> dict[int, dict[str, Any]]:
+    # parse_float=str keeps each number's text exactly as the tap wrote it
+    messages = [json.loads(line, parse_float=str) for line in singer_output.splitlines()]
+    return {m["record"]["id"]: m["record"] for m in messages if m["type"] == "RECORD" and m["stream"] == stream}
+
+
+def test_discover_declares_each_columns_native_type(tap_postgres_native_exe, tap_config):
+    catalog = json.loads(run_tap(tap_postgres_native_exe, tap_config, "--discover"))
+    streams = {s["tap_stream_id"]: s for s in catalog["streams"]}
+
+    assert set(streams) == {"public-everything", "public-empty_one"}  # no view, no materialized view
+    properties = streams["public-everything"]["schema"]["properties"]
+    assert list(properties) == list(EXPECTED_SQL_TYPES)
+    assert {name: prop["x-sql-datatype"] for name, prop in properties.items()} == EXPECTED_SQL_TYPES
+    assert {name for name, prop in properties.items() if "contentEncoding" in prop} == {"bin"}
+    assert properties["bin"]["contentEncoding"] == "base16"
+    assert streams["public-everything"]["key_properties"] == ["id"]
+    assert streams["public-empty_one"]["schema"]["properties"]["name"]["x-sql-datatype"] == "text"
+    for stream in streams.values():
+        root = next(m["metadata"] for m in stream["metadata"] if m["breadcrumb"] == [])
+        assert root["selected-by-default"] is True
+
+
+def test_sync_without_catalog_emits_every_table_with_native_schema(tap_postgres_native_exe, tap_config):
+    output = run_tap(tap_postgres_native_exe, tap_config)
+    messages = [json.loads(line) for line in output.splitlines()]
+    schemas = {m["stream"]: m["schema"] for m in messages if m["type"] == "SCHEMA"}
+    assert set(schemas) == {"public-everything", "public-empty_one"}
+    assert schemas["public-everything"]["properties"]["bin"] == {
+        "type": ["string", "null"],
+        "x-sql-datatype": "bytea",
+        "contentEncoding": "base16",
+    }
+    assert not [m for m in messages if m["type"] == "RECORD" and m["stream"] == "public-empty_one"]
+
+
+def test_sync_values_as_the_tap_emits_them(tap_postgres_native_exe, tap_config):
+    rows = records_by_id(run_tap(tap_postgres_native_exe, tap_config), "public-everything")
+    assert sorted(rows) == [1, 2, 3, 4]
+    one, two, three, four = rows[1], rows[2], rows[3], rows[4]
+    # bytea: lower-case hex without \x; the empty bytea is "" and NULL is null
+    assert (one["bin"], two["bin"], three["bin"], four["bin"]) == ("deadbeef", "", "00ff", None)
+    # numbers keep their text: numeric scale, real 18 as 18.0, float4 shortest form
+    assert (one["n"], one["nn"], one["r"], one["d"]) == ("12.50", "12345678901234567890.123456789", "18.0", "0.1")
+    assert (four["r"], four["d"], four["b"]) == ("1.1754944e-38", "1.7976931348623157e+308", -9223372036854775808)
+    assert (one["flag"], two["flag"], three["flag"]) == (True, False, None)
+    assert one["day"] == "2024-01-02"
+    assert one["ts"] == "2024-01-02T03:04:05.500000+00:00"
+    # NULL and the empty string stay apart
+    assert (two["t"], two["v"], two["c"], two["s"]) == ("", "", None, None)
+    assert (three["t"], four["t"], four["v"]) == (' lead "q" trail ', "line1\nline2\r\n", "\\.")
+    # json/jsonb arrive parsed: objects, arrays, and JSON scalars as Python scalars
+    assert one["j"] == {"a": 1, "b": ["1.5", "x"], "é": None}
+    assert (one["jb"], two["j"], two["jb"], three["j"], three["jb"]) == ({"k": 1}, "str", [1, 2], "1.25", True)
+    assert (one["c"], one["c3"]) == ("x", "ab ")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def comparable(column: str, sql_type: str) -> sql.Composable:
+    # json has no equality operator: compare as jsonb (whitespace and key order of
+    # json text are not preserved through the tap's parsed values).
+    if sql_type == "json":
+        return sql.SQL("{}::jsonb").format(sql.Identifier(column))
+    return sql.Identifier(column)
+
+
+def test_round_trip_copy_gives_back_the_source_rows(
+    tap_postgres_native_exe, target_lfs_exe, tap_config, source_db, tmp_path
+):
+    day = "2024-05-06"
+    target_config = tmp_path / "target.json"
+    target_config.write_text(
+        json.dumps(
+            {
+                "data_dir": "data",
+                "pipeline_date": day,
+                "job": "postgres-to-lfs",
+                "folder_template": "postgres/{table}/{date}",
+            }
+        )
+    )
+    singer = run_tap(tap_postgres_native_exe, tap_config)
+    load = subprocess.run(
+        [target_lfs_exe, "--config", target_config],
+        input=singer,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert load.returncode == 0, load.stderr
+    staging = tmp_path / "data" / ".staging" / "postgres-to-lfs" / day
+
+    with psycopg.connect(conninfo(source_db), autocommit=True) as conn:
+        for table in ("everything", "empty_one"):
+            folder = staging / "postgres" / table / day
+            entry = read_json(folder / "_schema.json")["tables"][table]
+            columns = entry["columns"]
+            types = {name: entry["schema"]["properties"][name]["x-sql-datatype"] for name in columns}
+            copy_name = f"rt_{table}"
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(copy_name)))
+            conn.execute(
+                sql.SQL("CREATE TABLE {} ({})").format(
+                    sql.Identifier(copy_name),
+                    sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(types[c])) for c in columns),
+                )
+            )
+            with conn.cursor() as cur:
+                copy = sql.SQL("COPY {} FROM STDIN (FORMAT csv, HEADER true)").format(sql.Identifier(copy_name))
+                with cur.copy(copy) as writer:
+                    writer.write((folder / f"{table}.csv").read_bytes())
+
+            select_list = sql.SQL(", ").join(comparable(c, types[c]) for c in columns)
+            source_count = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()[0]
+            copy_count = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(copy_name))).fetchone()[
+                0
+            ]
+            assert copy_count == source_count == read_json(folder / "_manifest.json")["tables"][table]["rows"]
+            for left, right in ((table, copy_name), (copy_name, table)):
+                diff = conn.execute(
+                    sql.SQL("SELECT {cols} FROM {a} EXCEPT SELECT {cols} FROM {b}").format(
+                        cols=select_list, a=sql.Identifier(left), b=sql.Identifier(right)
+                    )
+                ).fetchall()
+                assert diff == [], f"rows of {left} missing from {right}"
+            # the declared types are the source's: the copy's columns match exactly
+            native = conn.execute(
+                "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                (table,),
+            ).fetchall()
+            assert native == list(types.items())
