@@ -76,8 +76,13 @@ def sha256_file(path: Path) -> str:
 
 
 def dump_json(obj: Any) -> str:
-    """Deterministic JSON text: a rerun of a day writes byte-identical metadata."""
-    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    """JSON text for metadata files.
+
+    Keys keep their order (a schema's properties are the table's column order); the
+    callers build their dicts in a deterministic order, so a rerun of a day writes
+    byte-identical metadata.
+    """
+    return json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -113,17 +118,9 @@ class TableFile:
 def write_folder_metadata(folder: Path, tables: list[TableFile]) -> None:
     """Write ``_schema.json`` and ``_manifest.json`` for the tables of ``folder``, then ``_SUCCESS``.
 
-    Each table's ``columns`` lists its CSV columns in file order: the JSON files are
-    written with sorted keys, so the schema's ``properties`` alone lose that order.
+    The schema's ``properties`` keep the source's column order, which is the CSV's.
     """
-    schemas = {
-        t.table: {
-            "columns": list(t.schema.get("properties", {})),
-            "key_properties": t.key_properties,
-            "schema": t.schema,
-        }
-        for t in tables
-    }
+    schemas = {t.table: {"key_properties": t.key_properties, "schema": t.schema} for t in tables}
     manifest = {
         t.table: {"file": t.path.name, "rows": t.rows, "sha256": t.sha256, "bytes": t.path.stat().st_size}
         for t in tables

@@ -190,7 +190,7 @@ def test_round_trip_copy_gives_back_the_source_rows(
         for table in ("everything", "empty_one"):
             folder = staging / "postgres" / table / day
             entry = read_json(folder / "_schema.json")["tables"][table]
-            columns = entry["columns"]
+            columns = list(entry["schema"]["properties"])
             types = {name: entry["schema"]["properties"][name]["x-sql-datatype"] for name in columns}
             copy_name = f"rt_{table}"
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(copy_name)))

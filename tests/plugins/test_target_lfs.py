@@ -96,7 +96,7 @@ def test_folder_metadata_describes_the_file(target_lfs_exe, tmp_path):
 
     schema = json.loads((folder / "_schema.json").read_text())["tables"]["items"]
     assert schema["key_properties"] == ["id"]
-    assert schema["columns"] == list(ITEMS_PROPERTIES)
+    assert list(schema["schema"]["properties"]) == list(ITEMS_PROPERTIES)
     assert schema["schema"]["properties"] == ITEMS_PROPERTIES
     manifest = json.loads((folder / "_manifest.json").read_text())
     assert manifest == {
