@@ -48,7 +48,9 @@ def _decoded_lines(handle: BinaryIO, path: Path) -> Iterator[str]:
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise TypedCSVError(f"{path} line {number}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+            raise TypedCSVError(
+                f"{path} line {number}: not valid UTF-8 ({exc.reason} at byte {exc.start + 1} of the line)"
+            ) from None
         yield line.removeprefix("\ufeff") if number == 1 else line
 
 
