@@ -342,3 +342,33 @@ def test_invalid_utf8_names_its_line(tap_typed_csv: Path, tmp_path: Path) -> Non
     run = run_tap(tap_typed_csv, tmp_path, None, schema=MIXED_SCHEMA, key_properties=["id"])
 
     assert_fails_with(run, "data.csv line 3: not valid UTF-8 (invalid continuation byte at byte 10 of the line)")
+
+
+def test_base_dir_resolves_relative_paths_from_any_working_directory(tap_typed_csv: Path, tmp_path: Path) -> None:
+    # As under `meltano run` from a subfolder: the working directory is not where the files are.
+    project = tmp_path / "project"
+    (project / "sources").mkdir(parents=True)
+    (project / "sources" / "data.csv").write_text(f"{HEADER}\n10248,11,14,12,0\n", encoding="utf-8")
+    shutil.copy(ORDER_DETAILS_SCHEMA, project / "schema.json")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    config = {
+        "base_dir": str(project),
+        "files": [{"stream": "order_details", "path": "sources/data.csv", "schema": "schema.json"}],
+    }
+    (elsewhere / "config.json").write_text(json.dumps(config), encoding="utf-8")
+
+    done = subprocess.run(
+        [str(tap_typed_csv), "--config", "config.json"],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    run = Run(done.returncode, done.stdout, done.stderr)
+
+    assert run.returncode == 0, run.stderr
+    assert [record["product_id"] for record in run.records()] == [11]
+    [schema_message] = run.messages("SCHEMA")
+    assert schema_message["key_properties"] == []

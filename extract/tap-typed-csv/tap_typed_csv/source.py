@@ -1,8 +1,10 @@
 """One entry of the ``files`` setting, checked and resolved into what a stream needs.
 
-Paths are taken relative to the working directory, which is the Meltano project root
-when Meltano runs the tap. Every error names the setting (``files[0].schema``) so
-that the fix is obvious in meltano.yml.
+Relative paths are taken from ``base_dir`` (Meltano sets it to the project root:
+Meltano runs a plugin in the caller's working directory, which is not the project
+root when someone runs it from a subfolder), else from the working directory. Every
+error names the setting (``files[0].schema``) so that the fix is obvious in
+meltano.yml.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ class CSVSource:
     key_properties: list[str]
 
 
-def source_from_config(entry: Mapping[str, Any], index: int) -> CSVSource:
+def source_from_config(entry: Mapping[str, Any], index: int, base_dir: Path) -> CSVSource:
     """Resolve ``files[index]``: load the schema and check the key against it.
 
     The CSV file itself is not opened here, so discovery works without the data.
@@ -38,7 +40,7 @@ def source_from_config(entry: Mapping[str, Any], index: int) -> CSVSource:
         raise TypedCSVError(f"setting {setting}.path is empty (is the variable it names set?)")
     if not entry.get("schema"):
         raise TypedCSVError(f"setting {setting}.schema is empty")
-    schema_path = Path(entry["schema"])
+    schema_path = base_dir / entry["schema"]
     schema = load_schema(schema_path, f"{setting}.schema")
     columns = columns_of(schema, schema_path)
     key_properties = list(entry.get("key_properties") or [])
@@ -47,7 +49,7 @@ def source_from_config(entry: Mapping[str, Any], index: int) -> CSVSource:
             raise TypedCSVError(f"setting {setting}.key_properties: {key!r} is not a property of {schema_path}")
     return CSVSource(
         stream=entry["stream"],
-        path=Path(entry["path"]),
+        path=base_dir / entry["path"],
         path_setting=f"{setting}.path",
         schema=schema,
         columns=columns,

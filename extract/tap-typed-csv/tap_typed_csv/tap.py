@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -27,11 +28,17 @@ class TapTypedCSV(Tap):
     name = "tap-typed-csv"
     config_jsonschema = th.PropertiesList(
         th.Property("files", th.ArrayType(_FILE), required=True, description="One entry per stream."),
+        th.Property(
+            "base_dir",
+            th.StringType,
+            description="Folder that relative paths in files[] start from; default: the working directory.",
+        ),
     ).to_dict()
 
     def discover_streams(self) -> list[TypedCSVStream]:
         """One stream per ``files`` entry, in config order."""
-        sources = [source_from_config(entry, index) for index, entry in enumerate(self.config["files"])]
+        base_dir = Path(self.config.get("base_dir") or "")
+        sources = [source_from_config(entry, index, base_dir) for index, entry in enumerate(self.config["files"])]
         if not sources:
             raise TypedCSVError("setting files is empty: no stream to extract")
         names = [source.stream for source in sources]
