@@ -10,8 +10,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from pipeline.databases import SOURCE, conninfo
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-PG_CONNINFO = "host=127.0.0.1 port=5432 user=postgres password=postgres dbname=postgres"
 
 
 def installed_plugin_executable(plugin_type: str, plugin: str, executable: str) -> Path:
@@ -32,19 +33,25 @@ def target_lfs_exe() -> Path:
     return installed_plugin_executable("loaders", "target-lfs", "target-lfs")
 
 
+@pytest.fixture(scope="session")
+def tap_typed_csv() -> Path:
+    return installed_plugin_executable("extractors", "tap-order-details", "tap-typed-csv")
+
+
 @pytest.fixture(scope="module")
-def throwaway_database() -> Iterator[Callable[[str], str]]:
+def throwaway_database(base_env: dict[str, str]) -> Iterator[Callable[[str], str]]:
     """Create databases with unique names on demand (``make(prefix) -> name``); drop them at teardown."""
     created: list[str] = []
+    server = conninfo(SOURCE, base_env, database="postgres")
 
     def make(prefix: str) -> str:
         name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(PG_CONNINFO, autocommit=True) as conn:
+        with psycopg.connect(server, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         created.append(name)
         return name
 
     yield make
-    with psycopg.connect(PG_CONNINFO, autocommit=True) as conn:
+    with psycopg.connect(server, autocommit=True) as conn:
         for name in created:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -15,6 +15,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from pipeline import databases
+from tests.conftest import project_env
+
 SOURCE_DDL = r"""
 CREATE TABLE everything (
     id integer PRIMARY KEY,
@@ -57,8 +60,11 @@ EXPECTED_SQL_TYPES = {
 }
 
 
+ENV = project_env()
+
+
 def conninfo(dbname: str) -> str:
-    return f"host=127.0.0.1 port=5432 user=postgres password=postgres dbname={dbname}"
+    return databases.conninfo(databases.SOURCE, ENV, database=dbname)
 
 
 @pytest.fixture(scope="module")
@@ -73,10 +79,10 @@ def source_db(throwaway_database) -> str:
 def tap_config(source_db: str, tmp_path: Path) -> Path:
     path = tmp_path / "tap.json"
     config = {
-        "host": "127.0.0.1",
-        "port": 5432,
-        "user": "postgres",
-        "password": "unused-under-trust",
+        "host": ENV["TAP_POSTGRES_HOST"],
+        "port": int(ENV["TAP_POSTGRES_PORT"]),
+        "user": ENV["TAP_POSTGRES_USER"],
+        "password": ENV["TAP_POSTGRES_PASSWORD"],
         "database": source_db,
         "filter_schemas": ["public"],
     }

@@ -1,0 +1,69 @@
+"""The tap: the ``files`` setting, one stream per file, and a clean exit on bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from singer_sdk import Tap
+from singer_sdk import typing as th
+
+from tap_typed_csv.errors import TypedCSVError, exit_on_error
+from tap_typed_csv.source import source_from_config
+from tap_typed_csv.streams import TypedCSVStream
+
+_FILE = th.ObjectType(
+    th.Property("stream", th.StringType, required=True, description="The stream name."),
+    th.Property("path", th.StringType, required=True, description="The CSV file, relative to the working directory."),
+    th.Property("schema", th.StringType, required=True, description="Its JSON Schema file, likewise relative."),
+    th.Property("key_properties", th.ArrayType(th.StringType), description="The stream's primary key columns."),
+    additional_properties=False,
+)
+
+
+class TapTypedCSV(Tap):
+    """CSV files, each typed and checked against its declared JSON Schema."""
+
+    name = "tap-typed-csv"
+    config_jsonschema = th.PropertiesList(
+        th.Property("files", th.ArrayType(_FILE), required=True, description="One entry per stream."),
+        th.Property(
+            "base_dir",
+            th.StringType,
+            description="Folder that relative paths in files[] start from; default: the working directory.",
+        ),
+    ).to_dict()
+
+    def discover_streams(self) -> list[TypedCSVStream]:
+        """One stream per ``files`` entry, in config order."""
+        base_dir = Path(self.config.get("base_dir") or "")
+        sources = [source_from_config(entry, index, base_dir) for index, entry in enumerate(self.config["files"])]
+        if not sources:
+            raise TypedCSVError("setting files is empty: no stream to extract")
+        names = [source.stream for source in sources]
+        for name in names:
+            if names.count(name) > 1:
+                raise TypedCSVError(f"setting files: stream {name!r} is declared twice")
+        return [TypedCSVStream(self, source) for source in sources]
+
+    # The SDK entry points that can reach discover_streams() or a file, wrapped so
+    # that bad input ends in one error line and exit status 1 instead of a traceback.
+
+    @classmethod
+    def invoke(cls, **kwargs: Any) -> None:  # type: ignore[override]
+        """Sync, as the SDK does, with bad input reported by :func:`exit_on_error`."""
+        with exit_on_error(cls.logger):
+            super().invoke(**kwargs)
+
+    @classmethod
+    def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:
+        """``--discover``, as the SDK does, with bad input reported by :func:`exit_on_error`."""
+        with exit_on_error(cls.logger):
+            super().cb_discover(ctx, param, value)
+
+    @classmethod
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        """``--test``, as the SDK does, with bad input reported by :func:`exit_on_error`."""
+        with exit_on_error(cls.logger):
+            super().cb_test(ctx, param, value)
