@@ -19,11 +19,11 @@ from pipeline.databases import ANALYTICS, connect
 from pipeline.dates import parse_pipeline_date
 from pipeline.errors import PipelineError
 from pipeline.export import export_day
-from pipeline.lfs import publish_staged_day
+from pipeline.lfs import publish_staged_day, resolve_data_dir
 
 
 def _data_dir() -> Path:
-    return Path(os.environ.get("DATA_DIR") or "data")
+    return resolve_data_dir(os.environ.get("DATA_DIR") or "data")
 
 
 def _publish_lfs(args: argparse.Namespace) -> None:

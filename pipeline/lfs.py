@@ -41,6 +41,19 @@ STAGING_DIR = ".staging"
 TRASH_DIR = ".trash"
 
 
+def resolve_data_dir(value: str) -> Path:
+    """The absolute data dir: a relative ``DATA_DIR`` is relative to the Meltano project root.
+
+    Meltano starts plugins in the caller's working directory, which is not always the
+    project root (a user in a subfolder, an orchestrator); Meltano sets
+    ``MELTANO_PROJECT_ROOT`` for every plugin it runs.
+    """
+    path = Path(value)
+    if path.is_absolute():
+        return path
+    return Path(os.environ.get("MELTANO_PROJECT_ROOT") or ".").resolve() / path
+
+
 def rerun_command(job: str, day: str) -> str:
     """The exact command that (re)runs ``job`` for ``day`` from the project root."""
     return f"PIPELINE_DATE={day} .venv/bin/meltano run {job}"

@@ -7,14 +7,13 @@ makes the tap fail before it emits anything, naming the job and its rerun comman
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from singer_sdk import Tap
 from singer_sdk import typing as th
 
 from pipeline.dates import parse_pipeline_date
 from pipeline.errors import PipelineError
-from pipeline.lfs import read_day
+from pipeline.lfs import read_day, resolve_data_dir
 from tap_lfs.streams import DayTableStream
 
 
@@ -36,7 +35,7 @@ class TapLFS(Tap):
     def discover_streams(self) -> list[DayTableStream]:
         """One stream per table listed in the day's receipts."""
         day = parse_pipeline_date(self.config.get("pipeline_date")).isoformat()
-        tables = read_day(Path(self.config["data_dir"]), day, list(self.config["jobs"]))
+        tables = read_day(resolve_data_dir(self.config["data_dir"]), day, list(self.config["jobs"]))
         return [DayTableStream(self, table) for table in tables]
 
 

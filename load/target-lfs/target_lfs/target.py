@@ -16,7 +16,7 @@ from singer_sdk import typing as th
 
 from pipeline.dates import parse_pipeline_date
 from pipeline.errors import PipelineError
-from pipeline.lfs import staging_root, write_folder_metadata
+from pipeline.lfs import resolve_data_dir, staging_root, write_folder_metadata
 from target_lfs.sinks import LFSSink
 
 
@@ -58,7 +58,7 @@ class TargetLFS(TargetCSV):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         # Everything is checked before anything is written.
         self.day = parse_pipeline_date(self.config.get("pipeline_date")).isoformat()
-        data_dir = Path(required_setting(self.config, "data_dir", "DATA_DIR"))
+        data_dir = resolve_data_dir(required_setting(self.config, "data_dir", "DATA_DIR"))
         self.job = required_setting(self.config, "job", "the plugin's config")
         self.folder_template = required_setting(self.config, "folder_template", "the plugin's config")
         self.staging = staging_root(data_dir, self.job, self.day)
