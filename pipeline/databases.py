@@ -35,15 +35,17 @@ def conninfo(prefix: str, env: Mapping[str, str] = os.environ, database: str | N
     )
 
 
-def connect(prefix: str, env: Mapping[str, str] = os.environ, **kwargs: object) -> psycopg.Connection:
+def connect(
+    prefix: str, env: Mapping[str, str] = os.environ, database: str | None = None, autocommit: bool = False
+) -> psycopg.Connection:
     """Connect, turning an unreachable server into a one-line error naming it."""
-    info = conninfo(prefix, env)
+    name = database or env.get(f"{prefix}_DATABASE")
     try:
-        return psycopg.connect(info, connect_timeout=10, **kwargs)
+        return psycopg.connect(conninfo(prefix, env, database), connect_timeout=10, autocommit=autocommit)
     except psycopg.OperationalError as exc:
         first_line = str(exc).strip().splitlines()[0]
         raise PipelineError(
-            f"cannot connect to {prefix} database {env[f'{prefix}_DATABASE']} at "
+            f"cannot connect to {prefix}_* database {name} at "
             f"{env[f'{prefix}_HOST']}:{env[f'{prefix}_PORT']}: {first_line}"
         ) from exc
 
@@ -51,7 +53,7 @@ def connect(prefix: str, env: Mapping[str, str] = os.environ, **kwargs: object) 
 def ensure_database(prefix: str, env: Mapping[str, str] = os.environ) -> bool:
     """Create the database named by ``{prefix}_DATABASE`` if missing; True if created."""
     name = env[f"{prefix}_DATABASE"]
-    with psycopg.connect(conninfo(prefix, env, database="postgres"), autocommit=True) as conn:
+    with connect(prefix, env, database="postgres", autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             return False
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -61,7 +63,7 @@ def ensure_database(prefix: str, env: Mapping[str, str] = os.environ) -> bool:
 def drop_database(prefix: str, env: Mapping[str, str] = os.environ) -> None:
     """Drop the database named by ``{prefix}_DATABASE`` (tests' throwaway databases)."""
     name = env[f"{prefix}_DATABASE"]
-    with psycopg.connect(conninfo(prefix, env, database="postgres"), autocommit=True) as conn:
+    with connect(prefix, env, database="postgres", autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 

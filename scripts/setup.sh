@@ -15,6 +15,5 @@ fi
 # install a missing one in the middle of a job).
 .venv/bin/meltano install
 
-.venv/bin/python scripts/obtain_sources.py
-.venv/bin/python scripts/create_databases.py
+.venv/bin/python scripts/setup_sources.py
 echo "setup done: try 'make run'"

@@ -6,13 +6,11 @@ makes the tap fail before it emits anything, naming the job and its rerun comman
 
 from __future__ import annotations
 
-import sys
-
 from singer_sdk import Tap
 from singer_sdk import typing as th
 
 from pipeline.dates import parse_pipeline_date
-from pipeline.errors import PipelineError
+from pipeline.errors import run_plugin_cli
 from pipeline.lfs import read_day, resolve_data_dir
 from tap_lfs.streams import DayTableStream
 
@@ -40,9 +38,5 @@ class TapLFS(Tap):
 
 
 def main() -> None:
-    """Run the tap; a refused day or bad input ends it with one line on stderr."""
-    try:
-        TapLFS.cli()
-    except PipelineError as exc:
-        print(f"tap-lfs: {exc}", file=sys.stderr)
-        sys.exit(1)
+    """Run the tap; bad input ends it with one line on stderr."""
+    run_plugin_cli("tap-lfs", TapLFS.cli)

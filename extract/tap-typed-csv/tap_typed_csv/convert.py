@@ -54,26 +54,27 @@ def to_string(text: str) -> str:
     return text
 
 
+def _checked_iso_text(
+    text: str, *, shape: Callable[[str], re.Match[str] | None], parse: Callable[[str], object], what: str
+) -> str:
+    """Keep ``text`` as it is once it has the ISO ``shape`` and ``parse`` accepts it as ``what``."""
+    try:
+        if shape(text) is None:
+            raise ValueError
+        parse(text)
+    except ValueError:
+        raise ValueError(f"{show(text)} is not {what}") from None
+    return text
+
+
 def to_date_string(text: str) -> str:
     """Check a ``YYYY-MM-DD`` calendar date and keep it as the same text."""
-    if _DATE.fullmatch(text) is None:
-        raise ValueError(f"{show(text)} is not a date (YYYY-MM-DD)")
-    try:
-        datetime.date.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{show(text)} is not a date (YYYY-MM-DD)") from None
-    return text
+    return _checked_iso_text(text, shape=_DATE.fullmatch, parse=datetime.date.fromisoformat, what="a date (YYYY-MM-DD)")
 
 
 def to_datetime_string(text: str) -> str:
     """Check an ISO 8601 date-time (``YYYY-MM-DD...``) and keep it as the same text."""
-    if _DATE.match(text) is None:
-        raise ValueError(f"{show(text)} is not an ISO date-time")
-    try:
-        datetime.datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{show(text)} is not an ISO date-time") from None
-    return text
+    return _checked_iso_text(text, shape=_DATE.match, parse=datetime.datetime.fromisoformat, what="an ISO date-time")
 
 
 _BY_TYPE: dict[str, Converter] = {

@@ -8,7 +8,6 @@ the job's publish step then swaps the day into the final tables in one transacti
 
 from __future__ import annotations
 
-import sys
 import typing as t
 
 import sqlalchemy
@@ -16,7 +15,7 @@ from singer_sdk import typing as th
 from target_postgres.target import TargetPostgres
 
 from pipeline.dates import parse_pipeline_date
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, run_plugin_cli
 from pipeline.staging import staging_schema
 from target_analytics.connector import AnalyticsConnector
 from target_analytics.sinks import StagingSink
@@ -55,8 +54,4 @@ class TargetAnalytics(TargetPostgres):
 
 def main() -> None:
     """Run the target; bad input ends it with one line on stderr."""
-    try:
-        TargetAnalytics.cli()
-    except PipelineError as exc:
-        print(f"target-analytics: {exc}", file=sys.stderr)
-        sys.exit(1)
+    run_plugin_cli("target-analytics", TargetAnalytics.cli)

@@ -7,7 +7,6 @@ the whole Meltano job succeeded, so a failed run cannot replace a good day.
 from __future__ import annotations
 
 import shutil
-import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from meltanolabs_target_csv.target import TargetCSV
 from singer_sdk import typing as th
 
 from pipeline.dates import parse_pipeline_date
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, run_plugin_cli
 from pipeline.lfs import resolve_data_dir, staging_root, write_folder_metadata
 from target_lfs.sinks import LFSSink
 
@@ -87,9 +86,5 @@ class TargetLFS(TargetCSV):
 
 
 def main() -> None:
-    """Run the target; a PipelineError ends it with its one-line message and exit code 1."""
-    try:
-        TargetLFS.cli()
-    except PipelineError as exc:
-        print(f"target-lfs: {exc}", file=sys.stderr)
-        sys.exit(1)
+    """Run the target; bad input ends it with one line on stderr."""
+    run_plugin_cli("target-lfs", TargetLFS.cli)
