@@ -16,14 +16,19 @@ from typing import Any
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
 from airflow.sdk import DAG
+from airflow.sdk.exceptions import AirflowFailException
 
 from dag_generator.plan import DagSpec, Plan, failure_line
 
 log = logging.getLogger(__name__)
 
 
-class NoLogicalDateError(Exception):
-    """A run without a logical date: there is no day to process."""
+class NoLogicalDateError(AirflowFailException):
+    """A run without a logical date: there is no day to process.
+
+    An AirflowFailException, so the task fails at once instead of retrying what
+    cannot succeed.
+    """
 
 
 def _no_date_message(dag_id: str) -> str:
@@ -62,6 +67,20 @@ def log_failure_line(context: Any) -> None:
         log.error("FAILED: job %s: %s", job, _no_date_message(getattr(dag_run, "dag_id", task.dag_id)))
     else:
         log.error("%s", failure_line(job, day))
+
+
+def log_upstream_failure(context: Any) -> None:
+    """``on_failure_callback`` of a sensor: say which upstream day failed and what to do."""
+    task = context["task"]
+    day = context.get("ds", "this day")
+    log.error(
+        "FAILED: %s waits for DAG %s, whose run of %s failed or did not finish in time. "
+        "Rerun that day of %s first, then clear this run.",
+        task.dag_id,
+        task.external_dag_id,
+        day,
+        task.external_dag_id,
+    )
 
 
 def build_dag(spec: DagSpec) -> DAG:
