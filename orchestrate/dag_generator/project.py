@@ -12,12 +12,30 @@ which are plain top-level lists in ``meltano.yml`` and its ``include_paths``.
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 MELTANO_YML = "meltano.yml"
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 booleans, as Meltano's ruamel.yaml reads them.
+
+    PyYAML follows YAML 1.1, where ``off``, ``no``, ``on`` and ``yes`` are booleans:
+    a schedule named ``off`` would lose its name. Only ``true``/``false`` are booleans here.
+    """
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 class ProjectError(Exception):
@@ -56,7 +74,7 @@ class Project:
 def _load_yaml(path: Path) -> dict[str, Any]:
     """One YAML file as a mapping; an empty file is an empty mapping."""
     try:
-        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+        content = yaml.load(path.read_text(encoding="utf-8"), Loader=_Yaml12Loader)
     except yaml.YAMLError as exc:
         raise ProjectError(f"{path} is not valid YAML: {exc}") from exc
     if content is None:
