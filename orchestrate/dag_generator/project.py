@@ -69,6 +69,7 @@ class Project:
     root: Path
     jobs: dict[str, Job]
     schedules: list[Schedule]
+    has_environments: bool = False
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
@@ -109,8 +110,10 @@ def read_project(root: Path) -> Project:
     """
     jobs: dict[str, Job] = {}
     schedules: list[Schedule] = []
+    has_environments = False
     for path in project_files(root):
         content = _load_yaml(path)
+        has_environments = has_environments or bool(content.get("environments") or content.get("default_environment"))
         for entry in content.get("jobs") or []:
             name = entry.get("name")
             if not name:
@@ -134,4 +137,4 @@ def read_project(root: Path) -> Project:
                     annotations=_annotations(entry, f"schedule {name}"),
                 )
             )
-    return Project(root=root, jobs=jobs, schedules=schedules)
+    return Project(root=root, jobs=jobs, schedules=schedules, has_environments=has_environments)

@@ -20,5 +20,8 @@ from dag_generator.plan import plan_dags  # noqa: E402
 from dag_generator.project import read_project  # noqa: E402
 
 PROJECT_ROOT = Path(os.environ.get("MELTANO_PROJECT_ROOT") or _ORCHESTRATE.parent)
+# For tests and debugging only: e.g. 0, so that `airflow dags test` of a failing job
+# ends at once instead of waiting out the retry delays.
+_RETRIES = os.environ.get("MELTANO_DAGS_RETRIES")
 
-globals().update(build_dags(plan_dags(read_project(PROJECT_ROOT))))
+globals().update(build_dags(plan_dags(read_project(PROJECT_ROOT), retries=int(_RETRIES) if _RETRIES else None)))
