@@ -66,7 +66,7 @@ def log_failure_line(context: Any) -> None:
     if day is None:
         log.error("FAILED: job %s: %s", job, _no_date_message(getattr(dag_run, "dag_id", task.dag_id)))
     else:
-        log.error("%s", failure_line(job, day, "--no-environment" in task.bash_command))
+        log.error("%s", failure_line(job, day))
 
 
 def log_upstream_failure(context: Any) -> None:

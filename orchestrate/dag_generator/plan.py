@@ -86,33 +86,21 @@ class Plan:
     skipped: dict[str, str]
 
 
-def meltano_run(job: str, no_environment: bool = False) -> str:
-    """Return ``run <job>``, with ``--no-environment`` first when the project has no environments.
-
-    Measured with Meltano 4.4.1: in a project without environments, `meltano run`
-    refuses to start ("A Meltano environment must be specified") unless given
-    ``--no-environment``.
-    """
-    return f"{'--no-environment ' if no_environment else ''}run {shlex.quote(job)}"
-
-
-def rerun_command(job: str, day: str, no_environment: bool = False) -> str:
+def rerun_command(job: str, day: str) -> str:
     """Return the command, from the project root, that reruns ``job`` for ``day``.
 
-    Meant to be the same text as ``pipeline.lfs.rerun_command`` (a test compares
-    them), written again here because the generator must work for projects
-    without that package.
+    The same text as ``pipeline.lfs.rerun_command`` (a test checks it), written
+    again here because the generator must work for projects without that package.
     """
-    return f"PIPELINE_DATE={day} .venv/bin/meltano {meltano_run(job, no_environment)}"
+    return f"PIPELINE_DATE={day} .venv/bin/meltano run {shlex.quote(job)}"
 
 
-def failure_line(job: str, day: str, no_environment: bool = False) -> str:
+def failure_line(job: str, day: str) -> str:
     """Return the one line a failed task's log ends with."""
-    rerun = rerun_command(job, day, no_environment)
-    return f"FAILED: job {job} for {day}. Rerun: {rerun}  (or clear the task in Airflow)"
+    return f"FAILED: job {job} for {day}. Rerun: {rerun_command(job, day)}  (or clear the task in Airflow)"
 
 
-def bash_command(root: Path, job: str, no_environment: bool = False) -> str:
+def bash_command(root: Path, job: str) -> str:
     """Return the task's command template: the job for the logical date, and a clear line on failure.
 
     ``require_logical_date`` (a DAG macro) renders nothing for a run with a
@@ -120,11 +108,11 @@ def bash_command(root: Path, job: str, no_environment: bool = False) -> str:
     date), so no job ever runs with an empty or made-up PIPELINE_DATE.
     """
     meltano = shlex.quote(str(root / ".venv" / "bin" / "meltano"))
-    line = shlex.quote(failure_line(job, "{{ ds }}", no_environment))
+    line = shlex.quote(failure_line(job, "{{ ds }}"))
     return (
         "{{ require_logical_date(dag_run) }}"
         f"cd {shlex.quote(str(root))} && "
-        f"PIPELINE_DATE={{{{ ds }}}} {meltano} {meltano_run(job, no_environment)} || "
+        f"PIPELINE_DATE={{{{ ds }}}} {meltano} run {shlex.quote(job)} || "
         f"{{ rc=$?; echo {line}; exit $rc; }}"
     )
 
@@ -198,7 +186,7 @@ def _parse_start(schedule: Schedule) -> dt.datetime:
     return start if start.tzinfo else start.replace(tzinfo=dt.UTC)
 
 
-def _doc(spec_job: Job, schedule: Schedule, upstream: tuple[str, ...], writes: str | None, no_environment: bool) -> str:
+def _doc(spec_job: Job, schedule: Schedule, upstream: tuple[str, ...], writes: str | None) -> str:
     """Write the DAG's doc: what the job does and writes, what it waits for, how to rerun a day."""
     tasks = spec_job.tasks if isinstance(spec_job.tasks, list) else [spec_job.tasks]
     lines = [
@@ -206,7 +194,7 @@ def _doc(spec_job: Job, schedule: Schedule, upstream: tuple[str, ...], writes: s
         "",
         "Runs, from the project root, with the run's logical date as the day:",
         "",
-        f"    {rerun_command(spec_job.name, 'YYYY-MM-DD', no_environment)}",
+        f"    {rerun_command(spec_job.name, 'YYYY-MM-DD')}",
         "",
         "Tasks: " + "; ".join(f"`{t if isinstance(t, str) else ' '.join(t)}`" for t in tasks),
         "",
@@ -222,7 +210,7 @@ def _doc(spec_job: Job, schedule: Schedule, upstream: tuple[str, ...], writes: s
     lines += [
         "**Rerun a day**: clear this DAG's run of that day in the UI (Grid view, the run, *Clear*), or",
         f"`meltano invoke airflow tasks clear {schedule.name} -s DAY -e DAY -y`, or outside Airflow:",
-        f"`{rerun_command(spec_job.name, 'DAY', no_environment)}`. A trigger needs a logical date:",
+        f"`{rerun_command(spec_job.name, 'DAY')}`. A trigger needs a logical date:",
         f"`meltano invoke airflow dags trigger {schedule.name} --logical-date DAYT00:00:00+00:00`.",
     ]
     return "\n".join(lines)
@@ -236,7 +224,6 @@ def plan_dags(project: Project, retries: int | None = None) -> Plan:
     the same interval (or with several), a cycle, an unknown option. ``retries``,
     when given, replaces every DAG's (tests set 0: a failure then shows at once).
     """
-    no_environment = not project.has_environments
     _check_acyclic(project)
     skipped: dict[str, str] = {}
     enabled: list[tuple[Schedule, dict[str, Any]]] = []
@@ -285,8 +272,8 @@ def plan_dags(project: Project, retries: int | None = None) -> Plan:
                 tags=tuple(dict.fromkeys(["meltano", f"job:{job.name}", *map(str, options["tags"])])),
                 sensor_timeout=dt.timedelta(hours=float(options["sensor_timeout_hours"])),
                 poke_interval=dt.timedelta(seconds=float(options["poke_interval_seconds"])),
-                bash_command=bash_command(project.root, job.name, no_environment),
-                doc_md=_doc(job, schedule, upstream, options["writes"], no_environment),
+                bash_command=bash_command(project.root, job.name),
+                doc_md=_doc(job, schedule, upstream, options["writes"]),
             )
         )
     return Plan(dags=dags, skipped=skipped)

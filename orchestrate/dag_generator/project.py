@@ -69,7 +69,6 @@ class Project:
     root: Path
     jobs: dict[str, Job]
     schedules: list[Schedule]
-    has_environments: bool = False
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
@@ -110,10 +109,8 @@ def read_project(root: Path) -> Project:
     """
     jobs: dict[str, Job] = {}
     schedules: list[Schedule] = []
-    has_environments = False
     for path in project_files(root):
         content = _load_yaml(path)
-        has_environments = has_environments or bool(content.get("environments") or content.get("default_environment"))
         for entry in content.get("jobs") or []:
             name = entry.get("name")
             if not name:
@@ -137,4 +134,4 @@ def read_project(root: Path) -> Project:
                     annotations=_annotations(entry, f"schedule {name}"),
                 )
             )
-    return Project(root=root, jobs=jobs, schedules=schedules, has_environments=has_environments)
+    return Project(root=root, jobs=jobs, schedules=schedules)

@@ -45,15 +45,14 @@ def test_each_dag_runs_its_job_for_the_logical_date(dagbag: dict[str, Any]) -> N
         dag = dagbag["dags"][schedule.name]
         task = dag["tasks"][schedule.job]
         assert task["type"] == "BashOperator"
-        command = f"PIPELINE_DATE={{{{ ds }}}} {PROJECT_ROOT}/.venv/bin/meltano --no-environment run {schedule.job}"
-        assert command in task["bash_command"]
+        assert f"PIPELINE_DATE={{{{ ds }}}} {PROJECT_ROOT}/.venv/bin/meltano run {schedule.job}" in task["bash_command"]
         assert task["bash_command"].startswith("{{ require_logical_date(dag_run) }}")
         assert task["skip_on_exit_code"] == []
         assert task["retries"] >= 1
         assert task["retry_delay_seconds"] > 0
         assert task["owner"]
         assert task["has_failure_callback"]
-        assert f".venv/bin/meltano --no-environment run {schedule.job}" in dag["doc_md"]
+        assert f".venv/bin/meltano run {schedule.job}" in dag["doc_md"]
 
 
 def test_sensors_target_existing_dags_and_fail_instead_of_skipping(dagbag: dict[str, Any]) -> None:

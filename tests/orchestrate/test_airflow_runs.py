@@ -75,7 +75,7 @@ def test_upstream_failure_fails_the_downstream_run_not_skips_it(
     failed = airflow.run("dags", "test", "nightly-b", DAY)
     assert failed.returncode != 0
     output = failed.stdout + failed.stderr
-    line = failure_line("fail-extract-b", DAY, no_environment=True)
+    line = failure_line("fail-extract-b", DAY)
     # Echoed by the command (its text also shows in the "Running command" line), and
     # logged again by the failure callback, after the traceback.
     assert output.count(line) == 3, output[-3000:]

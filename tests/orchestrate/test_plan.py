@@ -101,33 +101,17 @@ def test_command_passes_the_logical_date_and_ends_with_the_rerun_line(make_proje
     root, plan = plan_for(make_project, OTHER)
     command = plan.dags[0].bash_command
     assert command.startswith("{{ require_logical_date(dag_run) }}")
-    # No environments in OTHER: Meltano 4.4.1 runs a job only with --no-environment.
-    assert f"PIPELINE_DATE={{{{ ds }}}} {root}/.venv/bin/meltano --no-environment run ingest-a" in command
+    assert f"PIPELINE_DATE={{{{ ds }}}} {root}/.venv/bin/meltano run ingest-a" in command
     assert "exit $rc" in command
-    assert "Rerun: PIPELINE_DATE={{ ds }} .venv/bin/meltano --no-environment run ingest-a" in command
+    assert "Rerun: PIPELINE_DATE={{ ds }} .venv/bin/meltano run ingest-a" in command
 
 
-def test_a_project_with_environments_runs_jobs_plainly(make_project: Callable[..., Path]) -> None:
-    _, plan = plan_for(make_project, OTHER + "default_environment: dev\nenvironments:\n  - name: dev\n")
-    assert ".venv/bin/meltano run ingest-a" in plan.dags[0].bash_command
-
-
-def test_failure_line() -> None:
+def test_rerun_command_is_the_pipelines() -> None:
+    assert rerun_command("lfs-to-analytics", "2024-01-02") == pipeline_rerun_command("lfs-to-analytics", "2024-01-02")
     assert failure_line("lfs-to-analytics", "2024-01-02") == (
         "FAILED: job lfs-to-analytics for 2024-01-02. Rerun: PIPELINE_DATE=2024-01-02 "
         ".venv/bin/meltano run lfs-to-analytics  (or clear the task in Airflow)"
     )
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline.lfs.rerun_command omits --no-environment, which Meltano 4.4.1 needs in this "
-    "project (no environments): fix it there (or add a default_environment), then drop this mark",
-)
-def test_rerun_command_is_the_pipelines() -> None:
-    project = read_project(PROJECT_ROOT)
-    ours = rerun_command("lfs-to-analytics", "2024-01-02", not project.has_environments)
-    assert ours == pipeline_rerun_command("lfs-to-analytics", "2024-01-02")
 
 
 def test_odd_names_are_quoted_for_the_shell() -> None:
@@ -175,6 +159,11 @@ def test_two_schedules_of_one_upstream_at_the_same_interval_are_ambiguous(make_p
     text = OTHER + "  - name: a-again\n    interval: '0 */6 * * *'\n    job: ingest-a\n"
     with pytest.raises(ProjectError, match="several schedules"):
         plan_dags(read_project(make_project(text)))
+
+
+def test_retries_override_for_tests(make_project: Callable[..., Path]) -> None:
+    plan = plan_dags(read_project(make_project(OTHER)), retries=0)
+    assert {d.retries for d in plan.dags} == {0}
 
 
 def test_empty_project_has_no_dags(make_project: Callable[..., Path]) -> None:
