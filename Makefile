@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 DATE ?= $(shell date -u +%Y-%m-%d)
 
-.PHONY: setup run test lint
+.PHONY: setup run test lint airflow airflow-init
 
 setup:  ## venv, plugins, source files, databases (idempotent)
 	scripts/setup.sh
@@ -16,3 +16,9 @@ test:  ## the whole test suite (real Postgres, real Meltano)
 lint:
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+
+airflow:  ## local Airflow on 127.0.0.1:8080: db migrate, dag-processor, scheduler, api-server
+	scripts/airflow.sh
+
+airflow-init:  ## only migrate Airflow's metadata DB
+	scripts/airflow.sh init
