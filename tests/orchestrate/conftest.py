@@ -8,12 +8,10 @@ the tests that need Airflow run it there by subprocess and skip when it is missi
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -40,9 +38,9 @@ FAKE_MELTANO = textwrap.dedent(
 
 @pytest.fixture(scope="session")
 def airflow_venv() -> Path:
-    """Airflow's virtualenv; the test is skipped when `meltano install` has not made it."""
+    """Airflow's virtualenv, made by `meltano install` (`make setup`)."""
     if not (AIRFLOW_VENV / "bin" / "airflow").exists():
-        pytest.skip("Airflow is not installed: run `make setup` (or `.venv/bin/meltano install utility airflow`)")
+        pytest.fail("Airflow is not installed: run `make setup` (or `.venv/bin/meltano install utility airflow`)")
     return AIRFLOW_VENV
 
 
@@ -118,58 +116,3 @@ def airflow_for(airflow_venv: Path, tmp_path: Path) -> Callable[..., Airflow]:
         return migrated_airflow(airflow_venv, tmp_path / "airflow_home", project, extra_env)
 
     return make
-
-
-def _psql(*args: str, database: str = "postgres") -> None:
-    subprocess.run(
-        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", PG_HOST, "-U", PG_USER, "-d", database, *args],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-
-
-PG_HOST = os.environ.get("TAP_POSTGRES_HOST", "127.0.0.1")
-PG_USER = os.environ.get("TAP_POSTGRES_USER", "postgres")
-
-
-@pytest.fixture
-def pipeline_day_env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """A throwaway environment for the real jobs: fresh source and analytics DBs, DATA_DIR, the CSV.
-
-    The variables the plugins read (DATA_DIR, TAP_POSTGRES_DATABASE, TARGET_POSTGRES_DATABASE,
-    ORDER_DETAILS_CSV, ...), to be passed to Airflow's processes. Sources come from
-    NORTHWIND_DATA_DIR, else data/sources (where `make setup` puts them). When tests/conftest.py
-    provides the project's own database fixtures, this one should delegate to them.
-    """
-    sources = Path(os.environ.get("NORTHWIND_DATA_DIR") or PROJECT_ROOT / "data" / "sources")
-    if not (sources / "northwind.sql").is_file() or not (sources / "order_details.csv").is_file():
-        pytest.skip(f"no northwind.sql and order_details.csv in {sources}: run `make setup` or set NORTHWIND_DATA_DIR")
-    suffix = uuid.uuid4().hex[:8]
-    source_db, analytics_db = f"e2e_airflow_src_{suffix}", f"e2e_airflow_analytics_{suffix}"
-    _psql("-c", f"create database {source_db}")
-    _psql("-c", f"create database {analytics_db}")
-    try:
-        _psql("-f", str(sources / "northwind.sql"), database=source_db)
-        # order_details comes from the CSV source, not from Postgres.
-        _psql("-c", "drop table if exists order_details", database=source_db)
-        csv = tmp_path / "sources" / "order_details.csv"
-        csv.parent.mkdir()
-        shutil.copyfile(sources / "order_details.csv", csv)
-        yield {
-            "DATA_DIR": str(tmp_path / "data"),
-            "ORDER_DETAILS_CSV": str(csv),
-            "TAP_POSTGRES_HOST": PG_HOST,
-            "TAP_POSTGRES_PORT": "5432",
-            "TAP_POSTGRES_USER": PG_USER,
-            "TAP_POSTGRES_PASSWORD": "postgres",
-            "TAP_POSTGRES_DATABASE": source_db,
-            "TARGET_POSTGRES_HOST": PG_HOST,
-            "TARGET_POSTGRES_PORT": "5432",
-            "TARGET_POSTGRES_USER": PG_USER,
-            "TARGET_POSTGRES_PASSWORD": "postgres",
-            "TARGET_POSTGRES_DATABASE": analytics_db,
-        }
-    finally:
-        for database in (source_db, analytics_db):
-            _psql("-c", f"drop database if exists {database} with (force)")

@@ -1,7 +1,7 @@
 """One real day through Airflow: the step-1 DAGs, then step 2 through its sensors.
 
 `airflow dags test` runs each DAG of this project, with its real Meltano jobs, on a
-throwaway environment (fresh databases and DATA_DIR from `pipeline_day_env`) and a
+throwaway environment (fresh databases and DATA_DIR from the `pipeline` fixture) and a
 throwaway Airflow home. Slow (each job starts Meltano and two plugins): marked
 integration. Needs `make setup` (the plugins and the source files) and Postgres.
 """
@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from pipeline.databases import ANALYTICS
+from tests.conftest import Pipeline
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DAY = "2024-01-02"
@@ -32,32 +34,11 @@ def states(airflow: Any, dag_id: str) -> tuple[str, dict[str, str]]:
     return state, dict(tasks)
 
 
-def analytics_row_counts(env: dict[str, str]) -> dict[str, int]:
-    """Rows per table of the analytics database, outside the system schemas."""
-    query = (
-        "select table_schema || '.' || table_name from information_schema.tables "
-        "where table_type = 'BASE TABLE' and table_schema not in ('pg_catalog', 'information_schema')"
-    )
-    psql = ["psql", "-X", "-tA", "-h", env["TARGET_POSTGRES_HOST"], "-U", env["TARGET_POSTGRES_USER"]]
-    psql += ["-d", env["TARGET_POSTGRES_DATABASE"]]
-    tables = subprocess.run([*psql, "-c", query], capture_output=True, text=True, check=True).stdout.split()
-    return {
-        t: int(
-            subprocess.run(
-                [*psql, "-c", f"select count(*) from {t}"], capture_output=True, text=True, check=True
-            ).stdout
-        )
-        for t in tables
-    }
-
-
 @pytest.mark.integration
-def test_a_real_day_through_airflow(airflow_for: Callable[..., Any], pipeline_day_env: dict[str, str]) -> None:
-    if not (PROJECT_ROOT / ".venv" / "bin" / "meltano").exists():
-        pytest.skip("no .venv/bin/meltano: run `make setup`")
+def test_a_real_day_through_airflow(airflow_for: Callable[..., Any], pipeline: Pipeline) -> None:
     # No retries: a failing job then fails the test at once, not after the retry delays.
-    airflow = airflow_for(PROJECT_ROOT, {**pipeline_day_env, "MELTANO_DAGS_RETRIES": "0"})
-    data_dir = Path(pipeline_day_env["DATA_DIR"])
+    airflow = airflow_for(PROJECT_ROOT, {**pipeline.env, "MELTANO_DAGS_RETRIES": "0"})
+    data_dir = pipeline.data_dir
 
     for dag_id, job in STEP_1.items():
         result = airflow.run("dags", "test", dag_id, DAY, timeout=900)
@@ -77,11 +58,11 @@ def test_a_real_day_through_airflow(airflow_for: Callable[..., Any], pipeline_da
 
     # Every file the day wrote is under a path that names the day (no undated paths).
     written = [p.relative_to(data_dir) for p in data_dir.rglob("*") if p.is_file()]
-    assert written
     assert [p for p in written if DAY not in p.as_posix()] == []
     assert (data_dir / "csv" / DAY / "order_details.csv").is_file()
     assert (data_dir / "postgres" / "orders" / DAY / "orders.csv").is_file()
-    # The day reached the analytics database.
-    counts = analytics_row_counts(pipeline_day_env)
-    assert any(table.endswith(".orders") and rows > 0 for table, rows in counts.items()), counts
-    assert any(table.endswith(".order_details") and rows > 0 for table, rows in counts.items()), counts
+    # The day's result reached the analytics database and the export.
+    with pipeline.connect(ANALYTICS) as conn:
+        in_view = conn.execute("SELECT count(*) FROM orders_with_details WHERE pipeline_date = %s", (DAY,)).fetchone()
+    assert in_view == (2155,)
+    assert len(json.loads((data_dir / "results" / DAY / "orders_with_details.json").read_text())) == 2155
