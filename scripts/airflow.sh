@@ -43,12 +43,18 @@ stop() {
 }
 trap stop EXIT INT TERM
 
+# The api-server first: task processes report to its execution API, so tasks the
+# scheduler queued before it answers would fail.
+airflow api-server &
+pids+=($!)
+for _ in $(seq 120); do
+  curl -fsS -o /dev/null http://127.0.0.1:8080/api/v2/monitor/health 2>/dev/null && break
+  sleep 1
+done
 airflow dag-processor &
 pids+=($!)
 airflow scheduler &
 pids+=($!)
-echo "airflow: UI on http://127.0.0.1:8080 once the api-server is up; Ctrl-C stops Airflow" >&2
-airflow api-server &
-pids+=($!)
+echo "airflow: UI on http://127.0.0.1:8080; Ctrl-C stops Airflow" >&2
 wait -n "${pids[@]}"
 echo "airflow: one of the processes exited; stopping the others" >&2

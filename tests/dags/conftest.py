@@ -19,7 +19,7 @@ DAGS_FOLDER = PROJECT_ROOT / "orchestrate" / "dags"
 def dagbag(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The report on this project's DAG folder, as Airflow parses it."""
     if not AIRFLOW_PYTHON.exists():
-        pytest.skip("Airflow is not installed: run `make setup` (or `.venv/bin/meltano install utility airflow`)")
+        pytest.fail("Airflow is not installed: run `make setup` (or `.venv/bin/meltano install utility airflow`)")
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(tmp_path_factory.mktemp("airflow_home")),
