@@ -294,7 +294,7 @@ def job_entry(job: str, rows: int, seconds: float, peak: float, copy_rows_per_s:
 def run_bench(scale: int, env: dict[str, str], bench_dir: Path, say: Callable[[str], None]) -> dict[str, Any]:
     """Everything in the module docstring; returns the result document."""
     work = bench_dir / "work"
-    shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)  # the previous run's logs
     (work / "logs").mkdir(parents=True)
     sources = PROJECT_ROOT / "data" / "sources"
     dump, details = sources / "northwind.sql", sources / "order_details.csv"
@@ -352,7 +352,8 @@ def run_bench(scale: int, env: dict[str, str], bench_dir: Path, say: Callable[[s
         job_entry("csv-to-lfs", csv_rows, *measured["csv-to-lfs"], copy_csv["rows"] / copy_csv["in_seconds"]),
         job_entry("lfs-to-analytics", pg_rows + csv_rows, *measured["lfs-to-analytics"], copy_in_all),
     ]
-    shutil.rmtree(work)
+    shutil.rmtree(data_dir)  # the logs stay in work/logs, for a look at where the time went
+    scaled_csv.unlink()
     return {
         "scale": scale,
         "taken_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
