@@ -1,8 +1,9 @@
 # The commands a user types; each is a thin wrapper around a script in scripts/.
 SHELL := /bin/bash
 DATE ?= $(shell date -u +%Y-%m-%d)
+SCALE ?= 1000
 
-.PHONY: setup run test lint airflow airflow-init
+.PHONY: setup run test lint bench airflow airflow-init
 
 setup:  ## venv, plugins, source files, databases (idempotent)
 	scripts/setup.sh
@@ -12,6 +13,9 @@ run:  ## the three jobs for DATE (default: today, UTC), in order
 
 test:  ## the whole test suite (real Postgres, real Meltano)
 	.venv/bin/pytest
+
+bench:  ## throughput at SCALE (default 1000: ~2M detail rows) against Postgres COPY; see docs/performance.md
+	.venv/bin/python scripts/bench.py --scale $(SCALE)
 
 lint:
 	.venv/bin/ruff check .

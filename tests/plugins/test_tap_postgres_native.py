@@ -231,3 +231,55 @@ def test_round_trip_copy_gives_back_the_source_rows(
                 (table,),
             ).fetchall()
             assert native == list(types.items())
+
+
+def test_batch_mode_round_trip_copy_gives_back_the_source_rows(
+    tap_postgres_native_exe, target_lfs_exe, tap_config, source_db, tmp_path
+):
+    """With csv_batch_dir the tap sends each table as a COPY-written CSV file; the result is the same rows."""
+    day = "2024-05-07"
+    config = json.loads(tap_config.read_text())
+    config["csv_batch_dir"] = str(tmp_path / "batches")
+    tap_config.write_text(json.dumps(config))
+    singer = run_tap(tap_postgres_native_exe, tap_config)
+    kinds = {json.loads(line)["type"] for line in singer.splitlines()}
+    assert "RECORD" not in kinds
+    assert "BATCH" in kinds
+    target_config = tmp_path / "target.json"
+    target_config.write_text(
+        json.dumps(
+            {
+                "data_dir": "data",
+                "pipeline_date": day,
+                "job": "postgres-to-lfs",
+                "folder_template": "postgres/{table}/{date}",
+            }
+        )
+    )
+    load = subprocess.run(
+        [target_lfs_exe, "--config", target_config], input=singer, capture_output=True, text=True, cwd=tmp_path
+    )
+    assert load.returncode == 0, load.stderr
+    assert list((tmp_path / "batches").iterdir()) == []  # adopted files are gone
+    staging = tmp_path / "data" / ".staging" / "postgres-to-lfs" / day / "postgres"
+    assert (staging / "empty_one" / day / "empty_one.csv").read_text() == "id,name\n"
+    folder = staging / "everything" / day
+    text = (folder / "everything.csv").read_text()
+    assert text.splitlines()[0] == ",".join(EXPECTED_SQL_TYPES)
+    assert ",true,2024-01-02,2024-01-02 03:04:05.5," in text  # booleans as true/false, ISO dates
+    assert read_json(folder / "_manifest.json")["tables"]["everything"]["rows"] == 4  # one row has a line break
+
+    columns = list(EXPECTED_SQL_TYPES)
+    with psycopg.connect(conninfo(source_db), autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS rt_batch")
+        conn.execute("CREATE TABLE rt_batch (LIKE everything)")
+        with conn.cursor() as cur, cur.copy("COPY rt_batch FROM STDIN (FORMAT csv, HEADER true)") as writer:
+            writer.write((folder / "everything.csv").read_bytes())
+        select_list = sql.SQL(", ").join(comparable(c, EXPECTED_SQL_TYPES[c]) for c in columns)
+        for left, right in (("everything", "rt_batch"), ("rt_batch", "everything")):
+            diff = conn.execute(
+                sql.SQL("SELECT {cols} FROM {a} EXCEPT SELECT {cols} FROM {b}").format(
+                    cols=select_list, a=sql.Identifier(left), b=sql.Identifier(right)
+                )
+            ).fetchall()
+            assert diff == [], f"rows of {left} missing from {right}"

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 
-from tap_postgres.client import PostgresConnector
+from singer_sdk import Stream
+from singer_sdk import typing as th
+from tap_postgres.client import PostgresConnector, PostgresLogBasedStream
 from tap_postgres.tap import TapPostgres
 
+from tap_postgres_native.copy_stream import CopyStream
 from tap_postgres_native.native_types import entry_schema_name, native_entries, read_column_types
 
 
@@ -36,6 +39,20 @@ class TapPostgresNative(TapPostgres):
 
     name = "tap-postgres-native"
     package_name = "tap-postgres-native"
+    config_jsonschema: ClassVar[dict] = {
+        **TapPostgres.config_jsonschema,
+        "properties": {
+            **TapPostgres.config_jsonschema["properties"],
+            **th.Property(
+                "csv_batch_dir",
+                th.StringType,
+                description=(
+                    "Folder for CSV batch files (relative: to the Meltano project root). When set, each "
+                    "full-table stream is written there by COPY and emitted as a BATCH message (encoding csv)."
+                ),
+            ).to_dict(),
+        },
+    }
 
     @cached_property
     def connector(self) -> NativeTypesConnector:  # type: ignore[override]
@@ -49,3 +66,13 @@ class TapPostgresNative(TapPostgres):
             config=self.config,
             connection_parameters=self.connection_parameters,
         )
+
+    def discover_streams(self) -> Sequence[Stream]:
+        """tap-postgres's streams (as its own method builds them), full-table ones able to COPY into CSV batches."""
+        connector = self.connector  # also sets connection_parameters, which log-based streams need
+        return [
+            PostgresLogBasedStream(self, entry, connection_parameters=self.connection_parameters, connector=connector)
+            if entry["replication_method"] == "LOG_BASED"
+            else CopyStream(self, entry, connector=connector)
+            for entry in self.catalog_dict["streams"]
+        ]

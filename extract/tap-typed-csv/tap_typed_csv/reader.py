@@ -21,13 +21,7 @@ def read_records(path: Path, columns: Sequence[Column], setting: str) -> Iterato
 
     ``setting`` names the config entry of the path, for the message when it is missing.
     """
-    try:
-        handle = path.open("rb")
-    except FileNotFoundError:
-        raise TypedCSVError(f"{path}: no such file (setting {setting})") from None
-    except OSError as exc:
-        raise TypedCSVError(f"{path}: cannot open: {exc.strerror} (setting {setting})") from None
-    with handle:
+    with open_source(path, setting) as handle:
         rows = _numbered_rows(csv.reader(_decoded_lines(handle, path), strict=True), path)
         first = next(rows, None)
         if first is None:
@@ -37,14 +31,24 @@ def read_records(path: Path, columns: Sequence[Column], setting: str) -> Iterato
         yield from _typed(rows, order, [column.name for column in columns], path)
 
 
-def _decoded_lines(handle: BinaryIO, path: Path) -> Iterator[str]:
+def open_source(path: Path, setting: str) -> BinaryIO:
+    """Open the CSV file; a missing or unreadable one is an error naming the setting."""
+    try:
+        return path.open("rb")
+    except FileNotFoundError:
+        raise TypedCSVError(f"{path}: no such file (setting {setting})") from None
+    except OSError as exc:
+        raise TypedCSVError(f"{path}: cannot open: {exc.strerror} (setting {setting})") from None
+
+
+def _decoded_lines(handle: BinaryIO, path: Path, first: int = 1) -> Iterator[str]:
     r"""Decode the file one line at a time.
 
     Decoding per line (instead of a text-mode file, which decodes 8 KiB blocks ahead)
     lets an invalid byte be reported on its own line. Splitting bytes on ``\n`` is
     safe for UTF-8, where no multi-byte sequence contains that byte.
     """
-    for number, raw in enumerate(handle, start=1):
+    for number, raw in enumerate(handle, start=first):
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -54,22 +58,23 @@ def _decoded_lines(handle: BinaryIO, path: Path) -> Iterator[str]:
         yield line.removeprefix("\ufeff") if number == 1 else line
 
 
-def _numbered_rows(reader: Any, path: Path) -> Iterator[tuple[int, list[str]]]:
+def _numbered_rows(reader: Any, path: Path, first: int = 1) -> Iterator[tuple[int, list[str]]]:
     """Each parsed row with the line it starts on; a CSV syntax error names its line.
 
     ``reader`` is a ``csv.reader`` (its type is private to ``_csv``); ``line_num``
     counts the lines it has consumed, so a quoted multi-line field is accounted for.
+    ``first`` is the file line the reader starts on.
     """
-    start = 1
+    start = first
     while True:
         try:
             row = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
-            raise TypedCSVError(f"{path} line {reader.line_num}: {exc}") from None
+            raise TypedCSVError(f"{path} line {first - 1 + reader.line_num}: {exc}") from None
         yield start, row
-        start = reader.line_num + 1
+        start = first + reader.line_num
 
 
 def _check_header(header: list[str], columns: Sequence[Column], path: Path) -> list[Column]:

@@ -33,6 +33,14 @@ class TapTypedCSV(Tap):
             th.StringType,
             description="Folder that relative paths in files[] start from; default: the working directory.",
         ),
+        th.Property(
+            "csv_batch_dir",
+            th.StringType,
+            description=(
+                "Folder for batch files (relative: to base_dir). When set, each file is checked into one "
+                "PostgreSQL-CSV file there and sent as a BATCH message (encoding csv) instead of RECORDs."
+            ),
+        ),
     ).to_dict()
 
     def discover_streams(self) -> list[TypedCSVStream]:

@@ -1,18 +1,70 @@
-"""The sink: one table's CSV file in its day folder under the job's staging root."""
+"""The sink: one table's CSV file in its day folder under the job's staging root.
+
+Two ways in, one file out: RECORD messages are encoded here (``pgcsv``); a BATCH
+message of encoding ``csv`` (a file already in PostgreSQL's CSV form, written by the
+source's own ``COPY ... TO``, see tap-postgres-native) is appended as it is, block by
+block, after its header is checked against the schema. Either way the rows are
+counted and the bytes hashed as they are written, and the header line is ours.
+"""
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
 
 from meltanolabs_target_csv.sinks import CSVSink
+from singer_sdk.helpers._batch import BaseBatchFileEncoding
 
+from pipeline.errors import PipelineError
 from pipeline.lfs import TableFile, day_folder
 from target_lfs.pgcsv import RowEncoder
 
 if TYPE_CHECKING:
     from target_lfs.target import TargetLFS
+
+
+_BLOCK = 1 << 20
+
+
+def file_path(uri: str) -> Path:
+    """The local path of a ``file://`` manifest entry."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        raise PipelineError(f"batch file {uri} is not a local file:// path")
+    return Path(unquote(parsed.path))
+
+
+class RowCounter:
+    r"""Counts the rows of PostgreSQL CSV text fed in blocks.
+
+    A line break ends a row unless it is inside a quoted field. In this form every
+    ``"`` belongs to a quoted field (and is doubled inside one), so a line break is
+    inside a field exactly when an odd number of ``"`` precede it in the row. Blocks
+    without any ``"`` (the common case) are counted at C speed.
+    """
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self._quoted = False
+
+    def feed(self, block: bytes) -> None:
+        """Count the rows that end in ``block``."""
+        if not self._quoted and b'"' not in block:
+            self.rows += block.count(b"\n")
+            return
+        *lines, rest = block.split(b"\n")
+        for line in lines:
+            if line.count(b'"') % 2:
+                self._quoted = not self._quoted
+            if not self._quoted:
+                self.rows += 1
+        if rest.count(b'"') % 2:
+            self._quoted = not self._quoted
 
 
 def table_name(stream_name: str) -> str:
@@ -64,6 +116,35 @@ class LFSSink(CSVSink):
         records = context.get("records") or []
         self._write(self.encoder.lines(records), mode="ab")
         self.rows += len(records)
+
+    def process_batch_files(self, encoding: BaseBatchFileEncoding, files: Sequence[str]) -> None:
+        """Append ``csv`` batch files (then delete them); other encodings go to the SDK."""
+        if encoding.format != "csv":
+            super().process_batch_files(encoding, files)
+            return
+        for uri in files:
+            path = file_path(uri)
+            rows = self._append_csv_file(path)
+            path.unlink()
+            self.record_counter_metric.increment(rows)
+            self.logger.info("Adopted %d rows of %s from %s", rows, self.stream_name, path)
+
+    def _append_csv_file(self, path: Path) -> int:
+        """Append the rows of a PostgreSQL CSV file whose header is the schema's columns; returns them."""
+        counter = RowCounter()
+        with path.open("rb") as source, self.output_file.open("ab") as out:
+            header = source.readline()
+            columns = next(csv.reader(io.StringIO(header.decode("utf-8"))), [])
+            if columns != self.encoder.columns:
+                raise PipelineError(
+                    f"{path}: header {columns} is not the columns of {self.stream_name} {self.encoder.columns}"
+                )
+            while block := source.read(_BLOCK):
+                counter.feed(block)
+                self._digest.update(block)
+                out.write(block)
+        self.rows += counter.rows
+        return counter.rows
 
     def _parse_timestamps_in_record(self, record: dict[str, Any], schema: dict[str, Any], treatment: Any) -> None:
         """Keep date and time values as the text the tap sent.
