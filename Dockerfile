@@ -15,6 +15,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     XDG_CACHE_HOME=/tmp/cache \
     MELTANO_SEND_ANONYMOUS_USAGE_STATS=false \
     MELTANO_DATABASE_URI=sqlite:////var/lib/meltano/meltano.db \
+    PATH=/project/docker/bin:/project/.venv/bin:$PATH \
     DATA_DIR=data \
     ORDER_DETAILS_CSV=data/sources/order_details.csv
 
@@ -39,6 +40,16 @@ COPY --chown=app:app orchestrate/ orchestrate/
 RUN scripts/setup.sh plugins \
  && rm -rf /tmp/cache .meltano/logs \
  && mkdir -p orchestrate/airflow/logs
+
+# Airflow's metadata database is Postgres in docker-compose.yml, and Airflow 3 derives
+# an async engine (postgresql+asyncpg) from its psycopg2 URL: asyncpg is needed
+# beside the plugin's own packages. AIRFLOW_CELERY=true (docker-compose.celery.yml)
+# adds the CeleryExecutor; celery 5.7 breaks providers-celery 3.26 (`cannot import
+# name 'retry'`, measured), hence celery 5.6.3.
+ARG AIRFLOW_CELERY=false
+RUN set -- asyncpg==0.32.0 \
+ && if [ "$AIRFLOW_CELERY" = true ]; then set -- "$@" apache-airflow-providers-celery==3.26.0 "celery[redis]==5.6.3"; fi \
+ && .venv/bin/uv pip install --quiet --no-cache --python .meltano/utilities/airflow/venv/bin/python "$@"
 
 COPY --chown=app:app . .
 

@@ -25,9 +25,9 @@ if [ "${1:-}" = setup ]; then
   scripts/setup.sh sources
   # Meltano's system database (run state, in a named volume): created before any job
   # runs, so that two first jobs never race to create it.
-  .venv/bin/meltano state list >/dev/null
-  if .venv/bin/meltano config list airflow >/dev/null 2>&1; then
-    .venv/bin/meltano invoke airflow db migrate
+  .venv/bin/meltano --no-environment state list >/dev/null
+  if [ -d .meltano/utilities/airflow ]; then
+    airflow db migrate
   fi
   echo "setup done"
   exit 0

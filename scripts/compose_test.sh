@@ -173,7 +173,7 @@ say "all services up ($((SECONDS - t))s)"
 
 # ---- one day through Airflow --------------------------------------------------
 t=$SECONDS
-airflow() { "${COMPOSE[@]}" exec -T airflow-scheduler .venv/bin/meltano invoke airflow "$@"; }
+airflow() { "${COMPOSE[@]}" exec -T airflow-scheduler airflow "$@"; }
 dags=$(airflow dags list -o plain 2>/dev/null | awk 'NR > 1 && $1 ~ /^[a-z0-9_.-]+$/ {print $1}' | sort -u)
 [ -n "$dags" ] || fail "no DAG is listed by Airflow"
 say "DAGs: $(echo "$dags" | tr '\n' ' ')"
@@ -186,7 +186,7 @@ result=$HOST_DATA_DIR/results/$DAY/orders_with_details.csv
 wait_for 900 "the result of $DAY on the host" test -s "$HOST_DATA_DIR/results/$DAY/orders_with_details.json"
 for dag in $dags; do
   wait_for 120 "$dag run for $DAY succeeded" \
-    bash -c "$(declare -p COMPOSE); \"\${COMPOSE[@]}\" exec -T airflow-scheduler .venv/bin/meltano invoke airflow dags list-runs $dag -o plain 2>/dev/null | grep -E '${DAY}T00:00:00.*success|success.*${DAY}T00:00:00'"
+    bash -c "$(declare -p COMPOSE); \"\${COMPOSE[@]}\" exec -T airflow-scheduler airflow dags list-runs $dag -o plain 2>/dev/null | grep -E '${DAY}T00:00:00.*success|success.*${DAY}T00:00:00'"
 done
 say "day $DAY done through Airflow ($((SECONDS - t))s)"
 
