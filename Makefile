@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 DATE ?= $(shell date -u +%Y-%m-%d)
 
-.PHONY: setup run test lint
+.PHONY: setup run test lint compose-test docker-lint
 
 setup:  ## venv, plugins, source files, databases (idempotent)
 	scripts/setup.sh
@@ -16,3 +16,9 @@ test:  ## the whole test suite (real Postgres, real Meltano)
 lint:
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+
+compose-test:  ## docker-compose.yml for real: engine, images, up, one day through Airflow, down -v (root)
+	scripts/compose_test.sh
+
+docker-lint:  ## hadolint the Dockerfiles, validate the compose files offline
+	scripts/compose_test.sh --lint
