@@ -10,8 +10,11 @@ setup:  ## venv, plugins, source files, databases (idempotent)
 run:  ## the three jobs for DATE (default: today, UTC), in order
 	scripts/run_day.sh $(DATE)
 
-test:  ## the whole test suite (real Postgres, real Meltano)
-	.venv/bin/pytest
+# `docker compose` (v2) when there is one, else docker-compose (v1).
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+
+test:  ## the whole test suite (real Postgres, real Meltano); in Docker when there is no local .venv
+	@if [ -x .venv/bin/pytest ]; then .venv/bin/pytest; else $(COMPOSE) run --rm test; fi
 
 lint:
 	.venv/bin/ruff check .
