@@ -11,7 +11,8 @@
 # running engine and installed tools).
 #
 # `--lint` stops after the lint and the offline validation (no engine needed).
-# Knobs: COMPOSE_TEST_DAY (2024-01-02), COMPOSE_TEST_PORT (18080),
+# Knobs: COMPOSE_TEST_CELERY=1 (the same test on docker-compose.celery.yml too:
+# CeleryExecutor, Redis, a worker), COMPOSE_TEST_DAY (2024-01-02), COMPOSE_TEST_PORT (18080),
 # NORTHWIND_DOCKER_CACHE (where the debootstrap rootfs, the compose venv and the
 # engine's images are kept between runs; everything is rebuilt if it is missing),
 # NORTHWIND_DATA_DIR (local source files; else downloaded as in `make setup`).
@@ -110,6 +111,12 @@ if ! docker info >/dev/null 2>&1; then
   wait_for 60 "dockerd" docker info
 fi
 COMPOSE=("$TOOLS/bin/docker-compose" --project-directory "$ROOT" -p "$PROJECT" -f docker-compose.yml)
+SERVICES=(northwind-db analytics-db airflow-db airflow-apiserver airflow-scheduler airflow-dag-processor)
+if [ "${COMPOSE_TEST_CELERY:-0}" = 1 ]; then
+  COMPOSE+=(-f docker-compose.celery.yml)
+  SERVICES+=(redis airflow-worker)
+  say "with docker-compose.celery.yml (CeleryExecutor)"
+fi
 
 # ---- base images: the public ones if present, else test-only stand-ins ----------
 is_real_image() { # present and not one of our stand-ins
@@ -121,7 +128,8 @@ build_stand_in() { # NAME FOLDER
   docker build -q -t "$1" "docker/stand-ins/$2" >/dev/null
   say "$1: stand-in built from docker/stand-ins/$2"
 }
-if ! is_real_image python:3.11-slim-bookworm || ! is_real_image postgres:15; then
+if ! is_real_image python:3.11-slim-bookworm || ! is_real_image postgres:15 ||
+  { [ "${COMPOSE_TEST_CELERY:-0}" = 1 ] && ! is_real_image redis:7-bookworm; }; then
   t=$SECONDS
   if ! docker image inspect localhost/debian:bookworm-rootfs >/dev/null 2>&1; then
     tarball=$CACHE/bookworm-minbase.tar
@@ -145,6 +153,7 @@ if ! is_real_image python:3.11-slim-bookworm || ! is_real_image postgres:15; the
   docker build -q -t localhost/debian:bookworm "$ctx" >/dev/null
   build_stand_in python:3.11-slim-bookworm python
   build_stand_in postgres:15 postgres
+  if [ "${COMPOSE_TEST_CELERY:-0}" = 1 ]; then build_stand_in redis:7-bookworm redis; fi
   say "base images ready ($((SECONDS - t))s)"
 fi
 
@@ -165,7 +174,7 @@ healthy() { # SERVICE
   id=$("${COMPOSE[@]}" ps -q "$1")
   [ -n "$id" ] && [ "$(docker inspect -f '{{.State.Health.Status}}' "$id")" = healthy ]
 }
-for service in northwind-db analytics-db airflow-db airflow-apiserver airflow-scheduler airflow-dag-processor; do
+for service in "${SERVICES[@]}"; do
   wait_for 300 "$service healthy" healthy "$service"
 done
 setup_id=$("${COMPOSE[@]}" ps -q setup)
