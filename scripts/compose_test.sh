@@ -56,6 +56,7 @@ cleanup() {
     fi
     say "down -v"
     "${COMPOSE[@]}" down -v --remove-orphans >/dev/null 2>&1
+    docker image prune -f >/dev/null 2>&1  # earlier builds' images: keeps the cache bounded
   fi
   if [ -n "$STARTED_DOCKERD" ]; then
     say "stopping the engine this test started (pid $STARTED_DOCKERD)"
