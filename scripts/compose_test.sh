@@ -210,6 +210,11 @@ for dag in $dags; do
   wait_for 900 "$dag run for $DAY succeeded" run_done "$dag"
 done
 say "day $DAY done through Airflow ($((SECONDS - t))s)"
+if [ "${COMPOSE_TEST_CELERY:-0}" = 1 ]; then
+  "${COMPOSE[@]}" logs --no-color airflow-worker | grep -q 'Executing workload in Celery' ||
+    fail "the Celery worker ran no task"
+  say "the tasks ran in the Celery worker"
+fi
 
 # ---- checks on the host ---------------------------------------------------------
 result=$HOST_DATA_DIR/results/$DAY/orders_with_details.csv
