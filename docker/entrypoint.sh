@@ -5,11 +5,12 @@
 set -euo pipefail
 cd /project
 
-# Started as root (the compose file's setup service only): a missing ./data is
-# created by Docker as root-owned, so hand what is not ours to `app`, then drop root.
+# Started as root (the compose file's setup service only): a missing ./data (and
+# ./data/sources) is created by Docker as root-owned, so hand root's entries to
+# `app`, then drop root. Files of another user are left alone: set APP_UID to yours.
 if [ "$(id -u)" = 0 ]; then
   mkdir -p "$DATA_DIR"
-  find "$DATA_DIR" ! -user app -exec chown app:app {} +
+  find "$DATA_DIR" -user 0 -exec chown app:app {} +
   exec setpriv --reuid=app --regid=app --init-groups "$0" "$@"
 fi
 
