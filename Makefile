@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 DATE ?= $(shell date -u +%Y-%m-%d)
 
-.PHONY: setup run test lint compose-test docker-lint
+.PHONY: setup run test lint airflow airflow-init compose-test docker-lint
 
 setup:  ## venv, plugins, source files, databases (idempotent)
 	scripts/setup.sh
@@ -19,6 +19,12 @@ test:  ## the whole test suite (real Postgres, real Meltano); in Docker when the
 lint:
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+
+airflow:  ## local Airflow on 127.0.0.1:8080: db migrate, dag-processor, scheduler, api-server
+	scripts/airflow.sh
+
+airflow-init:  ## only migrate Airflow's metadata DB
+	scripts/airflow.sh init
 
 compose-test:  ## docker-compose.yml for real: engine, images, up, one day through Airflow, down -v (root)
 	scripts/compose_test.sh

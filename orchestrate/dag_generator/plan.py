@@ -1,0 +1,279 @@
+"""Turn a project's schedules into DAG specifications: pure data, no Airflow.
+
+Kept apart from the Airflow objects so that the rules (which schedule becomes a
+DAG, what each waits for, what each runs) are tested in milliseconds on any
+schedule list, without Airflow installed.
+
+The generator knows no job by name. Dependencies come from data in meltano.yml:
+a job's ``annotations.airflow.depends_on`` lists the jobs whose output for the
+same day it reads (``annotations`` is Meltano's place for tool-specific keys; the
+schema forbids other extra keys). Putting it on the job, not the schedule, says
+what is true of the data whatever the timing; the generator then finds the DAG of
+each upstream job among the schedules of the same interval, so both sides run for
+the same logical date.
+
+Options, in ``annotations.airflow`` of a job, overridden by its schedule's:
+``owner``, ``retries``, ``retry_delay_minutes``, ``tags``, ``catchup``,
+``sensor_timeout_hours``, ``poke_interval_seconds``, ``writes`` (text for the
+DAG's doc), ``enabled`` (false: no DAG), ``depends_on`` (jobs only).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import shlex
+from pathlib import Path
+from typing import Any
+
+from dag_generator.project import Job, Project, ProjectError, Schedule
+
+ANNOTATION_KEY = "airflow"
+# Meltano's presets that mean "never on a timer": a DAG that runs when triggered.
+MANUAL_INTERVALS = frozenset({"@manual", "@none"})
+# Spellings of one cron schedule, so `@daily` and `0 0 * * *` count as the same interval.
+CRON_PRESETS = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+}
+# Before any data this project has; only bounds backfills, as catchup is off.
+DEFAULT_START_DATE = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+DEFAULTS: dict[str, Any] = {
+    "owner": "data-engineering",
+    "retries": 2,
+    "retry_delay_minutes": 5,
+    "tags": [],
+    "catchup": False,
+    "sensor_timeout_hours": 12,
+    "poke_interval_seconds": 60,
+    "writes": None,
+    "enabled": True,
+}
+JOB_ONLY_OPTIONS = frozenset({"depends_on"})
+
+
+@dataclasses.dataclass(frozen=True)
+class DagSpec:
+    """Everything needed to build one Airflow DAG for one Meltano schedule."""
+
+    dag_id: str
+    job: str
+    interval: str | None
+    schedule: str | None
+    start_date: dt.datetime
+    catchup: bool
+    upstream_dag_ids: tuple[str, ...]
+    owner: str
+    retries: int
+    retry_delay: dt.timedelta
+    tags: tuple[str, ...]
+    sensor_timeout: dt.timedelta
+    poke_interval: dt.timedelta
+    bash_command: str
+    doc_md: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """The DAGs to build, and the schedules that get none with the reason why."""
+
+    dags: list[DagSpec]
+    skipped: dict[str, str]
+
+
+def rerun_command(job: str, day: str) -> str:
+    """Return the command, from the project root, that reruns ``job`` for ``day``.
+
+    The same text as ``pipeline.lfs.rerun_command`` (a test checks it), written
+    again here because the generator must work for projects without that package.
+    """
+    return f"PIPELINE_DATE={day} .venv/bin/meltano run {shlex.quote(job)}"
+
+
+def failure_line(job: str, day: str) -> str:
+    """Return the one line a failed task's log ends with."""
+    return f"FAILED: job {job} for {day}. Rerun: {rerun_command(job, day)}  (or clear the task in Airflow)"
+
+
+def bash_command(root: Path, job: str) -> str:
+    """Return the task's command template: the job for the logical date, and a clear line on failure.
+
+    ``require_logical_date`` (a DAG macro) renders nothing for a run with a
+    logical date and fails the rendering of one without (a manual trigger with no
+    date), so no job ever runs with an empty or made-up PIPELINE_DATE.
+    """
+    meltano = shlex.quote(str(root / ".venv" / "bin" / "meltano"))
+    line = shlex.quote(failure_line(job, "{{ ds }}"))
+    return (
+        "{{ require_logical_date(dag_run) }}"
+        f"cd {shlex.quote(str(root))} && "
+        f"PIPELINE_DATE={{{{ ds }}}} {meltano} run {shlex.quote(job)} || "
+        f"{{ rc=$?; echo {line}; exit $rc; }}"
+    )
+
+
+def normalized_interval(interval: str | None) -> str | None:
+    """One spelling per schedule: cron text for presets, None for manual-only."""
+    if interval is None or interval in MANUAL_INTERVALS:
+        return None
+    text = " ".join(interval.split())
+    return CRON_PRESETS.get(text, text)
+
+
+def airflow_schedule(interval: str | None) -> str | None:
+    """Airflow's ``schedule`` for a Meltano interval (``@once`` and cron pass through)."""
+    if interval is None or interval in MANUAL_INTERVALS:
+        return None
+    return interval
+
+
+def _options(project: Project, schedule: Schedule) -> dict[str, Any]:
+    """DEFAULTS, then the job's annotations, then the schedule's; unknown keys are an error."""
+    job = project.jobs[schedule.job] if schedule.job else None
+    job_ann = dict(job.annotations.get(ANNOTATION_KEY) or {}) if job else {}
+    sched_ann = dict(schedule.annotations.get(ANNOTATION_KEY) or {})
+    for where, ann, allowed in (
+        (f"job {schedule.job}", job_ann, set(DEFAULTS) | JOB_ONLY_OPTIONS),
+        (f"schedule {schedule.name}", sched_ann, set(DEFAULTS)),
+    ):
+        unknown = set(ann) - allowed
+        if unknown:
+            raise ProjectError(f"{where}: unknown annotations.{ANNOTATION_KEY} keys {sorted(unknown)}")
+    job_ann.pop("depends_on", None)
+    return {**DEFAULTS, **job_ann, **sched_ann}
+
+
+def depends_on(job: Job) -> tuple[str, ...]:
+    """Return the jobs whose output for the same day ``job`` reads."""
+    value = (job.annotations.get(ANNOTATION_KEY) or {}).get("depends_on") or []
+    if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+        raise ProjectError(f"job {job.name}: annotations.{ANNOTATION_KEY}.depends_on must be a list of job names")
+    return tuple(value)
+
+
+def _check_acyclic(project: Project) -> None:
+    """Sensors on a cycle of jobs would wait for each other forever."""
+    state: dict[str, str] = {}
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "active":
+            raise ProjectError(f"jobs depend on each other in a cycle: {' -> '.join([*path, name])}")
+        state[name] = "active"
+        for upstream in depends_on(project.jobs[name]):
+            if upstream not in project.jobs:
+                raise ProjectError(f"job {name} depends on {upstream!r}, which is not a job")
+            visit(upstream, [*path, name])
+        state[name] = "done"
+
+    for name in project.jobs:
+        visit(name, [])
+
+
+def _parse_start(schedule: Schedule) -> dt.datetime:
+    if not schedule.start_date:
+        return DEFAULT_START_DATE
+    try:
+        start = dt.datetime.fromisoformat(schedule.start_date)
+    except ValueError as exc:
+        raise ProjectError(f"schedule {schedule.name}: start_date {schedule.start_date!r} is not a date") from exc
+    return start if start.tzinfo else start.replace(tzinfo=dt.UTC)
+
+
+def _doc(spec_job: Job, schedule: Schedule, upstream: tuple[str, ...], writes: str | None) -> str:
+    """Write the DAG's doc: what the job does and writes, what it waits for, how to rerun a day."""
+    tasks = spec_job.tasks if isinstance(spec_job.tasks, list) else [spec_job.tasks]
+    lines = [
+        f"### Meltano job `{spec_job.name}` (schedule `{schedule.name}`, `{schedule.interval}`)",
+        "",
+        "Runs, from the project root, with the run's logical date as the day:",
+        "",
+        f"    {rerun_command(spec_job.name, 'YYYY-MM-DD')}",
+        "",
+        "Tasks: " + "; ".join(f"`{t if isinstance(t, str) else ' '.join(t)}`" for t in tasks),
+        "",
+        f"Writes: {writes or 'see the job in meltano.yml.'}",
+        "",
+    ]
+    if upstream:
+        lines += [
+            "Waits for these DAGs' runs of the same logical date (fails at once if one failed): "
+            + ", ".join(f"`{u}`" for u in upstream),
+            "",
+        ]
+    lines += [
+        "**Rerun a day**: clear this DAG's run of that day in the UI (Grid view, the run, *Clear*), or",
+        f"`meltano invoke airflow tasks clear {schedule.name} -s DAY -e DAY -y`, or outside Airflow:",
+        f"`{rerun_command(spec_job.name, 'DAY')}`. A trigger needs a logical date:",
+        f"`meltano invoke airflow dags trigger {schedule.name} --logical-date DAYT00:00:00+00:00`.",
+    ]
+    return "\n".join(lines)
+
+
+def plan_dags(project: Project, retries: int | None = None) -> Plan:
+    """One DagSpec per enabled schedule that runs a job; the others in ``skipped`` with why.
+
+    Raises ProjectError for what Meltano itself would reject or what cannot run
+    safely: a schedule naming an unknown job, a dependency on a job with no DAG of
+    the same interval (or with several), a cycle, an unknown option. ``retries``,
+    when given, replaces every DAG's (tests set 0: a failure then shows at once).
+    """
+    _check_acyclic(project)
+    skipped: dict[str, str] = {}
+    enabled: list[tuple[Schedule, dict[str, Any]]] = []
+    for schedule in project.schedules:
+        if not schedule.job:
+            skipped[schedule.name] = "runs no job (a legacy extractor/loader schedule)"
+            continue
+        if schedule.job not in project.jobs:
+            raise ProjectError(f"schedule {schedule.name} runs job {schedule.job!r}, which is not defined")
+        options = _options(project, schedule)
+        if not options["enabled"]:
+            skipped[schedule.name] = f"disabled (annotations.{ANNOTATION_KEY}.enabled is false)"
+            continue
+        enabled.append((schedule, options))
+
+    dags = []
+    for schedule, options in enabled:
+        assert schedule.job is not None
+        job = project.jobs[schedule.job]
+        interval = normalized_interval(schedule.interval)
+        upstream_ids = []
+        for upstream_job in depends_on(job):
+            candidates = [
+                s.name for s, _ in enabled if s.job == upstream_job and normalized_interval(s.interval) == interval
+            ]
+            if len(candidates) != 1:
+                found = "no enabled schedule" if not candidates else f"several schedules ({', '.join(candidates)})"
+                raise ProjectError(
+                    f"schedule {schedule.name} runs {job.name}, which depends on {upstream_job}, but {found} "
+                    f"runs {upstream_job} at the same interval ({schedule.interval}): the sensor needs exactly one"
+                )
+            upstream_ids.append(candidates[0])
+        upstream = tuple(upstream_ids)
+        dags.append(
+            DagSpec(
+                dag_id=schedule.name,
+                job=job.name,
+                interval=schedule.interval,
+                schedule=airflow_schedule(schedule.interval),
+                start_date=_parse_start(schedule),
+                catchup=bool(options["catchup"]),
+                upstream_dag_ids=upstream,
+                owner=str(options["owner"]),
+                retries=int(options["retries"]) if retries is None else retries,
+                retry_delay=dt.timedelta(minutes=float(options["retry_delay_minutes"])),
+                tags=tuple(dict.fromkeys(["meltano", f"job:{job.name}", *map(str, options["tags"])])),
+                sensor_timeout=dt.timedelta(hours=float(options["sensor_timeout_hours"])),
+                poke_interval=dt.timedelta(seconds=float(options["poke_interval_seconds"])),
+                bash_command=bash_command(project.root, job.name),
+                doc_md=_doc(job, schedule, upstream, options["writes"]),
+            )
+        )
+    return Plan(dags=dags, skipped=skipped)

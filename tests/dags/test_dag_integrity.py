@@ -1,0 +1,83 @@
+"""DAG integrity, Astronomer style: the DAG folder as Airflow itself parses it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(PROJECT_ROOT / "orchestrate"))
+
+from dag_generator.project import read_project  # noqa: E402
+
+PROJECT = read_project(PROJECT_ROOT)
+
+
+def test_no_import_errors(dagbag: dict[str, Any]) -> None:
+    assert dagbag["import_errors"] == {}
+
+
+def test_one_dag_per_schedule_named_after_it(dagbag: dict[str, Any]) -> None:
+    assert set(dagbag["dags"]) == {s.name for s in PROJECT.schedules if s.job}
+
+
+def test_parsing_is_cheap(dagbag: dict[str, Any]) -> None:
+    # Meltano's own generator shells out to `meltano schedule list`: about 2 s per parse.
+    assert dagbag["parse_seconds"] < 1.5
+
+
+def test_schedules_and_run_limits(dagbag: dict[str, Any]) -> None:
+    for schedule in PROJECT.schedules:
+        dag = dagbag["dags"][schedule.name]
+        assert dag["timetable_type"] == "CronTriggerTimetable"
+        assert "expression='0 0 * * *'" in dag["timetable"]  # @daily; UTC midnight, ds = that day
+        assert dag["max_active_runs"] == 1
+        assert dag["catchup"] is False
+        assert "meltano" in dag["tags"]
+        assert f"job:{schedule.job}" in dag["tags"]
+
+
+def test_each_dag_runs_its_job_for_the_logical_date(dagbag: dict[str, Any]) -> None:
+    for schedule in PROJECT.schedules:
+        dag = dagbag["dags"][schedule.name]
+        task = dag["tasks"][schedule.job]
+        assert task["type"] == "BashOperator"
+        assert f"PIPELINE_DATE={{{{ ds }}}} {PROJECT_ROOT}/.venv/bin/meltano run {schedule.job}" in task["bash_command"]
+        assert task["bash_command"].startswith("{{ require_logical_date(dag_run) }}")
+        assert task["skip_on_exit_code"] == []
+        assert task["retries"] >= 1
+        assert task["retry_delay_seconds"] > 0
+        assert task["owner"]
+        assert task["has_failure_callback"]
+        assert f".venv/bin/meltano run {schedule.job}" in dag["doc_md"]
+
+
+def test_sensors_target_existing_dags_and_fail_instead_of_skipping(dagbag: dict[str, Any]) -> None:
+    dags = dagbag["dags"]
+    for dag_id, dag in dags.items():
+        sensors = {k: t for k, t in dag["tasks"].items() if t["type"] == "ExternalTaskSensor"}
+        for task_id, sensor in sensors.items():
+            assert sensor["external_dag_id"] in dags, f"{dag_id}.{task_id} waits for a DAG that does not exist"
+            assert sensor["external_dag_id"] != dag_id
+            assert sensor["external_task_id"] is None  # the whole upstream run, with its retries
+            assert sensor["mode"] == "reschedule"
+            assert sensor["soft_fail"] is False
+            assert sensor["failed_states"] == ["failed"]
+            assert sensor["allowed_states"] == ["success"]
+            assert sensor["retries"] == 0
+            assert sensor["downstream"] == [t for t in dag["tasks"] if dag["tasks"][t]["type"] == "BashOperator"]
+
+
+def test_step_2_waits_for_both_step_1_dags_as_its_tap_gates(dagbag: dict[str, Any]) -> None:
+    extractors = yaml.safe_load((PROJECT_ROOT / "extract" / "extractors.meltano.yml").read_text())
+    tap_lfs = next(p for p in extractors["plugins"]["extractors"] if p["name"] == "tap-lfs")
+    job_of = {s.name: s.job for s in PROJECT.schedules}
+    step2 = dagbag["dags"]["daily-lfs-to-analytics"]
+    waited = {t["external_dag_id"] for t in step2["tasks"].values() if t["type"] == "ExternalTaskSensor"}
+    assert {job_of[d] for d in waited} == set(tap_lfs["config"]["jobs"]) == {"postgres-to-lfs", "csv-to-lfs"}
+    assert step2["tasks"]["lfs-to-analytics"]["upstream"] == sorted(f"wait-for-{d}" for d in waited)
+    for step1 in waited:
+        assert [t["type"] for t in dagbag["dags"][step1]["tasks"].values()] == ["BashOperator"]

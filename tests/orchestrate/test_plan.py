@@ -1,0 +1,189 @@
+"""The generator's rules on schedule lists it was not written for (no Airflow needed)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from dag_generator.plan import bash_command, failure_line, plan_dags, rerun_command
+from dag_generator.project import ProjectError, read_project
+
+from pipeline.lfs import rerun_command as pipeline_rerun_command
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+OTHER = """\
+version: 1
+include_paths:
+  - ./more/*.meltano.yml
+jobs:
+  - name: ingest-a
+    tasks: [tap-a target-x]
+  - name: ingest-b
+    tasks:
+      - tap-b target-x
+      - [dbt:run]
+  - name: report
+    annotations:
+      airflow:
+        depends_on: [ingest-a, ingest-b]
+        tags: [reporting]
+        retries: 0
+    tasks: [dbt:build]
+schedules:
+  - name: a-every-6h
+    interval: "0 */6 * * *"
+    job: ingest-a
+  - name: b-6h
+    interval: "0 */6  * * *"
+    job: ingest-b
+    start_date: "2023-05-01 00:00:00"
+  - name: report-6h
+    interval: "0 */6 * * *"
+    job: report
+    annotations:
+      airflow:
+        owner: analytics
+        retry_delay_minutes: 1
+  - name: legacy-elt
+    interval: "@hourly"
+    extractor: tap-a
+    loader: target-x
+    transform: skip
+  - name: off  # YAML 1.1 would read this as False; Meltano (YAML 1.2) reads "off"
+    interval: "@daily"
+    job: ingest-a
+    annotations:
+      airflow:
+        enabled: false
+  - name: by-hand
+    interval: "@manual"
+    job: ingest-b
+"""
+
+
+def plan_for(make_project: Callable[..., Path], text: str) -> tuple[Path, object]:
+    root = make_project(text)
+    return root, plan_dags(read_project(root))
+
+
+def test_one_dag_per_job_schedule_with_reasons_for_the_rest(make_project: Callable[..., Path]) -> None:
+    _, plan = plan_for(make_project, OTHER)
+    assert [d.dag_id for d in plan.dags] == ["a-every-6h", "b-6h", "report-6h", "by-hand"]
+    assert set(plan.skipped) == {"legacy-elt", "off"}
+    assert "no job" in plan.skipped["legacy-elt"]
+    assert "disabled" in plan.skipped["off"]
+
+
+def test_dependencies_come_from_annotations_and_match_the_interval(make_project: Callable[..., Path]) -> None:
+    _, plan = plan_for(make_project, OTHER)
+    dags = {d.dag_id: d for d in plan.dags}
+    # `0 */6  * * *` (two spaces) is the same interval as `0 */6 * * *`.
+    assert dags["report-6h"].upstream_dag_ids == ("a-every-6h", "b-6h")
+    assert dags["a-every-6h"].upstream_dag_ids == ()
+    assert dags["by-hand"].schedule is None
+
+
+def test_options_defaults_job_then_schedule(make_project: Callable[..., Path]) -> None:
+    _, plan = plan_for(make_project, OTHER)
+    dags = {d.dag_id: d for d in plan.dags}
+    report, ingest = dags["report-6h"], dags["a-every-6h"]
+    assert (report.owner, report.retries, report.retry_delay) == ("analytics", 0, dt.timedelta(minutes=1))
+    assert report.tags == ("meltano", "job:report", "reporting")
+    assert (ingest.owner, ingest.retries, ingest.retry_delay) == ("data-engineering", 2, dt.timedelta(minutes=5))
+    assert ingest.catchup is False
+    assert dags["b-6h"].start_date == dt.datetime(2023, 5, 1, tzinfo=dt.UTC)
+
+
+def test_command_passes_the_logical_date_and_ends_with_the_rerun_line(make_project: Callable[..., Path]) -> None:
+    root, plan = plan_for(make_project, OTHER)
+    command = plan.dags[0].bash_command
+    assert command.startswith("{{ require_logical_date(dag_run) }}")
+    assert f"PIPELINE_DATE={{{{ ds }}}} {root}/.venv/bin/meltano run ingest-a" in command
+    assert "exit $rc" in command
+    assert "Rerun: PIPELINE_DATE={{ ds }} .venv/bin/meltano run ingest-a" in command
+
+
+def test_rerun_command_is_the_pipelines() -> None:
+    assert rerun_command("lfs-to-analytics", "2024-01-02") == pipeline_rerun_command("lfs-to-analytics", "2024-01-02")
+    assert failure_line("lfs-to-analytics", "2024-01-02") == (
+        "FAILED: job lfs-to-analytics for 2024-01-02. Rerun: PIPELINE_DATE=2024-01-02 "
+        ".venv/bin/meltano run lfs-to-analytics  (or clear the task in Airflow)"
+    )
+
+
+def test_odd_names_are_quoted_for_the_shell() -> None:
+    assert "'/my project/.venv/bin/meltano' run 'job; rm -rf x'" in bash_command(Path("/my project"), "job; rm -rf x")
+
+
+def test_included_files_add_jobs_and_schedules(make_project: Callable[..., Path]) -> None:
+    root = make_project(OTHER)
+    (root / "more").mkdir()
+    (root / "more" / "extra.meltano.yml").write_text(
+        "jobs:\n  - name: extra\n    tasks: [x]\n"
+        "schedules:\n  - name: extra-daily\n    interval: '@daily'\n    job: extra\n"
+    )
+    plan = plan_dags(read_project(root))
+    assert "extra-daily" in [d.dag_id for d in plan.dags]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("job: ingest-b\n    start_date", "job: nope\n    start_date"), "not defined"),
+        (("depends_on: [ingest-a, ingest-b]", "depends_on: [ingest-a, ghost]"), "not a job"),
+        # The only schedule of ingest-b at report's interval is disabled: no DAG to wait for.
+        (('  - name: b-6h\n    interval: "0 */6  * * *"', '  - name: b-6h\n    interval: "@daily"'), "no enabled"),
+        (("retries: 0", "retires: 0"), "unknown"),
+        (
+            (
+                "  - name: ingest-a\n    tasks",
+                "  - name: ingest-a\n    annotations:\n      airflow:\n        depends_on: [report]\n    tasks",
+            ),
+            "cycle",
+        ),
+    ],
+)
+def test_inconsistent_projects_are_refused_clearly(
+    make_project: Callable[..., Path], change: tuple[str, str], message: str
+) -> None:
+    assert change[0] in OTHER
+    root = make_project(OTHER.replace(*change))
+    with pytest.raises(ProjectError, match=message):
+        plan_dags(read_project(root))
+
+
+def test_two_schedules_of_one_upstream_at_the_same_interval_are_ambiguous(make_project: Callable[..., Path]) -> None:
+    text = OTHER + "  - name: a-again\n    interval: '0 */6 * * *'\n    job: ingest-a\n"
+    with pytest.raises(ProjectError, match="several schedules"):
+        plan_dags(read_project(make_project(text)))
+
+
+def test_retries_override_for_tests(make_project: Callable[..., Path]) -> None:
+    plan = plan_dags(read_project(make_project(OTHER)), retries=0)
+    assert {d.retries for d in plan.dags} == {0}
+
+
+def test_empty_project_has_no_dags(make_project: Callable[..., Path]) -> None:
+    assert plan_dags(read_project(make_project("version: 1\n"))).dags == []
+
+
+def test_this_project_step_2_waits_for_the_jobs_its_tap_gates_on() -> None:
+    """The sensors and the job's own gate (tap-lfs's `jobs`) name the same step-1 jobs."""
+    import yaml
+
+    project = read_project(PROJECT_ROOT)
+    plan = plan_dags(project)
+    dags = {d.dag_id: d for d in plan.dags}
+    assert set(dags) == {s.name for s in project.schedules}
+    extractors = yaml.safe_load((PROJECT_ROOT / "extract" / "extractors.meltano.yml").read_text())
+    tap_lfs = next(p for p in extractors["plugins"]["extractors"] if p["name"] == "tap-lfs")
+    gated_jobs = set(tap_lfs["config"]["jobs"])
+    for dag in plan.dags:
+        upstream_jobs = {dags[u].job for u in dag.upstream_dag_ids}
+        if dag.job == "lfs-to-analytics":
+            assert upstream_jobs == gated_jobs
+        else:
+            assert upstream_jobs == set()
