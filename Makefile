@@ -3,7 +3,7 @@ SHELL := /bin/bash
 DATE ?= $(shell date -u +%Y-%m-%d)
 SCALE ?= 1000
 
-.PHONY: setup run test lint bench airflow airflow-init
+.PHONY: setup run test lint bench airflow airflow-init compose-test docker-lint
 
 setup:  ## venv, plugins, source files, databases (idempotent)
 	scripts/setup.sh
@@ -11,8 +11,11 @@ setup:  ## venv, plugins, source files, databases (idempotent)
 run:  ## the three jobs for DATE (default: today, UTC), in order
 	scripts/run_day.sh $(DATE)
 
-test:  ## the whole test suite (real Postgres, real Meltano)
-	.venv/bin/pytest
+# `docker compose` (v2) when there is one, else docker-compose (v1).
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+
+test:  ## the whole test suite (real Postgres, real Meltano); in Docker when there is no local .venv
+	@if [ -x .venv/bin/pytest ]; then .venv/bin/pytest; else $(COMPOSE) run --rm test; fi
 
 bench:  ## throughput at SCALE (default 1000: ~2M detail rows) against Postgres COPY; see docs/performance.md
 	.venv/bin/python scripts/bench.py --scale $(SCALE)
@@ -26,3 +29,9 @@ airflow:  ## local Airflow on 127.0.0.1:8080: db migrate, dag-processor, schedul
 
 airflow-init:  ## only migrate Airflow's metadata DB
 	scripts/airflow.sh init
+
+compose-test:  ## docker-compose.yml for real: engine, images, up, one day through Airflow, down -v (root)
+	scripts/compose_test.sh
+
+docker-lint:  ## hadolint the Dockerfiles, validate the compose files offline
+	scripts/compose_test.sh --lint

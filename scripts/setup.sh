@@ -1,22 +1,54 @@
 #!/usr/bin/env bash
 # `make setup`: everything a fresh clone needs, idempotent (safe to run again).
+#
+# Also the image's build and start-up, step by step, so that the tested path and
+# the image cannot drift apart (see Dockerfile and docker-compose.yml):
+#   scripts/setup.sh          all the steps below, in order (make setup)
+#   scripts/setup.sh venv     .venv with Meltano and the project's package   (image build)
+#   scripts/setup.sh plugins  every Meltano plugin, installed now, never at run time (image build)
+#   scripts/setup.sh sources  source files, databases, seed                  (container start)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-[ -f .env ] || cp .env.example .env
-set -a; source .env; set +a
+step=${1:-all}
+case $step in all | venv | plugins | sources) ;; *)
+  echo "usage: $0 [all|venv|plugins|sources]" >&2
+  exit 2
+  ;;
+esac
 
-if [ ! -x .venv/bin/python ]; then
-  python3.11 -m venv .venv
+# Configuration comes from .env (created from the example by `make setup`); in a
+# container there is no .env and the environment is set by docker-compose.yml.
+if [ "$step" = all ] && [ ! -f .env ]; then
+  cp .env.example .env
 fi
-.venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt -e '.[analytics]'
+if [ -f .env ]; then
+  set -a
+  # shellcheck source=/dev/null
+  source .env
+  set +a
+fi
 
-# Plugins are installed here, never at run time (`meltano run` would otherwise
-# install a missing one in the middle of a job). Meltano installs with uv, which
-# writes no bytecode: every plugin start would then compile its imports again
-# wherever .pyc files cannot be written (read-only images, PYTHONDONTWRITEBYTECODE),
-# about twice the CPU of a start (docs/performance.md).
-UV_COMPILE_BYTECODE=1 .venv/bin/meltano install
+if [ "$step" = all ] || [ "$step" = venv ]; then
+  if [ ! -x .venv/bin/python ]; then
+    python3.11 -m venv .venv
+  fi
+  .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt -e '.[analytics]'
+fi
 
-.venv/bin/python scripts/setup_sources.py
-echo "setup done: try 'make run'"
+if [ "$step" = all ] || [ "$step" = plugins ]; then
+  # Plugins are installed here, never at run time (`meltano run` would otherwise
+  # install a missing one in the middle of a job). Meltano installs with uv, which
+  # writes no bytecode: every plugin start would then compile its imports again
+  # wherever .pyc files cannot be written (read-only images, PYTHONDONTWRITEBYTECODE),
+  # about twice the CPU of a start (docs/performance.md).
+  UV_COMPILE_BYTECODE=1 .venv/bin/meltano install
+fi
+
+if [ "$step" = all ] || [ "$step" = sources ]; then
+  .venv/bin/python scripts/setup_sources.py
+fi
+
+if [ "$step" = all ]; then
+  echo "setup done: try 'make run'"
+fi

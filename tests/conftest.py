@@ -24,7 +24,12 @@ SOURCES_DIR = PROJECT_ROOT / "data" / "sources"
 
 
 def project_env() -> dict[str, str]:
-    """The process environment plus the project's configuration (``.env``, else the example)."""
+    """The project's configuration (``.env``, else the example), overridden by the process environment.
+
+    The environment wins, as with Meltano and docker compose: in a container (``make
+    test`` without a local venv runs the suite in Docker) the databases' hosts are
+    the compose services, not the example's 127.0.0.1.
+    """
     path = PROJECT_ROOT / ".env"
     if not path.is_file():
         path = PROJECT_ROOT / ".env.example"
@@ -34,7 +39,7 @@ def project_env() -> dict[str, str]:
         if line and not line.startswith("#") and "=" in line:
             key, value = line.split("=", 1)
             values[key] = value
-    return {**os.environ, **values}
+    return {**values, **os.environ}
 
 
 @dataclasses.dataclass

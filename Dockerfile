@@ -1,0 +1,58 @@
+# One image for every service of docker-compose.yml: Meltano, every plugin of the
+# project (installed here, never at run time) and Airflow (a Meltano utility
+# plugin). Built with the same steps as `make setup` (scripts/setup.sh), no
+# secrets inside: configuration comes from the environment at run time.
+FROM python:3.11-slim-bookworm
+
+# The uid of `app`: match it to yours (APP_UID in .env) to own the files in ./data.
+ARG APP_UID=1000
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    UV_NO_CACHE=1 \
+    XDG_CACHE_HOME=/tmp/cache \
+    MELTANO_SEND_ANONYMOUS_USAGE_STATS=false \
+    MELTANO_DATABASE_URI=sqlite:////var/lib/meltano/meltano.db \
+    PATH=/project/docker/bin:/project/.venv/bin:$PATH \
+    DATA_DIR=data \
+    ORDER_DETAILS_CSV=data/sources/order_details.csv
+
+RUN useradd --create-home --uid "${APP_UID}" --user-group app \
+ && mkdir -p /project/data /var/lib/meltano \
+ && chown app:app /project /project/data /var/lib/meltano
+
+WORKDIR /project
+USER ${APP_UID}:${APP_UID}
+
+# Layers from the least to the most often changed: the project venv, then the
+# plugins (their definitions and in-repo code), then everything else.
+COPY --chown=app:app requirements.txt pyproject.toml ./
+COPY --chown=app:app pipeline/ pipeline/
+COPY --chown=app:app scripts/setup.sh scripts/
+RUN scripts/setup.sh venv
+
+COPY --chown=app:app meltano.yml ./
+COPY --chown=app:app extract/ extract/
+COPY --chown=app:app load/ load/
+COPY --chown=app:app orchestrate/ orchestrate/
+RUN scripts/setup.sh plugins \
+ && rm -rf /tmp/cache .meltano/logs \
+ && mkdir -p orchestrate/airflow/logs
+
+# AIRFLOW_CELERY=true (docker-compose.celery.yml) adds the CeleryExecutor to the
+# airflow plugin's venv; celery 5.7 breaks providers-celery 3.26 (`cannot import
+# name 'retry'`, measured), hence celery 5.6.3.
+ARG AIRFLOW_CELERY=false
+RUN if [ "$AIRFLOW_CELERY" = true ]; then \
+      .venv/bin/uv pip install --quiet --no-cache --python .meltano/utilities/airflow/venv/bin/python \
+        apache-airflow-providers-celery==3.26.0 "celery[redis]==5.6.3"; \
+    fi
+
+COPY --chown=app:app . .
+
+# The entrypoint drops to `app` when a service starts as root (only to fix the
+# ownership of a bind-mounted ./data).
+ENTRYPOINT ["docker/entrypoint.sh"]
+CMD [".venv/bin/meltano", "--help"]
