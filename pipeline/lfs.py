@@ -30,6 +30,7 @@ import shutil
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from pipeline.errors import PipelineError
 
@@ -52,6 +53,14 @@ def resolve_data_dir(value: str) -> Path:
     if path.is_absolute():
         return path
     return Path(os.environ.get("MELTANO_PROJECT_ROOT") or ".").resolve() / path
+
+
+def batch_file_path(uri: str) -> Path:
+    """The local path of a BATCH message's ``file://`` manifest entry (the only kind the plugins hand over)."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        raise PipelineError(f"batch file {uri} is not a local file:// path")
+    return Path(unquote(parsed.path))
 
 
 def rerun_command(job: str, day: str) -> str:

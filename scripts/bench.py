@@ -44,31 +44,17 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT_ROOT))
+from pipeline.config import project_env
+from pipeline.databases import ANALYTICS, SOURCE, conninfo, drop_database, ensure_database
+from pipeline.lfs import receipt_path, resolve_data_dir, write_text_atomic
 
-from pipeline.databases import ANALYTICS, SOURCE, conninfo, drop_database, ensure_database  # noqa: E402
-from pipeline.lfs import receipt_path, resolve_data_dir, write_text_atomic  # noqa: E402
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 DAY = "2024-01-02"
 JOBS = ("postgres-to-lfs", "csv-to-lfs", "lfs-to-analytics")
 ID_STRIDE = 10_000  # Northwind's order ids are 10248..11077: copy k gets order_id + k * 10000
 DETAILS_SCHEMA = PROJECT_ROOT / "extract" / "order_details.schema.json"
 BIG_TABLE = "bench_order_details"
-
-
-def project_env() -> dict[str, str]:
-    """The process environment over the project's ``.env`` (else ``.env.example``)."""
-    path = PROJECT_ROOT / ".env"
-    if not path.is_file():
-        path = PROJECT_ROOT / ".env.example"
-    values = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, value = line.split("=", 1)
-            values[key] = value
-    return {**values, **os.environ}
 
 
 # -- peak RSS of a process tree ------------------------------------------------------
@@ -375,7 +361,7 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    with psycopg.connect(conninfo(SOURCE, project_env(), database="postgres")) as conn:
+    with psycopg.connect(conninfo(SOURCE, project_env(PROJECT_ROOT), database="postgres")) as conn:
         server = conn.execute("SHOW server_version").fetchone()[0]
     system = f"Linux {platform.release()}, Python {platform.python_version()}"
     return f"{os.cpu_count()} cores {model}, {system}, PostgreSQL {server}"
@@ -409,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.scale < 1:
         parser.error("--scale must be at least 1")
     env = {
-        **project_env(),
+        **project_env(PROJECT_ROOT),
         f"{SOURCE}_DATABASE": args.source_db,
         f"{ANALYTICS}_DATABASE": args.analytics_db,
         "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",

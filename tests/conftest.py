@@ -8,7 +8,6 @@ and its own DATA_DIR, so tests never see each other's days or the user's data.
 from __future__ import annotations
 
 import dataclasses
-import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from pipeline import config
 from pipeline.databases import ANALYTICS, SOURCE, conninfo, drop_database, ensure_database, seed_if_empty
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -24,22 +24,8 @@ SOURCES_DIR = PROJECT_ROOT / "data" / "sources"
 
 
 def project_env() -> dict[str, str]:
-    """The project's configuration (``.env``, else the example), overridden by the process environment.
-
-    The environment wins, as with Meltano and docker compose: in a container (``make
-    test`` without a local venv runs the suite in Docker) the databases' hosts are
-    the compose services, not the example's 127.0.0.1.
-    """
-    path = PROJECT_ROOT / ".env"
-    if not path.is_file():
-        path = PROJECT_ROOT / ".env.example"
-    values = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#") and "=" in line:
-            key, value = line.split("=", 1)
-            values[key] = value
-    return {**values, **os.environ}
+    """The project's configuration (see ``pipeline.config``); in a container the compose services' hosts win."""
+    return config.project_env(PROJECT_ROOT)
 
 
 @dataclasses.dataclass

@@ -10,25 +10,17 @@ from __future__ import annotations
 import csv
 import typing as t
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from singer_sdk.helpers._batch import BaseBatchFileEncoding
 from target_postgres.sinks import PostgresSink
 
 from pipeline.dates import parse_pipeline_date
 from pipeline.errors import PipelineError
+from pipeline.lfs import batch_file_path
 from pipeline.staging import staging_schema
 from target_analytics.connector import AnalyticsConnector
 
 _BLOCK = 1 << 20
-
-
-def file_path(uri: str) -> Path:
-    """The local path of a ``file://`` manifest entry."""
-    parsed = urlparse(uri)
-    if parsed.scheme != "file":
-        raise PipelineError(f"batch file {uri} is not a local file:// path")
-    return Path(unquote(parsed.path))
 
 
 class StagingSink(PostgresSink):
@@ -55,7 +47,7 @@ class StagingSink(PostgresSink):
             super().process_batch_files(encoding, files)
             return
         for uri in files:
-            path = file_path(uri)
+            path = batch_file_path(uri)
             columns = ", ".join(f'"{name}"' for name in self._header(path))
             target = f'"{self.schema_name}"."{self.table_name}"'
             statement = f"COPY {target} ({columns}) FROM STDIN (FORMAT csv, HEADER MATCH)"

@@ -15,13 +15,12 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlparse
 
 from meltanolabs_target_csv.sinks import CSVSink
 from singer_sdk.helpers._batch import BaseBatchFileEncoding
 
 from pipeline.errors import PipelineError
-from pipeline.lfs import TableFile, day_folder
+from pipeline.lfs import TableFile, batch_file_path, day_folder
 from target_lfs.pgcsv import RowEncoder
 
 if TYPE_CHECKING:
@@ -29,14 +28,6 @@ if TYPE_CHECKING:
 
 
 _BLOCK = 1 << 20
-
-
-def file_path(uri: str) -> Path:
-    """The local path of a ``file://`` manifest entry."""
-    parsed = urlparse(uri)
-    if parsed.scheme != "file":
-        raise PipelineError(f"batch file {uri} is not a local file:// path")
-    return Path(unquote(parsed.path))
 
 
 class RowCounter:
@@ -123,7 +114,7 @@ class LFSSink(CSVSink):
             super().process_batch_files(encoding, files)
             return
         for uri in files:
-            path = file_path(uri)
+            path = batch_file_path(uri)
             rows = self._append_csv_file(path)
             path.unlink()
             self.record_counter_metric.increment(rows)
