@@ -165,21 +165,24 @@ def comparable(column: str, sql_type: str) -> sql.Composable:
     return sql.Identifier(column)
 
 
+def write_target_config(tmp_path: Path, day: str) -> Path:
+    """A target-lfs config staging postgres-to-lfs's day under tmp_path/data."""
+    path = tmp_path / "target.json"
+    config = {
+        "data_dir": "data",
+        "pipeline_date": day,
+        "job": "postgres-to-lfs",
+        "folder_template": "postgres/{table}/{date}",
+    }
+    path.write_text(json.dumps(config))
+    return path
+
+
 def test_round_trip_copy_gives_back_the_source_rows(
     tap_postgres_native_exe, target_lfs_exe, tap_config, source_db, tmp_path
 ):
     day = "2024-05-06"
-    target_config = tmp_path / "target.json"
-    target_config.write_text(
-        json.dumps(
-            {
-                "data_dir": "data",
-                "pipeline_date": day,
-                "job": "postgres-to-lfs",
-                "folder_template": "postgres/{table}/{date}",
-            }
-        )
-    )
+    target_config = write_target_config(tmp_path, day)
     singer = run_tap(tap_postgres_native_exe, tap_config)
     load = subprocess.run(
         [target_lfs_exe, "--config", target_config],
@@ -245,17 +248,7 @@ def test_batch_mode_round_trip_copy_gives_back_the_source_rows(
     kinds = {json.loads(line)["type"] for line in singer.splitlines()}
     assert "RECORD" not in kinds
     assert "BATCH" in kinds
-    target_config = tmp_path / "target.json"
-    target_config.write_text(
-        json.dumps(
-            {
-                "data_dir": "data",
-                "pipeline_date": day,
-                "job": "postgres-to-lfs",
-                "folder_template": "postgres/{table}/{date}",
-            }
-        )
-    )
+    target_config = write_target_config(tmp_path, day)
     load = subprocess.run(
         [target_lfs_exe, "--config", target_config], input=singer, capture_output=True, text=True, cwd=tmp_path
     )
