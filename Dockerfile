@@ -28,7 +28,7 @@ USER ${APP_UID}:${APP_UID}
 
 # Layers from the least to the most often changed: the project venv, then the
 # plugins (their definitions and in-repo code), then everything else.
-COPY --chown=app:app requirements.txt pyproject.toml ./
+COPY --chown=app:app requirements.txt constraints.txt pyproject.toml ./
 COPY --chown=app:app pipeline/ pipeline/
 COPY --chown=app:app scripts/setup.sh scripts/
 RUN scripts/setup.sh venv

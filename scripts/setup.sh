@@ -33,7 +33,7 @@ if [ "$step" = all ] || [ "$step" = venv ]; then
   if [ ! -x .venv/bin/python ]; then
     python3.11 -m venv .venv
   fi
-  .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt -e '.[analytics]'
+  .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt -e '.[analytics]'
 fi
 
 if [ "$step" = all ] || [ "$step" = plugins ]; then
