@@ -83,7 +83,9 @@ def test_unreachable_source_fails_clearly(pipeline: Pipeline) -> None:
     result = pipeline.run("postgres-to-lfs", day=DAY, TAP_POSTGRES_PORT="1")
 
     assert result.returncode != 0
+    assert "tap-postgres-native: cannot reach the source database" in result.stderr
     assert pipeline.env["TAP_POSTGRES_HOST"] in result.stderr  # the error names the server
+    assert "Traceback" not in result.stderr
     assert published(pipeline) == []
 
 

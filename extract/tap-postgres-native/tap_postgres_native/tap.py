@@ -6,11 +6,13 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import Any, ClassVar
 
+import sqlalchemy
 from singer_sdk import Stream
 from singer_sdk import typing as th
 from tap_postgres.client import PostgresConnector, PostgresLogBasedStream
 from tap_postgres.tap import TapPostgres
 
+from pipeline.errors import PipelineError, run_plugin_cli
 from tap_postgres_native.copy_stream import CopyStream
 from tap_postgres_native.native_types import entry_schema_name, native_entries, read_column_types
 
@@ -76,3 +78,17 @@ class TapPostgresNative(TapPostgres):
             else CopyStream(self, entry, connector=connector)
             for entry in self.catalog_dict["streams"]
         ]
+
+
+def _cli() -> None:
+    """The SDK's command line, with an unreachable source turned into a ``PipelineError``."""
+    try:
+        TapPostgresNative.cli()
+    except sqlalchemy.exc.OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0]
+        raise PipelineError(f"cannot reach the source database: {reason}") from exc
+
+
+def main() -> None:
+    """Run the tap; an unreachable source ends it with one line on stderr, not a traceback."""
+    run_plugin_cli("tap-postgres-native", _cli)
