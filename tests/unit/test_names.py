@@ -1,0 +1,44 @@
+import pytest
+
+from pipeline.errors import PipelineError
+from pipeline.names import analytics_schema, decode_name, encode_name, table_folder
+
+AWKWARD = ["Orders", "orders", "order items", "a/b", "..", ".", "x-y", 'say "hi"', "заказы", "%41", "a%2fb", "ß" * 31]
+
+
+@pytest.mark.parametrize("name", ["orders", "order_details", "t1", "_"])
+def test_plain_names_stay_as_they_are(name: str) -> None:
+    assert encode_name(name) == name
+
+
+@pytest.mark.parametrize("name", AWKWARD)
+def test_every_name_round_trips_to_a_safe_segment(name: str) -> None:
+    encoded = encode_name(name)
+    assert decode_name(encoded) == name
+    assert "/" not in encoded
+    assert "\\" not in encoded
+    assert encoded not in (".", "..")
+    assert encoded == encoded.lower()
+    assert len(encoded.encode()) <= 255
+
+
+def test_encoding_is_one_to_one_even_ignoring_case() -> None:
+    folded = {encode_name(name).casefold() for name in AWKWARD}
+    assert len(folded) == len(AWKWARD)
+
+
+@pytest.mark.parametrize("bad", ["", "A", "%4F", "%2", "a/b", "%ff", "%61"])
+def test_decode_refuses_what_encode_cannot_produce(bad: str) -> None:
+    with pytest.raises(PipelineError):
+        decode_name(bad)
+
+
+def test_table_folders_and_analytics_schemas_keep_source_schemas_apart() -> None:
+    assert table_folder("public", "orders") == "orders"
+    assert table_folder("sales", "orders") == "sales.orders"
+    assert table_folder("public", "sales.orders") == "sales%2eorders"
+    assert analytics_schema("postgres", "public") == "postgres"
+    assert analytics_schema("postgres", "sales") == "postgres__sales"
+    assert analytics_schema("csv") == "csv"
+    with pytest.raises(PipelineError, match="longer than 63 bytes"):
+        analytics_schema("postgres", "s" * 60)
