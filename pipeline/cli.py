@@ -17,7 +17,7 @@ import psycopg
 from pipeline.analytics import publish_day
 from pipeline.databases import ANALYTICS, connect
 from pipeline.dates import parse_pipeline_date
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, report_failure
 from pipeline.export import export_day
 from pipeline.lfs import publish_staged_day, resolve_data_dir
 
@@ -62,8 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.run(args)
     except (PipelineError, psycopg.Error) as exc:
-        first_line = str(exc).strip().splitlines()[0]
-        print(f"pipeline {args.command} failed: {first_line}", file=sys.stderr)
+        report_failure(f"pipeline {args.command} failed", exc)
         return 1
     return 0
 

@@ -1,15 +1,39 @@
-"""The one exception the pipeline raises for bad input or a refused step.
+"""The exceptions the pipeline raises for bad input or a refused step, and how they are reported.
 
-Its message is a single line meant for a person: it names the file, table or
+Their message is a single line meant for a person: it names the file, table or
 setting at fault and, where there is one, the command that fixes it.
+
+``meltano run`` exits 1 whatever failed, so an orchestrator cannot tell a failure
+worth retrying from one that will fail again. Every component therefore reports
+its failure through ``report_failure``, which also appends it, with its class, to
+the file named by ``PIPELINE_FAILURE_FILE`` when that is set (one JSON object per
+line); whoever runs the job reads the file afterwards.
 """
 
+import json
+import os
 import sys
 from collections.abc import Callable
 
+FAILURE_FILE_ENV = "PIPELINE_FAILURE_FILE"
+
 
 class PipelineError(Exception):
-    """A clear, one-line failure of a pipeline step."""
+    """A clear, one-line failure of a pipeline step that a retry would meet again (bad input, a refusal)."""
+
+
+class TransientPipelineError(PipelineError):
+    """A failure that a later retry may not meet: a database that is down, a lock held by another run."""
+
+
+def report_failure(component: str, exc: BaseException) -> None:
+    """Print ``component: message`` on stderr, and record it for the orchestrator when asked to."""
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    print(f"{component}: {message}", file=sys.stderr)
+    if path := os.environ.get(FAILURE_FILE_ENV):
+        record = {"component": component, "transient": isinstance(exc, TransientPipelineError), "message": message}
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 def run_plugin_cli(name: str, cli: Callable[[], object]) -> None:
@@ -21,5 +45,5 @@ def run_plugin_cli(name: str, cli: Callable[[], object]) -> None:
     try:
         cli()
     except PipelineError as exc:
-        print(f"{name}: {exc}", file=sys.stderr)
+        report_failure(name, exc)
         sys.exit(1)
