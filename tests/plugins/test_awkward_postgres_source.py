@@ -66,8 +66,10 @@ CREATE TABLE "Orders" (id integer PRIMARY KEY);
 CREATE TABLE orders (id integer PRIMARY KEY);
 INSERT INTO "Orders" VALUES (1); INSERT INTO orders VALUES (2);
 CREATE TABLE "order items" ("ID" integer, "with space" text, "hy-phen" text, "do.t" text, "q""q" text,
-                            "sl/ash" text, ".." text, "имя" text, "{LONG_ASCII}" text, "{LONG_UTF8}" text);
-INSERT INTO "order items" VALUES (1, 'a', 'b', 'c', 'd', 'e', 'f', 'ж', 'long', 'é');
+                            "sl/ash" text, ".." text, "имя" text, "{LONG_ASCII}" text, "{LONG_UTF8}" text,
+                            "new
+line" text, " padded " text, "," text);
+INSERT INTO "order items" VALUES (1, 'a', 'b', 'c', 'd', 'e', 'f', 'ж', 'long', 'é', 'nl', 'pad', 'empty');
 CREATE TABLE "a-b" (x integer); INSERT INTO "a-b" VALUES (1);
 CREATE TABLE "x.y" (x integer); INSERT INTO "x.y" VALUES (2);
 CREATE TABLE "q""uote" (x integer); INSERT INTO "q""uote" VALUES (3);
