@@ -47,6 +47,10 @@ SUCCESS_FILE = "_SUCCESS"
 RUNS_DIR = "_runs"
 STAGING_DIR = ".staging"
 TRASH_DIR = ".trash"
+# Top-level keys of a stream's SCHEMA message by which tap-postgres-native names the
+# table exactly: its stream name ``<schema>-<table>`` cannot be split back.
+SOURCE_SCHEMA_KEY = "x-source-schema"
+SOURCE_TABLE_KEY = "x-source-table"
 # NAME_MAX of Linux file systems: a longer file or folder name cannot be created.
 MAX_FILE_NAME_BYTES = 255
 

@@ -38,8 +38,7 @@ from sqlalchemy.dialects import postgresql
 from tap_postgres.client import PostgresStream
 
 from pipeline.errors import PipelineError, TransientPipelineError
-from pipeline.lfs import resolve_data_dir
-from tap_postgres_native.native_types import SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY
+from pipeline.lfs import SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY, resolve_data_dir
 from tap_postgres_native.type_mapping import BOOL_OID, TEXT_ARRAY_OID, TEXT_OID
 
 if t.TYPE_CHECKING:

@@ -15,13 +15,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from pipeline.errors import PipelineError, TransientPipelineError
-from pipeline.lfs import data_file_name
+from pipeline.lfs import SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY, data_file_name
 from pipeline.names import table_folder
 from tap_postgres_native.source_catalog import SourceColumn, SourceTable
 from tap_postgres_native.type_mapping import BYTEA_OID, PgType, UnknownTypeError, json_schema, resolve
 
-SOURCE_SCHEMA_KEY = "x-source-schema"
-SOURCE_TABLE_KEY = "x-source-table"
 BYTEA_ENCODING = "base16"
 
 

@@ -116,16 +116,7 @@ def read_types(connection: sa.Connection, oids: set[int]) -> dict[int, PgType]:
     while wanted:
         requested |= wanted
         for row in connection.execute(_TYPES, {"oids": sorted(wanted)}):
-            types[row.oid] = PgType(
-                oid=row.oid,
-                kind=row.kind,
-                base_oid=row.base_oid,
-                base_typmod=row.base_typmod,
-                element_oid=row.element_oid,
-                array_oid=row.array_oid,
-                not_null=row.not_null,
-                checks=tuple(row.checks),
-            )
+            types[row.oid] = PgType(**{**row._mapping, "checks": tuple(row.checks)})
         wanted = {
             oid
             for pg_type in types.values()

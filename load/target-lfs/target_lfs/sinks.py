@@ -20,7 +20,14 @@ from meltanolabs_target_csv.sinks import CSVSink
 from singer_sdk.helpers._batch import BaseBatchFileEncoding
 
 from pipeline.errors import PipelineError
-from pipeline.lfs import TableFile, batch_file_path, data_file_name, day_folder
+from pipeline.lfs import (
+    SOURCE_SCHEMA_KEY,
+    SOURCE_TABLE_KEY,
+    TableFile,
+    batch_file_path,
+    data_file_name,
+    day_folder,
+)
 from pipeline.names import CSV_SOURCE, encode_name, table_folder
 from target_lfs.pgcsv import RowEncoder
 
@@ -57,10 +64,6 @@ class RowCounter:
                 self.rows += 1
         if rest.count(b'"') % 2:
             self._quoted = not self._quoted
-
-
-SOURCE_SCHEMA_KEY = "x-source-schema"
-SOURCE_TABLE_KEY = "x-source-table"
 
 
 def source_identity(source: str, stream_name: str, schema: dict[str, Any]) -> tuple[str | None, str]:
