@@ -335,10 +335,12 @@ def restricted_source(throwaway_database: Callable[[str], str]) -> Iterator[tupl
             CREATE TABLE nothing ();
             CREATE TABLE secret (id integer);
             CREATE TABLE "Partly Secret" (id integer, "PIN code" text);
+            CREATE SCHEMA "Hidden";
+            CREATE TABLE "Hidden".t (id integer);
             """
         )
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
-        conn.execute(sql.SQL("GRANT SELECT ON fine, nothing TO {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL('GRANT SELECT ON fine, nothing, "Hidden".t TO {}').format(sql.Identifier(role)))
         conn.execute(sql.SQL('GRANT SELECT (id) ON "Partly Secret" TO {}').format(sql.Identifier(role)))
     try:
         yield database, role
@@ -352,20 +354,24 @@ def test_tables_that_cannot_be_extracted_are_listed_one_line_each_and_nothing_is
     restricted_source: tuple[str, str], tmp_path: Path
 ) -> None:
     database, role = restricted_source
-    pipeline = pipeline_for(database, tmp_path / "data", TAP_POSTGRES_USER=role)
+    schemas = '["public", "Hidden", "missing"]'
+    pipeline = pipeline_for(database, tmp_path / "data", TAP_POSTGRES_USER=role, TAP_POSTGRES_FILTER_SCHEMAS=schemas)
     result = pipeline.run(JOB, day=DAY)
     assert result.returncode != 0
     # Meltano prefixes each line of the plugin's stderr with a time stamp and the plugin's name.
     marker = "tap-postgres-native: "
     lines = [line[line.index(marker) :] for line in result.stderr.splitlines() if marker in line]
     assert lines == [
+        f'tap-postgres-native: schema "Hidden": user {role} may not use it; GRANT USAGE ON SCHEMA "Hidden" TO {role}',
+        'tap-postgres-native: schema "missing" of filter_schemas does not exist in the source: correct filter_schemas',
         'tap-postgres-native: table "public"."Partly Secret", column "PIN code": user '
         f'{role} may not read it; GRANT SELECT ("PIN code") ON "public"."Partly Secret" TO {role}',
         'tap-postgres-native: table "public"."nothing" has no columns, so it has nothing to extract: '
         "add a column or drop the table",
         f'tap-postgres-native: table "public"."secret": user {role} may not read it; '
         f'GRANT SELECT ON "public"."secret" TO {role}, or drop it from the source',
-        "tap-postgres-native: 3 source table(s) or column(s) cannot be extracted (each listed above with its fix); "
+        "tap-postgres-native: 5 source schema(s), table(s) or column(s) cannot be extracted "
+        "(each listed above with its fix); "
         "nothing was extracted and the job publishes nothing",
     ]
     assert "Traceback" not in result.stderr

@@ -48,9 +48,14 @@ def select_by_default(entry: dict[str, Any]) -> None:
     stream_metadata(entry)["selected-by-default"] = True
 
 
+def quoted(name: str) -> str:
+    """A name for messages, quoted as SQL would, so that it can be pasted into the fix (names may hold anything)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def qualified(table: SourceTable) -> str:
-    """A table's name for messages: ``"schema"."table"``, quoted as SQL would (names may hold anything)."""
-    return ".".join('"' + part.replace('"', '""') + '"' for part in (table.schema, table.name))
+    """A table's name for messages: ``"schema"."table"``."""
+    return f"{quoted(table.schema)}.{quoted(table.name)}"
 
 
 def table_problems(table: SourceTable, user: str) -> Iterator[str]:
@@ -67,11 +72,19 @@ def table_problems(table: SourceTable, user: str) -> Iterator[str]:
     else:
         for column in table.columns.values():
             if not column.readable:
-                column_name = '"' + column.name.replace('"', '""') + '"'
                 yield (
-                    f"table {name}, column {column_name}: user {user} may not read it; "
-                    f"GRANT SELECT ({column_name}) ON {name} TO {user}"
+                    f"table {name}, column {quoted(column.name)}: user {user} may not read it; "
+                    f"GRANT SELECT ({quoted(column.name)}) ON {name} TO {user}"
                 )
+
+
+def schema_problems(wanted: list[str], existing: dict[str, bool], user: str) -> Iterator[str]:
+    """One line per selected schema that is missing or that the user may not use, each with its fix."""
+    for name in wanted:
+        if name not in existing:
+            yield f"schema {quoted(name)} of filter_schemas does not exist in the source: correct filter_schemas"
+        elif not existing[name]:
+            yield f"schema {quoted(name)}: user {user} may not use it; GRANT USAGE ON SCHEMA {quoted(name)} TO {user}"
 
 
 def annotate_property(

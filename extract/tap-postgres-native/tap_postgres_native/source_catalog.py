@@ -17,7 +17,13 @@ from tap_postgres_native.type_mapping import PgType
 
 _SET_SEARCH_PATH = sa.text("SELECT pg_catalog.set_config('search_path', 'pg_catalog', true)")
 
-_EXISTING_SCHEMAS = sa.text("SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname = ANY(:schemas)")
+_EXISTING_SCHEMAS = sa.text(
+    """
+    SELECT nspname, pg_catalog.has_schema_privilege(oid, 'USAGE') AS usable
+      FROM pg_catalog.pg_namespace
+     WHERE nspname = ANY(:schemas)
+    """
+)
 
 # LEFT JOIN: a table without columns is listed too (with a NULL column), to be refused by name.
 _BASE_TABLE_COLUMNS = sa.text(
@@ -88,9 +94,9 @@ class SourceTable:
     columns: dict[str, SourceColumn] = dataclasses.field(default_factory=dict)
 
 
-def existing_schemas(connection: sa.Connection, schemas: list[str]) -> set[str]:
-    """Which of ``schemas`` the source has."""
-    return {row.nspname for row in connection.execute(_EXISTING_SCHEMAS, {"schemas": schemas})}
+def existing_schemas(connection: sa.Connection, schemas: list[str]) -> dict[str, bool]:
+    """Which of ``schemas`` the source has, each with whether the user may use it."""
+    return {row.nspname: row.usable for row in connection.execute(_EXISTING_SCHEMAS, {"schemas": schemas})}
 
 
 def read_tables(connection: sa.Connection, schemas: list[str]) -> dict[tuple[str, str], SourceTable]:

@@ -17,7 +17,13 @@ from tap_postgres.tap import TapPostgres
 
 from pipeline.errors import PipelineError, TransientPipelineError, run_plugin_cli
 from tap_postgres_native.copy_stream import CopyStream
-from tap_postgres_native.native_types import analytics_type_pairs, entry_schema_name, native_entries, table_problems
+from tap_postgres_native.native_types import (
+    analytics_type_pairs,
+    entry_schema_name,
+    native_entries,
+    schema_problems,
+    table_problems,
+)
 from tap_postgres_native.snapshot import SourceSnapshot
 from tap_postgres_native.source_catalog import existing_schemas, format_types, read_tables, read_types
 
@@ -51,14 +57,12 @@ class NativeTypesConnector(PostgresConnector):
         )
         if not schemas:
             return []
+        user = str(self.config.get("user"))
         with self._connect() as connection, connection.begin():
-            problems = [
-                f"schema {name!r} of filter_schemas does not exist in the source: correct filter_schemas"
-                for name in sorted(set(schemas) - existing_schemas(connection, schemas))
-            ]
+            problems = list(schema_problems(schemas, existing_schemas(connection, schemas), user))
             tables = read_tables(connection, schemas)
             for table in tables.values():
-                problems.extend(table_problems(table, str(self.config.get("user"))))
+                problems.extend(table_problems(table, user))
             if problems:
                 raise UnextractableSourceError(problems)
             types = read_types(connection, {c.type_oid for table in tables.values() for c in table.columns.values()})
@@ -73,7 +77,8 @@ class UnextractableSourceError(PipelineError):
         for problem in problems:
             print(f"tap-postgres-native: {problem}", file=sys.stderr)
         super().__init__(
-            f"{len(problems)} source table(s) or column(s) cannot be extracted (each listed above with its fix); "
+            f"{len(problems)} source schema(s), table(s) or column(s) cannot be extracted "
+            "(each listed above with its fix); "
             "nothing was extracted and the job publishes nothing"
         )
 
