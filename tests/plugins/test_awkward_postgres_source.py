@@ -363,13 +363,13 @@ def test_tables_that_cannot_be_extracted_are_listed_one_line_each_and_nothing_is
     lines = [line[line.index(marker) :] for line in result.stderr.splitlines() if marker in line]
     assert lines == [
         f'tap-postgres-native: schema "Hidden": user {role} may not use it; GRANT USAGE ON SCHEMA "Hidden" TO {role}',
-        'tap-postgres-native: schema "missing" of filter_schemas does not exist in the source: correct filter_schemas',
-        'tap-postgres-native: table "public"."Partly Secret", column "PIN code": user '
-        f'{role} may not read it; GRANT SELECT ("PIN code") ON "public"."Partly Secret" TO {role}',
-        'tap-postgres-native: table "public"."nothing" has no columns, so it has nothing to extract: '
+        "tap-postgres-native: schema 'missing' of filter_schemas does not exist in the source: correct filter_schemas",
+        'tap-postgres-native: table public."Partly Secret", column "PIN code": user '
+        f'{role} may not read it; GRANT SELECT ("PIN code") ON public."Partly Secret" TO {role}',
+        "tap-postgres-native: table public.nothing has no columns, so it has nothing to extract: "
         "add a column or drop the table",
-        f'tap-postgres-native: table "public"."secret": user {role} may not read it; '
-        f'GRANT SELECT ON "public"."secret" TO {role}, or drop it from the source',
+        f"tap-postgres-native: table public.secret: user {role} may not read it; "
+        f"GRANT SELECT ON public.secret TO {role}, or drop it from the source",
         "tap-postgres-native: 5 source schema(s), table(s) or column(s) cannot be extracted "
         "(each listed above with its fix); "
         "nothing was extracted and the job publishes nothing",
@@ -408,3 +408,34 @@ def test_an_unreachable_source_is_a_transient_failure(tap_postgres_native_exe: P
     [record] = [json.loads(line) for line in failures.read_text().splitlines()]
     assert record["component"] == "tap-postgres-native"
     assert record["transient"] is True
+
+
+def test_record_mode_sends_mapped_columns_as_their_text(
+    tap_postgres_native_exe: Path, awkward_db: str, tmp_path: Path
+) -> None:
+    """Without csv_batch_dir (RECORD messages), a mapped column's value is its text form too.
+
+    ``dates_as_string``: Python's dates cannot hold the fixture's 4713 BC (the COPY path has no such limit).
+    """
+    env = project_env()
+    config = tmp_path / "tap.json"
+    settings = {key: env[f"TAP_POSTGRES_{key.upper()}"] for key in ("host", "user", "password")}
+    config.write_text(
+        json.dumps({**settings, "port": int(env["TAP_POSTGRES_PORT"]), "database": awkward_db, "dates_as_string": True})
+    )
+    result = subprocess.run([tap_postgres_native_exe, "--config", config], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    messages = [json.loads(line) for line in result.stdout.splitlines()]
+    [first] = [
+        m["record"]
+        for m in messages
+        if m["type"] == "RECORD" and m["stream"] == "public-typed" and m["record"]["id"] == 1
+    ]
+    assert (first["m"], first["ms"], first["p"], first["ps"]) == ("ok", ["sad", "happy"], '(1,"x,y")', ["(2,z)", None])
+    assert (first["ci"], first["h"], first["ir"], first["pos"], first["poss"]) == (
+        "CaSe",
+        '"a"=>"1", "b c"=>NULL',
+        "[1,5)",
+        5,
+        [1, 2],
+    )

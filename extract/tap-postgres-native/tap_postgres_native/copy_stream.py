@@ -16,9 +16,9 @@ a composite, citext...) is cast to it, so the file holds what the analytics colu
 will. The statement is built from the catalog's exact names with
 ``psycopg2.sql.Identifier``, never by formatting names into SQL.
 
-Without ``csv_batch_dir`` the stream is tap-postgres's own (RECORD messages, the
-same casts), which is what a Singer target other than target-lfs expects; it reads
-outside the shared snapshot.
+Without ``csv_batch_dir`` the stream is tap-postgres's own (RECORD messages, each
+mapped column cast to its analytics type), which is what a Singer target other than
+target-lfs expects; it reads outside the shared snapshot.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ import sqlalchemy as sa
 from psycopg2 import sql
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig, StorageTarget
 from singer_sdk.mapper import SameRecordTransform
-from sqlalchemy.dialects import postgresql
 from tap_postgres.client import PostgresStream
 
 from pipeline.errors import PipelineError, TransientPipelineError
@@ -52,15 +51,32 @@ CSV_ENCODING = BaseBatchFileEncoding(format="csv")
 _CASTS = {BOOL_OID: "text", TEXT_OID: "text", TEXT_ARRAY_OID: "text[]"}
 
 
-def column_cast(prop: t.Mapping[str, t.Any], *, booleans: bool) -> str | None:
-    """The type a column is cast to when read (``text`` or ``text[]``), or None.
+def column_cast(prop: t.Mapping[str, t.Any]) -> str | None:
+    """The type a column is cast to in the COPY (``text`` or ``text[]``), or None.
 
-    ``booleans``: cast booleans to text too (COPY's own form is ``t``/``f``).
+    Booleans too: COPY's own form of them is ``t``/``f``.
     """
     oid = prop.get("x-sql-type-oid")
-    if (booleans and oid == BOOL_OID) or prop.get("x-source-type") is not None:
+    if oid == BOOL_OID or prop.get("x-source-type") is not None:
         return _CASTS.get(oid)
     return None
+
+
+class AnalyticsType(sa.types.UserDefinedType):
+    """A built-in type named as ``format_type`` printed it, for a CAST in the RECORD-mode query.
+
+    The name is the catalog's own text for a built-in type (``x-sql-type-oid`` below
+    16384, by ``type_mapping``), never a name taken from the source's objects.
+    """
+
+    cache_ok = True
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def get_col_spec(self, **_: t.Any) -> str:
+        """The type's name in the SQL text."""
+        return self.name
 
 
 class CopyStream(PostgresStream):
@@ -84,16 +100,18 @@ class CopyStream(PostgresStream):
         return BatchConfig(encoding=CSV_ENCODING, storage=StorageTarget(root=resolve_data_dir(folder).as_uri()))
 
     def build_query(self, context: Context | None) -> sa.sql.Select:
-        """tap-postgres's query (RECORD mode), with mapped columns and booleans cast like the COPY's."""
+        """tap-postgres's query (RECORD mode), each column whose source type differs cast to its analytics type.
+
+        So the driver returns what it returns for that built-in type: a string for an
+        enum, a list for an array of a domain (which it would not parse).
+        """
         query = super().build_query(context=context)
         properties = self.schema["properties"]
         columns = []
         for column in query.selected_columns:
-            cast = column_cast(properties.get(column.name, {}), booleans=False)
-            if cast == "text":
-                column = sa.cast(column, sa.Text).label(column.name)
-            elif cast == "text[]":
-                column = sa.cast(column, postgresql.ARRAY(sa.Text)).label(column.name)
+            prop = properties.get(column.name, {})
+            if prop.get("x-source-type") is not None:
+                column = sa.cast(column, AnalyticsType(prop["x-sql-datatype"])).label(column.name)
             columns.append(column)
         return query.with_only_columns(*columns)
 
@@ -101,7 +119,7 @@ class CopyStream(PostgresStream):
         """``COPY (SELECT <selected columns, cast where needed> FROM <table>) TO STDOUT (FORMAT csv, HEADER)``."""
         items = []
         for name, prop in self.get_selected_schema()["properties"].items():
-            cast = column_cast(prop, booleans=True)
+            cast = column_cast(prop)
             if cast is None:
                 items.append(sql.Identifier(name))
             else:

@@ -48,19 +48,9 @@ def select_by_default(entry: dict[str, Any]) -> None:
     stream_metadata(entry)["selected-by-default"] = True
 
 
-def quoted(name: str) -> str:
-    """A name for messages, quoted as SQL would, so that it can be pasted into the fix (names may hold anything)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def qualified(table: SourceTable) -> str:
-    """A table's name for messages: ``"schema"."table"``."""
-    return f"{quoted(table.schema)}.{quoted(table.name)}"
-
-
 def table_problems(table: SourceTable, user: str) -> Iterator[str]:
     """One line per reason the table cannot be extracted, each with its fix."""
-    name = qualified(table)
+    name = table.quoted
     try:
         data_file_name(table_folder(table.schema, table.name))
     except PipelineError as exc:
@@ -73,18 +63,19 @@ def table_problems(table: SourceTable, user: str) -> Iterator[str]:
         for column in table.columns.values():
             if not column.readable:
                 yield (
-                    f"table {name}, column {quoted(column.name)}: user {user} may not read it; "
-                    f"GRANT SELECT ({quoted(column.name)}) ON {name} TO {user}"
+                    f"table {name}, column {column.quoted}: user {user} may not read it; "
+                    f"GRANT SELECT ({column.quoted}) ON {name} TO {user}"
                 )
 
 
-def schema_problems(wanted: list[str], existing: dict[str, bool], user: str) -> Iterator[str]:
+def schema_problems(wanted: list[str], existing: dict[str, tuple[str, bool]], user: str) -> Iterator[str]:
     """One line per selected schema that is missing or that the user may not use, each with its fix."""
     for name in wanted:
         if name not in existing:
-            yield f"schema {quoted(name)} of filter_schemas does not exist in the source: correct filter_schemas"
-        elif not existing[name]:
-            yield f"schema {quoted(name)}: user {user} may not use it; GRANT USAGE ON SCHEMA {quoted(name)} TO {user}"
+            yield f"schema {name!r} of filter_schemas does not exist in the source: correct filter_schemas"
+        elif not existing[name][1]:
+            quoted = existing[name][0]
+            yield f"schema {quoted}: user {user} may not use it; GRANT USAGE ON SCHEMA {quoted} TO {user}"
 
 
 def annotate_property(
@@ -145,16 +136,16 @@ def native_entries(
         seen.add(key)
         properties = entry["schema"]["properties"]
         if list(properties) != list(table.columns):
-            raise _changed(qualified(table))
+            raise _changed(table.quoted)
         try:
             for name, prop in properties.items():
                 annotate_property(prop, table.columns[name], types, type_names)
         except UnknownTypeError as exc:
-            raise _changed(qualified(table)) from exc
+            raise _changed(table.quoted) from exc
         entry["schema"][SOURCE_SCHEMA_KEY] = table.schema
         entry["schema"][SOURCE_TABLE_KEY] = table.name
         select_by_default(entry)
         result.append(entry)
     if missing := sorted(set(tables) - seen):
-        raise _changed(qualified(tables[missing[0]]))
+        raise _changed(tables[missing[0]].quoted)
     return result

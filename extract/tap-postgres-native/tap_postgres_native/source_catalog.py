@@ -15,11 +15,14 @@ import sqlalchemy as sa
 
 from tap_postgres_native.type_mapping import PgType
 
+_QUOTED_USER = sa.text("SELECT pg_catalog.quote_ident(current_user)")
+
 _SET_SEARCH_PATH = sa.text("SELECT pg_catalog.set_config('search_path', 'pg_catalog', true)")
 
 _EXISTING_SCHEMAS = sa.text(
     """
-    SELECT nspname, pg_catalog.has_schema_privilege(oid, 'USAGE') AS usable
+    SELECT nspname, pg_catalog.has_schema_privilege(oid, 'USAGE') AS usable,
+           pg_catalog.quote_ident(nspname) AS quoted
       FROM pg_catalog.pg_namespace
      WHERE nspname = ANY(:schemas)
     """
@@ -30,8 +33,10 @@ _BASE_TABLE_COLUMNS = sa.text(
     """
     SELECT n.nspname AS schema_name,
            c.relname AS table_name,
+           pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) AS quoted_table,
            pg_catalog.has_table_privilege(c.oid, 'SELECT') AS table_readable,
            a.attname AS column_name,
+           pg_catalog.quote_ident(a.attname) AS quoted_column,
            a.atttypid::int8 AS type_oid,
            a.atttypmod AS typmod,
            pg_catalog.format_type(a.atttypid, a.atttypmod) AS source_type,
@@ -78,6 +83,7 @@ class SourceColumn:
     """One column of a base table, as the source's catalog declares it."""
 
     name: str
+    quoted: str  # as SQL quotes it, for the fix a message names
     type_oid: int
     typmod: int
     source_type: str  # format_type, qualified unless built in
@@ -90,13 +96,20 @@ class SourceTable:
 
     schema: str
     name: str
+    quoted: str  # "schema"."table" as SQL quotes it, for the fix a message names
     readable: bool
     columns: dict[str, SourceColumn] = dataclasses.field(default_factory=dict)
 
 
-def existing_schemas(connection: sa.Connection, schemas: list[str]) -> dict[str, bool]:
-    """Which of ``schemas`` the source has, each with whether the user may use it."""
-    return {row.nspname: row.usable for row in connection.execute(_EXISTING_SCHEMAS, {"schemas": schemas})}
+def existing_schemas(connection: sa.Connection, schemas: list[str]) -> dict[str, tuple[str, bool]]:
+    """Which of ``schemas`` the source has, each quoted as SQL quotes it and whether the user may use it."""
+    rows = connection.execute(_EXISTING_SCHEMAS, {"schemas": schemas})
+    return {row.nspname: (row.quoted, row.usable) for row in rows}
+
+
+def quoted_user(connection: sa.Connection) -> str:
+    """The user the tap reads as, quoted as SQL quotes it."""
+    return connection.execute(_QUOTED_USER).scalar_one()
 
 
 def read_tables(connection: sa.Connection, schemas: list[str]) -> dict[tuple[str, str], SourceTable]:
@@ -105,11 +118,12 @@ def read_tables(connection: sa.Connection, schemas: list[str]) -> dict[tuple[str
     tables: dict[tuple[str, str], SourceTable] = {}
     for row in connection.execute(_BASE_TABLE_COLUMNS, {"schemas": schemas}):
         table = tables.setdefault(
-            (row.schema_name, row.table_name), SourceTable(row.schema_name, row.table_name, row.table_readable)
+            (row.schema_name, row.table_name),
+            SourceTable(row.schema_name, row.table_name, row.quoted_table, row.table_readable),
         )
         if row.column_name is not None:
             table.columns[row.column_name] = SourceColumn(
-                row.column_name, row.type_oid, row.typmod, row.source_type, row.column_readable
+                row.column_name, row.quoted_column, row.type_oid, row.typmod, row.source_type, row.column_readable
             )
     return tables
 

@@ -25,7 +25,7 @@ from tap_postgres_native.native_types import (
     table_problems,
 )
 from tap_postgres_native.snapshot import SourceSnapshot
-from tap_postgres_native.source_catalog import existing_schemas, format_types, read_tables, read_types
+from tap_postgres_native.source_catalog import existing_schemas, format_types, quoted_user, read_tables, read_types
 
 
 class NativeTypesConnector(PostgresConnector):
@@ -57,8 +57,8 @@ class NativeTypesConnector(PostgresConnector):
         )
         if not schemas:
             return []
-        user = str(self.config.get("user"))
         with self._connect() as connection, connection.begin():
+            user = quoted_user(connection)
             problems = list(schema_problems(schemas, existing_schemas(connection, schemas), user))
             tables = read_tables(connection, schemas)
             for table in tables.values():
