@@ -100,18 +100,21 @@ def annotate_property(
         prop["x-domain-check"] = " ".join(analytics.domain_checks)
 
 
+def _changed(table: str) -> TransientPipelineError:
+    return TransientPipelineError(f"table {table} changed while the tap read the source's catalog; run the job again")
+
+
 def analytics_type_pairs(tables: dict[tuple[str, str], SourceTable], types: dict[int, PgType]) -> set[tuple[int, int]]:
     """Every (oid, typmod) that some column gets in the analytics database (to be named by format_type)."""
     pairs = set()
     for table in tables.values():
-        for column in table.columns.values():
-            analytics = resolve(column.type_oid, column.typmod, types)
-            pairs.add((analytics.oid, analytics.typmod))
+        try:
+            for column in table.columns.values():
+                analytics = resolve(column.type_oid, column.typmod, types)
+                pairs.add((analytics.oid, analytics.typmod))
+        except UnknownTypeError as exc:
+            raise _changed(table.quoted) from exc
     return pairs
-
-
-def _changed(table: str) -> TransientPipelineError:
-    return TransientPipelineError(f"table {table} changed while the tap read the source's catalog; run the job again")
 
 
 def native_entries(

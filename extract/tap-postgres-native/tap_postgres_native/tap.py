@@ -1,4 +1,8 @@
-"""The tap: tap-postgres with a connector whose discovery adds the native column types."""
+"""The tap: tap-postgres whose discovery names tables exactly and types columns from pg_catalog.
+
+Its connector also holds the run's one snapshot (``snapshot.SourceSnapshot``) that
+every table's COPY reads in.
+"""
 
 from __future__ import annotations
 
@@ -64,20 +68,21 @@ class NativeTypesConnector(PostgresConnector):
             for table in tables.values():
                 problems.extend(table_problems(table, user))
             if problems:
-                raise UnextractableSourceError(problems)
+                # One line each: the failure report that follows keeps a single line.
+                for problem in problems:
+                    print(f"tap-postgres-native: {problem}", file=sys.stderr)
+                raise UnextractableSourceError(len(problems))
             types = read_types(connection, {c.type_oid for table in tables.values() for c in table.columns.values()})
             type_names = format_types(connection, analytics_type_pairs(tables, types))
         return native_entries(entries, tables, types, type_names)
 
 
 class UnextractableSourceError(PipelineError):
-    """Tables or columns that cannot be extracted: each is printed on its own line, then one summary line."""
+    """Schemas, tables or columns that cannot be extracted, already printed one per line; this is the summary."""
 
-    def __init__(self, problems: list[str]) -> None:
-        for problem in problems:
-            print(f"tap-postgres-native: {problem}", file=sys.stderr)
+    def __init__(self, count: int) -> None:
         super().__init__(
-            f"{len(problems)} source schema(s), table(s) or column(s) cannot be extracted "
+            f"{count} source schema(s), table(s) or column(s) cannot be extracted "
             "(each listed above with its fix); "
             "nothing was extracted and the job publishes nothing"
         )
