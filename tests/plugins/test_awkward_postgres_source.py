@@ -49,18 +49,18 @@ CREATE TABLE typed (
     ci citext, h hstore,
     pos posint, small small_posint, nm short_name, poss posint[],
     amount numeric(12,2), big numeric, label varchar(15), at timestamptz, day date,
-    f8 double precision, ints integer[], flag boolean, bin bytea, doc jsonb
+    f8 double precision, ints integer[], flag boolean, bin bytea, doc jsonb, cash money, span interval
 );
 INSERT INTO typed (m, ms, p, ps, fr, ir, im, ci, h, pos, small, nm, poss, amount, big, label, at, day, f8,
-                   ints, flag, bin, doc) VALUES
+                   ints, flag, bin, doc, cash, span) VALUES
  ('ok', '{{sad,happy}}', '(1,"x,y")', ARRAY['(2,z)'::pair, NULL], '[1.5,2)', '[1,5)', '{{[1,2),[5,7)}}', 'CaSe',
   'a=>1, "b c"=>NULL', 5, 7, 'nm', '{{1,2}}', 1234567890.12, 123456789012345678901234567890.123456789,
   'a,b "c"', '2024-01-02 03:04:05.123456+00', '4713-01-01 BC', 'NaN', '{{1,NULL,3}}', true, '\\x00ff',
-  '{{"k": [1, 2.50, "é"]}}'),
+  '{{"k": [1, 2.50, "é"]}}', 1234.5, '1 year 2 mons 3 days 04:05:06.5'),
  (NULL, '{{}}', NULL, NULL, 'empty', NULL, '{{}}', '', '', NULL, NULL, 'x', NULL, -0.01, 'NaN', '',
-  'infinity', 'infinity', '-Infinity', '{{}}', false, '\\x', 'null'),
+  'infinity', 'infinity', '-Infinity', '{{}}', false, '\\x', 'null', -0.01, '-1 day'),
  (NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, E'line\\nbreak', NULL, NULL, NULL, NULL,
-  '-infinity', '5874897-12-31', 'Infinity', NULL, NULL, NULL, NULL);
+  '-infinity', '5874897-12-31', 'Infinity', NULL, NULL, NULL, NULL, NULL, NULL);
 
 CREATE TABLE "Orders" (id integer PRIMARY KEY);
 CREATE TABLE orders (id integer PRIMARY KEY);
@@ -137,6 +137,8 @@ EXPECTED_TYPED: dict[str, tuple[str, int, str | None, str | None]] = {
     "flag": ("boolean", 16, None, None),
     "bin": ("bytea", 17, None, None),
     "doc": ("jsonb", 3802, None, None),
+    "cash": ("money", 790, None, None),
+    "span": ("interval", 1186, None, None),
 }
 
 

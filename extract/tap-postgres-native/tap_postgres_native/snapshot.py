@@ -34,6 +34,7 @@ SESSION_SETTINGS = {
     "TimeZone": "UTC",
     "extra_float_digits": "1",
     "bytea_output": "hex",
+    "lc_monetary": "C",  # the text of money values
 }
 TEST_PAUSE_ENV = "PIPELINE_TEST_PAUSE_AFTER_FIRST_TABLE"
 _PAUSE_LIMIT_SECONDS = 300
