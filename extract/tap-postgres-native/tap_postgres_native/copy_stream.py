@@ -116,7 +116,10 @@ class CopyStream(PostgresStream):
         return query.with_only_columns(*columns)
 
     def copy_statement(self) -> sql.Composed:
-        """``COPY (SELECT <selected columns, cast where needed> FROM <table>) TO STDOUT (FORMAT csv, HEADER)``."""
+        """``COPY (SELECT <selected columns, cast where needed> FROM [ONLY] <table>) TO STDOUT (FORMAT csv, HEADER)``.
+
+        ``ONLY`` for every table but a partitioned one (see ``NativeTypesConnector.plain_tables``).
+        """
         items = []
         for name, prop in self.get_selected_schema()["properties"].items():
             cast = column_cast(prop)
@@ -124,9 +127,10 @@ class CopyStream(PostgresStream):
                 items.append(sql.Identifier(name))
             else:
                 items.append(sql.SQL("{}::" + cast + " AS {}").format(sql.Identifier(name), sql.Identifier(name)))
-        table = sql.Identifier(self.schema[SOURCE_SCHEMA_KEY], self.schema[SOURCE_TABLE_KEY])
-        return sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT (FORMAT csv, HEADER true)").format(
-            sql.SQL(", ").join(items), table
+        schema, name = self.schema[SOURCE_SCHEMA_KEY], self.schema[SOURCE_TABLE_KEY]
+        plain = (schema, name) in self.connector.plain_tables  # type: ignore[attr-defined]
+        return sql.SQL("COPY (SELECT {} FROM {}{}) TO STDOUT (FORMAT csv, HEADER true)").format(
+            sql.SQL(", ").join(items), sql.SQL("ONLY " if plain else ""), sql.Identifier(schema, name)
         )
 
     def get_batches(

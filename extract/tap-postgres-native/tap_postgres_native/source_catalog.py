@@ -35,6 +35,7 @@ _BASE_TABLE_COLUMNS = sa.text(
            c.relname AS table_name,
            pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) AS quoted_table,
            pg_catalog.has_table_privilege(c.oid, 'SELECT') AS table_readable,
+           c.relkind = 'p' AS partitioned,
            a.attname AS column_name,
            pg_catalog.quote_ident(a.attname) AS quoted_column,
            a.atttypid::int8 AS type_oid,
@@ -98,6 +99,7 @@ class SourceTable:
     name: str
     quoted: str  # "schema"."table" as SQL quotes it, for the fix a message names
     readable: bool
+    partitioned: bool  # read with its partitions; any other table ONLY (without tables inheriting from it)
     columns: dict[str, SourceColumn] = dataclasses.field(default_factory=dict)
 
 
@@ -119,7 +121,7 @@ def read_tables(connection: sa.Connection, schemas: list[str]) -> dict[tuple[str
     for row in connection.execute(_BASE_TABLE_COLUMNS, {"schemas": schemas}):
         table = tables.setdefault(
             (row.schema_name, row.table_name),
-            SourceTable(row.schema_name, row.table_name, row.quoted_table, row.table_readable),
+            SourceTable(row.schema_name, row.table_name, row.quoted_table, row.table_readable, row.partitioned),
         )
         if row.column_name is not None:
             table.columns[row.column_name] = SourceColumn(

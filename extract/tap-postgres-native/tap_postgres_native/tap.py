@@ -40,6 +40,16 @@ class NativeTypesConnector(PostgresConnector):
         """The one transaction every table's COPY of this run reads in."""
         return SourceSnapshot(self._engine)
 
+    @cached_property
+    def plain_tables(self) -> set[tuple[str, str]]:
+        """(schema, table) of the discovered tables that are not partitioned: each is read ``ONLY``.
+
+        Without ``ONLY`` a table that others inherit from (``INHERITS``) would also
+        yield their rows, which are extracted with their own tables; a partitioned
+        table's rows are all in its partitions, so it is read without.
+        """
+        return set()
+
     def discover_catalog_entries(
         self,
         *,
@@ -72,6 +82,7 @@ class NativeTypesConnector(PostgresConnector):
                 for problem in problems:
                     print(f"tap-postgres-native: {problem}", file=sys.stderr)
                 raise UnextractableSourceError(len(problems))
+            self.plain_tables.update(key for key, table in tables.items() if not table.partitioned)
             types = read_types(connection, {c.type_oid for table in tables.values() for c in table.columns.values()})
             type_names = format_types(connection, analytics_type_pairs(tables, types))
         return native_entries(entries, tables, types, type_names)
