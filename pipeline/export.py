@@ -1,78 +1,109 @@
-"""Exporting the day's result (the orders joined with their details) to CSV and JSON.
+r"""Exporting the day's result (the orders joined with their details) to CSV and JSON.
 
-Both files are streamed from the database (any size fits in memory) into temporary
-names and renamed into place, so a reader never sees half a file. The rows are
-ordered, so the export of the same day is byte-identical on every run.
+Both files come from one snapshot: one ``REPEATABLE READ READ ONLY`` transaction, so a
+publish of the same day in between cannot make the CSV and the JSON disagree. Each is
+the server's own ``COPY ... TO STDOUT`` streamed to disk (as fast as ``psql``'s
+``\copy``, any size fits in memory); the JSON rows are Postgres's ``row_to_json``.
+Both files are written into a temporary folder that then replaces
+``results/{day}/`` as a whole (two renames), so a reader never sees half a file nor
+a CSV of one run beside a JSON of another. The rows are ordered, so the export of
+the same day is byte-identical on every run.
+
+A day without the result's tables (a source without ``orders``, or a day without the
+CSV) has no result: the export is skipped with one line saying why, and any earlier
+result of that day is removed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import uuid
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-from pipeline.analytics import RESULT_VIEW
-from pipeline.errors import PipelineError
-from pipeline.staging import DAY_COLUMN, FINAL_SCHEMA
+from pipeline.analytics import RESULT_TABLES, RESULT_VIEW, day_partitions
+from pipeline.staging import DAY_COLUMN, PROJECT_SCHEMA
 
 RESULTS_DIR = "results"
-_ORDER_BY = "order_id, product_id"
+_ORDER_BY = ("order_id", "product_id")
+# COPY's csv format with a delimiter and quote that JSON text never holds unescaped (it
+# escapes every control character): each row_to_json line is written exactly as it is.
+_RAW_LINES = sql.SQL("(FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')")
 
 
 def _day_query(day: dt.date) -> sql.Composed:
-    return sql.SQL("SELECT * FROM {}.{} WHERE {} = {} ORDER BY {}").format(
-        sql.Identifier(FINAL_SCHEMA),
-        sql.Identifier(RESULT_VIEW),
+    return sql.SQL("SELECT * FROM {} WHERE {} = {} ORDER BY {}").format(
+        sql.Identifier(PROJECT_SCHEMA, RESULT_VIEW),
         sql.Identifier(DAY_COLUMN),
         sql.Literal(day),
-        sql.SQL(_ORDER_BY),
+        sql.SQL(", ").join(map(sql.Identifier, _ORDER_BY)),
     )
-
-
-def _temporary(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
 
 
 def _write_csv(conn: psycopg.Connection, day: dt.date, path: Path) -> None:
     statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER true)").format(_day_query(day))
-    tmp = _temporary(path)
-    with tmp.open("wb") as out, conn.cursor().copy(statement) as copy:
+    with path.open("wb") as out, conn.cursor().copy(statement) as copy:
         for block in copy:
             out.write(block)
-    os.replace(tmp, path)
 
 
 def _write_json(conn: psycopg.Connection, day: dt.date, path: Path) -> int:
-    """Write a JSON array of row objects, one per line, with Postgres's own JSON rendering."""
-    statement = sql.SQL("SELECT row_to_json(r)::text FROM ({}) AS r").format(_day_query(day))
-    tmp = _temporary(path)
+    """A JSON array of row objects, one per line: ``[``, rows joined by ``,`` and newlines, ``]``."""
+    statement = sql.SQL("COPY (SELECT row_to_json(r) FROM ({}) AS r) TO STDOUT {}").format(_day_query(day), _RAW_LINES)
     rows = 0
-    with tmp.open("w", encoding="utf-8") as out, conn.cursor(name="export_json") as cursor:
-        cursor.itersize = 10_000
-        cursor.execute(statement)
-        out.write("[")
-        for (line,) in cursor:
-            out.write(",\n" if rows else "\n")
-            out.write(line)
-            rows += 1
-        out.write("\n]\n" if rows else "]\n")
-    os.replace(tmp, path)
+    pending = b"\n"
+    with path.open("wb") as out, conn.cursor().copy(statement) as copy:
+        out.write(b"[")
+        for block in copy:
+            # JSON text holds no raw newline: each one ends a row.
+            out.write(pending)
+            data = bytes(block)
+            rows += data.count(b"\n")
+            pending = data.replace(b"\n", b",\n")
+        out.write(pending[:-2] + b"\n]\n" if rows else b"]\n")
     return rows
 
 
-def export_day(conn: psycopg.Connection, day: dt.date, data_dir: Path) -> tuple[Path, Path, int]:
-    """Write ``results/{day}/orders_with_details.csv`` and ``.json``; returns both and the row count."""
-    exists = conn.execute("SELECT to_regclass(%s)", (f"{FINAL_SCHEMA}.{RESULT_VIEW}",)).fetchone()
-    if exists is None or exists[0] is None:
-        raise PipelineError(f"the analytics database has no view {RESULT_VIEW}: load a day with orders first")
+def _missing_result_table(conn: psycopg.Connection, day: dt.date) -> str | None:
+    """The first of the result's tables that the day has no partition of, if any."""
+    published = {(p.parent_schema, p.parent) for p in day_partitions(conn, day)}
+    for schema, table in RESULT_TABLES:
+        if (schema, table) not in published:
+            return f"{schema}.{table}"
+    return None
+
+
+def _replace_folder(tmp: Path | None, folder: Path) -> None:
+    """Put ``tmp`` in place of ``folder`` (None: just remove ``folder``)."""
+    old = folder.with_name(f".{folder.name}.{uuid.uuid4().hex}.old")
+    if folder.exists():
+        os.replace(folder, old)
+    if tmp is not None:
+        os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def export_day(conn: psycopg.Connection, day: dt.date, data_dir: Path) -> str:
+    """Write ``results/{day}/orders_with_details.csv`` and ``.json``; returns the line to print."""
     folder = data_dir / RESULTS_DIR / day.isoformat()
-    folder.mkdir(parents=True, exist_ok=True)
-    csv_path, json_path = folder / f"{RESULT_VIEW}.csv", folder / f"{RESULT_VIEW}.json"
+    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    conn.read_only = True
     with conn.transaction():
-        _write_csv(conn, day, csv_path)
-        rows = _write_json(conn, day, json_path)
-    return csv_path, json_path, rows
+        if missing := _missing_result_table(conn, day):
+            _replace_folder(None, folder)
+            return f"export {day}: skipped: the day has no table {missing}, so there is no {RESULT_VIEW} result"
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex}.tmp")
+        tmp.mkdir()
+        try:
+            _write_csv(conn, day, tmp / f"{RESULT_VIEW}.csv")
+            rows = _write_json(conn, day, tmp / f"{RESULT_VIEW}.json")
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    _replace_folder(tmp, folder)
+    return f"export {day}: {rows} rows to {folder}/{RESULT_VIEW}.csv and .json"
