@@ -2,13 +2,20 @@
 
 Layout under ``DATA_DIR`` (``{date}`` is the run's ``PIPELINE_DATE``)::
 
-    postgres/{table}/{date}/{table}.csv        one folder per table and day
-    csv/{date}/order_details.csv               one folder per day
+    postgres/{key}/{date}/{key}.csv            one folder per table and day
+    csv/{date}/{key}.csv                       one folder per day
         each day folder also holds
-        _schema.json     the tables' JSON schemas as the source declared them
-        _manifest.json   per table: file name, row count, byte size, sha256
+        _schema.json     per table key: source, source schema, exact table name,
+                         key properties and the columns' JSON schemas
+        _manifest.json   per table key: file name, row count, byte size, sha256
         _SUCCESS         written last: the folder is complete
-    _runs/{job}/{date}.json                    the job's receipt for the day
+    _runs/{job}/{date}.json                    the job's receipt for the day: each
+                                               table's folder and sha256, and each
+                                               folder's metadata files' sha256
+
+A table's ``key`` is its folder name, ``pipeline.names.table_folder`` of its source
+schema and name (``orders``, ``%4frders``, ``sales.orders``): a name is data, and only
+its encoded form ever becomes part of a path.
     .staging/{job}/{date}/...                  where a running job writes
 
 Why a receipt on top of the folders' own markers: a job writes many folders, and
@@ -40,6 +47,8 @@ SUCCESS_FILE = "_SUCCESS"
 RUNS_DIR = "_runs"
 STAGING_DIR = ".staging"
 TRASH_DIR = ".trash"
+# NAME_MAX of Linux file systems: a longer file or folder name cannot be created.
+MAX_FILE_NAME_BYTES = 255
 
 
 def resolve_data_dir(value: str) -> Path:
@@ -88,6 +97,21 @@ def day_folder(template: str, table: str, day: str) -> str:
     return template.format(table=table, date=day)
 
 
+def data_file_name(key: str) -> str:
+    """The data file of table ``key`` (``{key}.csv``), refusing one the file system cannot hold.
+
+    A table in a non-public schema whose names need encoding can exceed the 255
+    bytes a Linux file name may have; the refusal names the fix instead of an OSError.
+    """
+    name = f"{key}.csv"
+    if len(name.encode("utf-8")) > MAX_FILE_NAME_BYTES:
+        raise PipelineError(
+            f"its file name {name[:40]}... would be {len(name)} bytes, more than the file system's "
+            f"{MAX_FILE_NAME_BYTES}; rename the table (or its schema) to something shorter, or leave it out"
+        )
+    return name
+
+
 def sha256_file(path: Path) -> str:
     """The hex sha256 of a file, read in blocks so any size fits in memory."""
     digest = hashlib.sha256()
@@ -127,8 +151,17 @@ def read_json(path: Path) -> Any:
 
 @dataclasses.dataclass(frozen=True)
 class TableFile:
-    """One table's data file in a day folder, as its metadata describes it."""
+    """One table's data file in a day folder, as its metadata describes it.
 
+    ``key`` is the table's folder name (``pipeline.names.table_folder``), unique per
+    source: it keys the table in ``_schema.json``, ``_manifest.json`` and the
+    receipt. ``table`` (and ``source_schema``, None for the CSV source) are the
+    source's exact names, which are data and never a path.
+    """
+
+    key: str
+    source: str
+    source_schema: str | None
     table: str
     path: Path
     rows: int
@@ -142,14 +175,43 @@ def write_folder_metadata(folder: Path, tables: list[TableFile]) -> None:
 
     The schema's ``properties`` keep the source's column order, which is the CSV's.
     """
-    schemas = {t.table: {"key_properties": t.key_properties, "schema": t.schema} for t in tables}
-    manifest = {
-        t.table: {"file": t.path.name, "rows": t.rows, "sha256": t.sha256, "bytes": t.path.stat().st_size}
+    schemas = {
+        t.key: {
+            "source": t.source,
+            "source_schema": t.source_schema,
+            "table": t.table,
+            "key_properties": t.key_properties,
+            "schema": t.schema,
+        }
         for t in tables
+    }
+    manifest = {
+        t.key: {"file": t.path.name, "rows": t.rows, "sha256": t.sha256, "bytes": t.path.stat().st_size} for t in tables
     }
     write_text_atomic(folder / SCHEMA_FILE, dump_json({"tables": schemas}))
     write_text_atomic(folder / MANIFEST_FILE, dump_json({"tables": manifest}))
     write_text_atomic(folder / SUCCESS_FILE, "")
+
+
+def _table_file(folder: Path, key: str, described: dict[str, Any], listed: dict[str, Any]) -> TableFile:
+    """One table of a folder from its ``_schema.json`` and ``_manifest.json`` entries."""
+    try:
+        return TableFile(
+            key=key,
+            source=described["source"],
+            source_schema=described["source_schema"],
+            table=described["table"],
+            path=folder / listed["file"],
+            rows=listed["rows"],
+            sha256=listed["sha256"],
+            schema=described["schema"],
+            key_properties=described["key_properties"],
+        )
+    except KeyError as exc:
+        raise PipelineError(
+            f"{folder}: table {key!r} lacks {exc.args[0]!r} in its metadata (written by an older "
+            "version of step 1?); rerun step 1 for this day"
+        ) from exc
 
 
 def read_folder(folder: Path) -> list[TableFile]:
@@ -160,25 +222,22 @@ def read_folder(folder: Path) -> list[TableFile]:
     manifest = read_json(folder / MANIFEST_FILE)["tables"]
     if set(schemas) != set(manifest):
         raise PipelineError(f"{folder}: {SCHEMA_FILE} and {MANIFEST_FILE} list different tables")
-    return [
-        TableFile(
-            table=name,
-            path=folder / entry["file"],
-            rows=entry["rows"],
-            sha256=entry["sha256"],
-            schema=schemas[name]["schema"],
-            key_properties=schemas[name]["key_properties"],
-        )
-        for name, entry in sorted(manifest.items())
-    ]
+    return [_table_file(folder, key, schemas[key], entry) for key, entry in sorted(manifest.items())]
+
+
+def metadata_checksums(folder: Path) -> dict[str, str]:
+    """The sha256 of a day folder's metadata files, which the receipt covers like the data."""
+    return {name: sha256_file(folder / name) for name in (SCHEMA_FILE, MANIFEST_FILE)}
 
 
 def publish_staged_day(data_dir: Path, job: str, day: str) -> dict[str, Any]:
     """Move every staged folder of ``job``/``day`` into place, then write the receipt.
 
-    The old receipt goes first, so while folders are being swapped the day counts as
-    not succeeded; each folder is swapped by two renames on the same file system.
-    Returns the receipt.
+    The receipt lists each table (by its key) with its folder and data checksum, and
+    each folder with the checksums of its ``_schema.json`` and ``_manifest.json``, so
+    step 2 reads exactly what this run wrote, metadata included. The old receipt goes
+    first, so while folders are being swapped the day counts as not succeeded; each
+    folder is swapped by two renames on the same file system. Returns the receipt.
     """
     staging = staging_root(data_dir, job, day)
     if not staging.is_dir():
@@ -186,11 +245,18 @@ def publish_staged_day(data_dir: Path, job: str, day: str) -> dict[str, Any]:
             f"{job} has nothing staged for {day} under {staging}: run the whole job: {rerun_command(job, day)}"
         )
     folders = sorted(marker.parent for marker in staging.rglob(SUCCESS_FILE))
+    checksums: dict[str, dict[str, str]] = {}
     tables: dict[str, dict[str, Any]] = {}
     for folder in folders:
         relative = folder.relative_to(staging).as_posix()
+        checksums[relative] = metadata_checksums(folder)
         for table in read_folder(folder):
-            tables[table.table] = {
+            if table.key in tables:
+                raise PipelineError(
+                    f"{job} staged table {table.key!r} twice for {day} ({tables[table.key]['folder']} and "
+                    f"{relative}); rerun: {rerun_command(job, day)}"
+                )
+            tables[table.key] = {
                 "folder": relative,
                 "file": table.path.name,
                 "rows": table.rows,
@@ -207,35 +273,65 @@ def publish_staged_day(data_dir: Path, job: str, day: str) -> dict[str, Any]:
             trash.mkdir(parents=True, exist_ok=True)
             os.replace(destination, trash / uuid.uuid4().hex)
         os.replace(folder, destination)
-    content = {"job": job, "date": day, "tables": tables}
+    content = {"job": job, "date": day, "folders": checksums, "tables": tables}
     write_text_atomic(receipt, dump_json(content))
     shutil.rmtree(trash, ignore_errors=True)
     shutil.rmtree(staging, ignore_errors=True)
     return content
 
 
+def _receipt_tables(data_dir: Path, job: str, day: str) -> list[TableFile]:
+    """The tables one job's receipt lists for ``day``, each checked against its folder's metadata.
+
+    A folder whose ``_schema.json`` or ``_manifest.json`` is not the one the receipt
+    covers, or whose table's data checksum differs, is refused with the rerun command.
+    """
+    receipt = receipt_path(data_dir, job, day)
+    if not receipt.is_file():
+        raise PipelineError(
+            f"refused: step 1 job {job} has not succeeded for {day} (no {receipt}); "
+            f"run it first: {rerun_command(job, day)}"
+        )
+    content = read_json(receipt)
+    if "folders" not in content:
+        raise PipelineError(
+            f"{receipt} was written by an older version of step 1 (no metadata checksums); "
+            f"rerun: {rerun_command(job, day)}"
+        )
+    folders: dict[str, dict[str, TableFile]] = {}
+    for relative, expected in sorted(content["folders"].items()):
+        folder = data_dir / relative
+        if not folder.is_dir() or metadata_checksums(folder) != expected:
+            raise PipelineError(
+                f"{folder}: its metadata no longer matches the receipt {receipt}; rerun: {rerun_command(job, day)}"
+            )
+        folders[relative] = {t.key: t for t in read_folder(folder)}
+    tables = []
+    for key, entry in sorted(content["tables"].items()):
+        table = folders.get(entry["folder"], {}).get(key)
+        if table is None or table.sha256 != entry["sha256"]:
+            raise PipelineError(
+                f"{data_dir / entry['folder']} no longer matches the receipt {receipt}; "
+                f"rerun: {rerun_command(job, day)}"
+            )
+        tables.append(table)
+    return tables
+
+
 def read_day(data_dir: Path, day: str, jobs: list[str]) -> list[TableFile]:
     """Every table that ``jobs`` published for ``day``; refuses the day if one did not succeed.
 
-    The refusal names the missing job and the command that produces it.
+    The refusal names the missing job and the command that produces it. Keys are
+    unique per source, so two jobs may each have a table ``order_details`` when their
+    sources differ (a Postgres table and the CSV file); one source from two jobs is refused.
     """
-    tables: dict[str, TableFile] = {}
+    tables: dict[tuple[str, str], TableFile] = {}
     for job in jobs:
-        receipt = receipt_path(data_dir, job, day)
-        if not receipt.is_file():
-            raise PipelineError(
-                f"refused: step 1 job {job} has not succeeded for {day} (no {receipt}); "
-                f"run it first: {rerun_command(job, day)}"
-            )
-        for name, entry in sorted(read_json(receipt)["tables"].items()):
-            if name in tables:
-                raise PipelineError(f"table {name!r} for {day} comes from two jobs; table names must be unique")
-            folder_tables = {t.table: t for t in read_folder(data_dir / entry["folder"])}
-            table = folder_tables.get(name)
-            if table is None or table.sha256 != entry["sha256"]:
+        for table in _receipt_tables(data_dir, job, day):
+            if (table.source, table.key) in tables:
                 raise PipelineError(
-                    f"{data_dir / entry['folder']} no longer matches the receipt {receipt}; "
-                    f"rerun: {rerun_command(job, day)}"
+                    f"table {table.key!r} of source {table.source} for {day} comes from two jobs; "
+                    "a source's tables must come from one job"
                 )
-            tables[name] = table
+            tables[(table.source, table.key)] = table
     return list(tables.values())

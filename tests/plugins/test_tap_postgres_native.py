@@ -172,6 +172,7 @@ def write_target_config(tmp_path: Path, day: str) -> Path:
         "data_dir": "data",
         "pipeline_date": day,
         "job": "postgres-to-lfs",
+        "source": "postgres",
         "folder_template": "postgres/{table}/{date}",
     }
     path.write_text(json.dumps(config))

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from pipeline.names import encode_name
+
 DAY = "2024-01-02"
 JOB = "postgres-to-lfs"
 JSON_TYPES = ["string", "number", "integer", "array", "object", "boolean", "null"]
@@ -46,10 +48,19 @@ ITEMS_CSV = (
 )
 
 
-def schema_line(stream: str, properties: dict[str, Any], key_properties: list[str]) -> str:
-    return json.dumps(
-        {"type": "SCHEMA", "stream": stream, "schema": {"properties": properties}, "key_properties": key_properties}
-    )
+def schema_line(
+    stream: str, properties: dict[str, Any], key_properties: list[str], identity: tuple[str, str] | None = None
+) -> str:
+    """A SCHEMA message; ``identity`` is the (schema, table) that tap-postgres-native names, else the stream's.
+
+    By default a stream ``<schema>-<table>`` gets the identity the tap would send.
+    """
+    schema: dict[str, Any] = {"properties": properties}
+    if identity is None and "-" in stream:
+        identity = tuple(stream.split("-", 1))  # type: ignore[assignment]
+    if identity is not None:
+        schema = {"x-source-schema": identity[0], "x-source-table": identity[1], **schema}
+    return json.dumps({"type": "SCHEMA", "stream": stream, "schema": schema, "key_properties": key_properties})
 
 
 def record_line(stream: str, record_json: str) -> str:
@@ -61,7 +72,13 @@ def items_messages(stream: str = "public-items") -> list[str]:
 
 
 def run_target(exe: Path, cwd: Path, lines: list[str], **overrides: Any) -> subprocess.CompletedProcess[str]:
-    config = {"data_dir": "data", "pipeline_date": DAY, "job": JOB, "folder_template": "postgres/{table}/{date}"}
+    config = {
+        "data_dir": "data",
+        "pipeline_date": DAY,
+        "job": JOB,
+        "source": "postgres",
+        "folder_template": "postgres/{table}/{date}",
+    }
     config.update(overrides)
     (cwd / "target.json").write_text(json.dumps(config))
     return subprocess.run(
@@ -95,9 +112,14 @@ def test_folder_metadata_describes_the_file(target_lfs_exe, tmp_path):
     data = (folder / "items.csv").read_bytes()
 
     schema = json.loads((folder / "_schema.json").read_text())["tables"]["items"]
-    assert schema["key_properties"] == ["id"]
+    assert schema == {
+        "source": "postgres",
+        "source_schema": "public",
+        "table": "items",
+        "key_properties": ["id"],
+        "schema": {"type": "object", "properties": ITEMS_PROPERTIES},
+    }
     assert list(schema["schema"]["properties"]) == list(ITEMS_PROPERTIES)
-    assert schema["schema"]["properties"] == ITEMS_PROPERTIES
     manifest = json.loads((folder / "_manifest.json").read_text())
     assert manifest == {
         "tables": {
@@ -121,9 +143,9 @@ def test_tables_share_one_folder_with_the_csv_date_layout(target_lfs_exe, tmp_pa
     lines = [
         schema_line("order_details", {"order_id": {"type": ["integer"]}}, ["order_id"]),
         record_line("order_details", '{"order_id":10248}'),
-        *items_messages("public-items"),
+        *(line.replace("public-items", "items") for line in items_messages("items")),
     ]
-    result = run_target(target_lfs_exe, tmp_path, lines, job="csv-to-lfs", folder_template="csv/{date}")
+    result = run_target(target_lfs_exe, tmp_path, lines, job="csv-to-lfs", source="csv", folder_template="csv/{date}")
     assert result.returncode == 0, result.stderr
     folder = tmp_path / "data" / ".staging" / "csv-to-lfs" / DAY / "csv" / DAY
     assert sorted(p.name for p in folder.iterdir()) == [
@@ -136,7 +158,12 @@ def test_tables_share_one_folder_with_the_csv_date_layout(target_lfs_exe, tmp_pa
     assert (folder / "order_details.csv").read_bytes() == b"order_id\n10248\n"
     assert (folder / "items.csv").read_bytes() == ITEMS_CSV.encode("utf-8")
     assert sorted(json.loads((folder / "_manifest.json").read_text())["tables"]) == ["items", "order_details"]
-    assert sorted(json.loads((folder / "_schema.json").read_text())["tables"]) == ["items", "order_details"]
+    schemas = json.loads((folder / "_schema.json").read_text())["tables"]
+    assert sorted(schemas) == ["items", "order_details"]
+    assert {key: (s["source"], s["source_schema"], s["table"]) for key, s in schemas.items()} == {
+        "items": ("csv", None, "items"),
+        "order_details": ("csv", None, "order_details"),
+    }
 
 
 def test_writes_only_the_staging_tree_and_publishes_nothing(target_lfs_exe, tmp_path):
@@ -187,7 +214,7 @@ def test_bad_pipeline_date_fails_with_one_line_before_writing(target_lfs_exe, tm
     assert not (tmp_path / "data").exists()
 
 
-@pytest.mark.parametrize("setting", ["job", "folder_template", "data_dir"])
+@pytest.mark.parametrize("setting", ["job", "folder_template", "data_dir", "source"])
 def test_missing_setting_fails_before_writing(target_lfs_exe, tmp_path, setting):
     result = run_target(target_lfs_exe, tmp_path, items_messages(), **{setting: ""})
     assert result.returncode == 1
@@ -201,16 +228,67 @@ def test_a_changed_schema_for_a_written_table_is_refused(target_lfs_exe, tmp_pat
     result = run_target(target_lfs_exe, tmp_path, lines)
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1] == (
-        "target-lfs: table 'items' was already written in this run by stream 'public-items'; "
+        "target-lfs: table 'items' (folder items) was already written in this run by stream 'public-items'; "
         "refusing to overwrite it for a new SCHEMA of stream 'public-items'"
     )
     assert not list((tmp_path / "data").rglob("_SUCCESS"))
 
 
 def test_two_streams_of_one_table_are_refused(target_lfs_exe, tmp_path):
-    result = run_target(target_lfs_exe, tmp_path, [*items_messages("public-items"), *items_messages("sales-items")])
+    other = [line.replace('"public-items"', '"renamed"') for line in items_messages()]
+    result = run_target(target_lfs_exe, tmp_path, [*items_messages(), *other])
     assert result.returncode == 1
-    assert "table 'items' was already written in this run by stream 'public-items'" in result.stderr.splitlines()[-1]
+    last = result.stderr.splitlines()[-1]
+    assert "table 'items' (folder items) was already written in this run by stream 'public-items'" in last
+
+
+def test_the_same_table_name_in_two_schemas_gets_two_folders(target_lfs_exe, tmp_path):
+    result = run_target(target_lfs_exe, tmp_path, [*items_messages("public-items"), *items_messages("sales-items")])
+    assert result.returncode == 0, result.stderr
+    assert (staged(tmp_path, f"postgres/items/{DAY}") / "items.csv").read_bytes() == ITEMS_CSV.encode("utf-8")
+    sales = staged(tmp_path, f"postgres/sales.items/{DAY}")
+    assert (sales / "sales.items.csv").read_bytes() == ITEMS_CSV.encode("utf-8")
+    described = json.loads((sales / "_schema.json").read_text())["tables"]["sales.items"]
+    assert (described["source_schema"], described["table"]) == ("sales", "items")
+
+
+AWKWARD_TABLES = ["Orders", "orders", "a-b", "a/b", "..", ".", "x y", 'q"uote', "заказы", "é" * 31 + "x", "a" * 63]
+
+
+def test_any_table_name_gets_its_own_encoded_folder_inside_the_staging_tree(target_lfs_exe, tmp_path):
+    lines = []
+    for number, table in enumerate(AWKWARD_TABLES):
+        stream = f"stream-{number}"
+        lines.append(schema_line(stream, {"id": {"type": ["integer"]}}, ["id"], identity=("public", table)))
+        lines.append(record_line(stream, f'{{"id":{number}}}'))
+    result = run_target(target_lfs_exe, tmp_path, lines)
+    assert result.returncode == 0, result.stderr
+
+    root = tmp_path / "data" / ".staging" / JOB / DAY / "postgres"
+    written = {p.relative_to(tmp_path / "data").as_posix() for p in (tmp_path / "data").rglob("*.csv")}
+    assert len(written) == len(AWKWARD_TABLES)
+    for number, table in enumerate(AWKWARD_TABLES):
+        key = encode_name(table)
+        folder = root / key / DAY
+        assert (folder / f"{key}.csv").read_text() == f"id\n{number}\n"
+        assert json.loads((folder / "_schema.json").read_text())["tables"][key]["table"] == table
+    assert all(name.startswith(f".staging/{JOB}/{DAY}/postgres/") for name in written)
+
+
+def test_a_postgres_stream_without_its_identity_is_refused(target_lfs_exe, tmp_path):
+    lines = [schema_line("items", ITEMS_PROPERTIES, ["id"]), record_line("items", ITEMS_RECORDS[0])]
+    result = run_target(target_lfs_exe, tmp_path, lines)
+    assert result.returncode == 1
+    assert "stream 'items': its SCHEMA message has no x-source-schema / x-source-table" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_name_too_long_for_a_file_is_refused_in_one_line(target_lfs_exe, tmp_path):
+    lines = [schema_line("s-t", {"id": {"type": ["integer"]}}, [], identity=("ü" * 31, "ü" * 31))]
+    result = run_target(target_lfs_exe, tmp_path, lines)
+    assert result.returncode == 1
+    assert "more than the file system's 255; rename the table" in result.stderr.splitlines()[-1]
+    assert "Traceback" not in result.stderr
 
 
 def test_the_same_schema_sent_again_keeps_all_rows(target_lfs_exe, tmp_path):

@@ -10,6 +10,7 @@ import pytest
 from pipeline.errors import PipelineError
 from pipeline.lfs import (
     TableFile,
+    data_file_name,
     day_folder,
     publish_staged_day,
     read_day,
@@ -18,19 +19,23 @@ from pipeline.lfs import (
     staging_root,
     write_folder_metadata,
 )
+from pipeline.names import encode_name
 
 DAY = "2024-01-02"
 SCHEMA = {"type": "object", "properties": {"id": {"type": ["integer"], "x-sql-datatype": "smallint"}}}
 
 
-def stage_table(data_dir: Path, job: str, folder: str, table: str, body: str) -> Path:
+def stage_table(data_dir: Path, job: str, folder: str, table: str, body: str, source: str = "postgres") -> Path:
     """Write one table as a step-1 loader would, under the job's staging root."""
     target = staging_root(data_dir, job, DAY) / folder
     target.mkdir(parents=True, exist_ok=True)
-    path = target / f"{table}.csv"
+    key = encode_name(table)
+    path = target / data_file_name(key)
     path.write_text(body)
     rows = body.count("\n") - 1
-    write_folder_metadata(target, [TableFile(table, path, rows, sha256_file(path), SCHEMA, ["id"])])
+    source_schema = "public" if source == "postgres" else None
+    described = TableFile(key, source, source_schema, table, path, rows, sha256_file(path), SCHEMA, ["id"])
+    write_folder_metadata(target, [described])
     return path
 
 
@@ -117,10 +122,68 @@ def test_read_day_refuses_a_folder_that_no_longer_matches_its_receipt(tmp_path: 
         read_day(tmp_path, DAY, ["job-a"])
 
 
-def test_read_day_refuses_the_same_table_from_two_jobs(tmp_path: Path) -> None:
+def test_read_day_refuses_the_same_table_of_one_source_from_two_jobs(tmp_path: Path) -> None:
     stage_table(tmp_path, "job-a", f"a/{DAY}", "orders", "id\n1\n")
     stage_table(tmp_path, "job-b", f"b/{DAY}", "orders", "id\n1\n")
     publish_staged_day(tmp_path, "job-a", DAY)
     publish_staged_day(tmp_path, "job-b", DAY)
     with pytest.raises(PipelineError, match="comes from two jobs"):
         read_day(tmp_path, DAY, ["job-a", "job-b"])
+
+
+def test_two_sources_may_each_have_a_table_of_the_same_name(tmp_path: Path) -> None:
+    stage_table(tmp_path, "job-a", f"a/order_details/{DAY}", "order_details", "id\n1\n")
+    stage_table(tmp_path, "job-b", f"b/{DAY}", "order_details", "id\n1\n2\n", source="csv")
+    publish_staged_day(tmp_path, "job-a", DAY)
+    publish_staged_day(tmp_path, "job-b", DAY)
+    tables = {t.source: t for t in read_day(tmp_path, DAY, ["job-a", "job-b"])}
+    assert (tables["postgres"].rows, tables["csv"].rows) == (1, 2)
+    assert (tables["postgres"].source_schema, tables["csv"].source_schema) == ("public", None)
+
+
+def test_metadata_is_keyed_by_folder_name_and_keeps_the_exact_names(tmp_path: Path) -> None:
+    table = 'Odd "name"/../x'
+    path = stage_table(tmp_path, "job-a", f"a/{encode_name(table)}/{DAY}", table, "id\n1\n")
+    assert path.name == "%4fdd%20%22name%22%2f%2e%2e%2fx.csv"
+    publish_staged_day(tmp_path, "job-a", DAY)
+
+    folder = tmp_path / "a" / encode_name(table) / DAY
+    schema = json.loads((folder / "_schema.json").read_text())["tables"]
+    assert schema == {
+        encode_name(table): {
+            "source": "postgres",
+            "source_schema": "public",
+            "table": table,
+            "key_properties": ["id"],
+            "schema": SCHEMA,
+        }
+    }
+    [read] = read_day(tmp_path, DAY, ["job-a"])
+    assert (read.key, read.table, read.path) == (encode_name(table), table, folder / path.name)
+
+
+@pytest.mark.parametrize("metadata", ["_schema.json", "_manifest.json"])
+def test_read_day_refuses_a_changed_metadata_file(tmp_path: Path, metadata: str) -> None:
+    stage_table(tmp_path, "job-a", f"a/{DAY}", "orders", "id\n1\n")
+    publish_staged_day(tmp_path, "job-a", DAY)
+    path = tmp_path / "a" / DAY / metadata
+    # the same content, formatted differently: still not the file the receipt covers
+    path.write_text(json.dumps(json.loads(path.read_text())))
+    with pytest.raises(PipelineError, match=r"metadata no longer matches the receipt .* rerun: PIPELINE_DATE=2024"):
+        read_day(tmp_path, DAY, ["job-a"])
+
+
+def test_the_receipt_covers_each_folders_metadata(tmp_path: Path) -> None:
+    stage_table(tmp_path, "job-a", f"a/{DAY}", "orders", "id\n1\n")
+    receipt = publish_staged_day(tmp_path, "job-a", DAY)
+    folder = tmp_path / "a" / DAY
+    assert receipt["folders"] == {
+        f"a/{DAY}": {name: sha256_file(folder / name) for name in ("_schema.json", "_manifest.json")}
+    }
+    assert receipt["tables"]["orders"]["folder"] == f"a/{DAY}"
+
+
+def test_a_file_name_longer_than_the_file_system_allows_is_refused() -> None:
+    assert data_file_name("a" * 251) == "a" * 251 + ".csv"
+    with pytest.raises(PipelineError, match="more than the file system's 255; rename the table"):
+        data_file_name("a" * 252)

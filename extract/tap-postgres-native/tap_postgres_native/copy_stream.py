@@ -19,8 +19,10 @@ is what a Singer target other than target-lfs expects.
 
 from __future__ import annotations
 
+import copy
 import typing as t
 import uuid
+from functools import cached_property
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -49,6 +51,16 @@ SESSION_SETTINGS = {
 
 class CopyStream(PostgresStream):
     """tap-postgres's stream; in batch mode the table is one COPY into one CSV file."""
+
+    @cached_property
+    def schema(self) -> dict:
+        """The catalog entry's schema exactly as discovery wrote it.
+
+        The SDK's own property round-trips it through its ``Schema`` model, which
+        drops every key it does not know: the table's ``x-source-schema`` /
+        ``x-source-table`` and each column's ``x-sql-type-oid``, ``x-source-type``...
+        """
+        return copy.deepcopy(self.catalog_entry["schema"])
 
     def get_batch_config(self, config: t.Mapping) -> BatchConfig | None:
         """Batch mode, CSV encoding, when ``csv_batch_dir`` is set; else RECORD messages."""

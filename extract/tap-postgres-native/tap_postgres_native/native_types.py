@@ -100,6 +100,8 @@ def native_entries(entries: list[dict[str, Any]], types: ColumnTypes) -> list[di
                 )
             sql_datatype, is_bytea = columns[name]
             annotate_property(prop, sql_datatype, is_bytea=is_bytea)
+        entry["schema"]["x-source-schema"] = entry_schema_name(entry)
+        entry["schema"]["x-source-table"] = entry["table_name"]
         select_by_default(entry)
         result.append(entry)
     return result

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import sqlalchemy
 from singer_sdk import Stream
 from singer_sdk import typing as th
+from singer_sdk.helpers._catalog import get_selected_schema
 from tap_postgres.client import PostgresConnector, PostgresLogBasedStream
 from tap_postgres.tap import TapPostgres
 
@@ -68,6 +69,21 @@ class TapPostgresNative(TapPostgres):
             config=self.config,
             connection_parameters=self.connection_parameters,
         )
+
+    def setup_mapper(self) -> None:
+        """The SDK's mapper, given each stream's schema as discovery wrote it.
+
+        The SDK registers schemas from its ``Catalog`` model, which drops the keys it
+        does not know (``x-source-table``, ``x-sql-type-oid``...); the SCHEMA messages
+        must carry them, so each stream is registered again from the raw catalog.
+        """
+        super().setup_mapper()
+        catalog = self.catalog
+        for entry in self.catalog_dict["streams"]:
+            name = entry.get("stream") or entry["tap_stream_id"]
+            selection = catalog.get_stream(entry["tap_stream_id"]).metadata.resolve_selection()
+            schema = get_selected_schema(name, entry["schema"], selection)
+            self.mapper.register_raw_stream_schema(name, schema, entry.get("key_properties") or [])
 
     def discover_streams(self) -> Sequence[Stream]:
         """tap-postgres's streams (as its own method builds them), full-table ones able to COPY into CSV batches."""

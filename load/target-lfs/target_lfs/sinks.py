@@ -14,13 +14,14 @@ import hashlib
 import io
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from meltanolabs_target_csv.sinks import CSVSink
 from singer_sdk.helpers._batch import BaseBatchFileEncoding
 
 from pipeline.errors import PipelineError
-from pipeline.lfs import TableFile, batch_file_path, day_folder
+from pipeline.lfs import TableFile, batch_file_path, data_file_name, day_folder
+from pipeline.names import CSV_SOURCE, encode_name, table_folder
 from target_lfs.pgcsv import RowEncoder
 
 if TYPE_CHECKING:
@@ -58,9 +59,53 @@ class RowCounter:
             self._quoted = not self._quoted
 
 
-def table_name(stream_name: str) -> str:
-    """Return the table of a stream: its name without a ``<schema>-`` prefix (``public-orders``)."""
-    return stream_name.split("-", 1)[-1]
+SOURCE_SCHEMA_KEY = "x-source-schema"
+SOURCE_TABLE_KEY = "x-source-table"
+
+
+def source_identity(source: str, stream_name: str, schema: dict[str, Any]) -> tuple[str | None, str]:
+    """The ``(source schema, exact table name)`` of a stream.
+
+    tap-postgres-native names them in its SCHEMA message (top-level
+    ``x-source-schema`` / ``x-source-table``), because its stream names
+    (``<schema>-<table>``) cannot be split back when a name holds ``-``. The CSV
+    source's table is its stream name, without a schema.
+    """
+    if SOURCE_TABLE_KEY in schema:
+        return schema.get(SOURCE_SCHEMA_KEY), schema[SOURCE_TABLE_KEY]
+    if source == CSV_SOURCE:
+        return None, stream_name
+    raise PipelineError(
+        f"stream {stream_name!r}: its SCHEMA message has no {SOURCE_SCHEMA_KEY} / {SOURCE_TABLE_KEY}, which "
+        f"target-lfs needs for source {source} (tap-postgres-native sends them; use it, or set source to csv)"
+    )
+
+
+def table_key(source: str, source_schema: str | None, table: str) -> str:
+    """The table's folder name: ``pipeline.names``' encoding, the one way a source name enters a path."""
+    if source == CSV_SOURCE:
+        key = encode_name(table)
+    elif source_schema:
+        key = table_folder(source_schema, table)
+    else:
+        raise PipelineError(f"table {table!r} of source {source} has no source schema")
+    return key
+
+
+def contained_path(root: Path, relative: str) -> Path:
+    """``root / relative``, refusing any result outside ``root`` (whatever a name holds)."""
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise PipelineError(f"refused to write {path}: it is outside the staging folder {root}")
+    return path
+
+
+def read_header(source: BinaryIO) -> bytes:
+    """The header line of a CSV file, even when a quoted column name holds a line break."""
+    header = source.readline()
+    while header.count(b'"') % 2 and (more := source.readline()):
+        header += more
+    return header
 
 
 class LFSSink(CSVSink):
@@ -78,8 +123,15 @@ class LFSSink(CSVSink):
         key_properties: list[str] | None,
     ) -> None:
         self.lfs_target = target
-        self.table = table_name(stream_name)
-        self.folder = target.staging / day_folder(target.folder_template, self.table, target.day)
+        self.source = target.source
+        self.source_schema, self.table = source_identity(self.source, stream_name, schema)
+        self.key = table_key(self.source, self.source_schema, self.table)
+        self.folder = contained_path(target.staging, day_folder(target.folder_template, self.key, target.day))
+        try:
+            file_name = data_file_name(self.key)
+        except PipelineError as exc:
+            raise PipelineError(f"table {self.table!r} (schema {self.source_schema!r}): {exc}") from exc
+        self._output_file = contained_path(self.folder, file_name)
         self.rows = 0
         self._digest = hashlib.sha256()
         super().__init__(target, stream_name, schema, key_properties)
@@ -88,7 +140,7 @@ class LFSSink(CSVSink):
     @property
     def output_file(self) -> Path:
         """Return the table's file in its staged day folder (replaces target-csv's naming scheme)."""
-        return self.folder / f"{self.table}.csv"
+        return self._output_file
 
     def setup(self) -> None:
         """Claim the table for this stream, then create its file with the header line.
@@ -124,8 +176,8 @@ class LFSSink(CSVSink):
         """Append the rows of a PostgreSQL CSV file whose header is the schema's columns; returns them."""
         counter = RowCounter()
         with path.open("rb") as source, self.output_file.open("ab") as out:
-            header = source.readline()
-            columns = next(csv.reader(io.StringIO(header.decode("utf-8"))), [])
+            header = read_header(source)
+            columns = next(csv.reader(io.StringIO(header.decode("utf-8"), newline="")), [])
             if columns != self.encoder.columns:
                 raise PipelineError(
                     f"{path}: header {columns} is not the columns of {self.stream_name} {self.encoder.columns}"
@@ -151,12 +203,16 @@ class LFSSink(CSVSink):
             handle.write(data)
 
     def table_file(self) -> TableFile:
-        """Describe the written file for the folder's metadata."""
+        """Describe the written file for the folder's metadata (the schema without the identity keys)."""
+        schema = {k: v for k, v in self.schema.items() if k not in (SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY)}
         return TableFile(
+            key=self.key,
+            source=self.source,
+            source_schema=self.source_schema,
             table=self.table,
             path=self.output_file,
             rows=self.rows,
             sha256=self._digest.hexdigest(),
-            schema=self.schema,
+            schema={"type": "object", **schema},
             key_properties=list(self.key_properties),
         )

@@ -16,7 +16,10 @@ from singer_sdk import typing as th
 from pipeline.dates import parse_pipeline_date
 from pipeline.errors import PipelineError, run_plugin_cli
 from pipeline.lfs import resolve_data_dir, staging_root, write_folder_metadata
+from pipeline.names import CSV_SOURCE, POSTGRES_SOURCE
 from target_lfs.sinks import LFSSink
+
+SOURCES = (POSTGRES_SOURCE, CSV_SOURCE)
 
 
 def required_setting(config: dict, name: str, variable: str) -> str:
@@ -50,6 +53,11 @@ class TargetLFS(TargetCSV):
             th.StringType,
             description="Day folder of a table under the data dir, with {table} and {date}.",
         ),
+        th.Property(
+            "source",
+            th.StringType,
+            description="The source the job reads: postgres (tables named by x-source-schema/x-source-table) or csv.",
+        ),
         th.Property("batch_size_rows", th.IntegerType, description="Rows held in memory per table before writing."),
     ).to_dict()
 
@@ -60,19 +68,22 @@ class TargetLFS(TargetCSV):
         data_dir = resolve_data_dir(required_setting(self.config, "data_dir", "DATA_DIR"))
         self.job = required_setting(self.config, "job", "the plugin's config")
         self.folder_template = required_setting(self.config, "folder_template", "the plugin's config")
+        self.source = required_setting(self.config, "source", "the plugin's config")
+        if self.source not in SOURCES:
+            raise PipelineError(f"target-lfs setting source is {self.source!r}; set it to one of {', '.join(SOURCES)}")
         self.staging = staging_root(data_dir, self.job, self.day)
         self._tables: dict[str, LFSSink] = {}
         reset_directory(self.staging)
 
     def claim_table(self, sink: LFSSink) -> None:
-        """Register the sink that writes ``sink.table``; refuse a second one in the same run."""
-        previous = self._tables.get(sink.table)
+        """Register the sink that writes ``sink.key``; refuse a second one in the same run."""
+        previous = self._tables.get(sink.key)
         if previous is not None:
             raise PipelineError(
-                f"table {sink.table!r} was already written in this run by stream {previous.stream_name!r}; "
-                f"refusing to overwrite it for a new SCHEMA of stream {sink.stream_name!r}"
+                f"table {sink.table!r} (folder {sink.key}) was already written in this run by stream "
+                f"{previous.stream_name!r}; refusing to overwrite it for a new SCHEMA of stream {sink.stream_name!r}"
             )
-        self._tables[sink.table] = sink
+        self._tables[sink.key] = sink
 
     def process_endofpipe(self) -> None:
         """Drain every sink, then write each day folder's metadata, ``_SUCCESS`` last."""
@@ -81,8 +92,8 @@ class TargetLFS(TargetCSV):
         for sink in self._tables.values():
             folders[sink.folder].append(sink)
         for folder, sinks in sorted(folders.items()):
-            write_folder_metadata(folder, [sink.table_file() for sink in sorted(sinks, key=lambda s: s.table)])
-            self.logger.info("Staged %s (%s)", folder, ", ".join(sorted(s.table for s in sinks)))
+            write_folder_metadata(folder, [sink.table_file() for sink in sorted(sinks, key=lambda s: s.key)])
+            self.logger.info("Staged %s (%s)", folder, ", ".join(sorted(s.key for s in sinks)))
 
 
 def main() -> None:
