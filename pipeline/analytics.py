@@ -236,10 +236,14 @@ def _align_columns(conn: psycopg.Connection, table: LoadedTable) -> None:
             )
 
 
-def _ensure_result_view(conn: psycopg.Connection) -> None:
-    """Create (or, when the query changed, replace) the result view once both its tables exist."""
-    if any(_partition_key(conn, schema, table) is None for schema, table in RESULT_TABLES):
-        return
+def _ensure_result_view(conn: psycopg.Connection) -> str | None:
+    """Create (or, when the query changed, replace) the result view once both its tables exist.
+
+    Returns why there is no view, if there is none: a source may have an ``orders``
+    table without the columns the query joins; that fails no publish.
+    """
+    if missing := [f"{s}.{t}" for s, t in RESULT_TABLES if _partition_key(conn, s, t) is None]:
+        return f"no {PROJECT_SCHEMA}.{RESULT_VIEW} view yet: no table {', '.join(missing)}"
     query = RESULT_QUERY.read_text(encoding="utf-8")
     version = hashlib.sha256(query.encode()).hexdigest()
     view = sql.Identifier(PROJECT_SCHEMA, RESULT_VIEW)
@@ -247,9 +251,23 @@ def _ensure_result_view(conn: psycopg.Connection) -> None:
         "SELECT obj_description(to_regclass(%s), 'pg_class')", (f"{PROJECT_SCHEMA}.{RESULT_VIEW}",)
     ).fetchone()
     if current and current[0] == version:
-        return
-    conn.execute(sql.SQL("CREATE OR REPLACE VIEW {} AS {}").format(view, sql.SQL(query)))
-    conn.execute(sql.SQL("COMMENT ON VIEW {} IS {}").format(view, sql.Literal(version)))
+        return None
+    try:
+        with conn.transaction():
+            conn.execute(sql.SQL("CREATE OR REPLACE VIEW {} AS {}").format(view, sql.SQL(query)))
+            conn.execute(sql.SQL("COMMENT ON VIEW {} IS {}").format(view, sql.Literal(version)))
+    except (psycopg.errors.UndefinedColumn, psycopg.errors.DatatypeMismatch) as exc:
+        reason = str(exc).strip().splitlines()[0]
+        return f"no {PROJECT_SCHEMA}.{RESULT_VIEW} view: {RESULT_QUERY.name} does not fit the tables ({reason})"
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Published:
+    """What a publish did: rows per analytics table, and why there is no result view, if there is none."""
+
+    rows: dict[str, int]
+    note: str | None
 
 
 @contextmanager
@@ -269,8 +287,8 @@ def _locks_in_time(day: dt.date, lock_timeout: str) -> Iterator[None]:
 
 def publish_day(
     conn: psycopg.Connection, day: dt.date, receipts: list[TableFile], lock_timeout: str = DEFAULT_LOCK_TIMEOUT
-) -> dict[str, int]:
-    """Publish the day's load (see the module docstring); returns rows per analytics table label."""
+) -> Published:
+    """Publish the day's load (see the module docstring)."""
     with _locks_in_time(day, lock_timeout), conn.transaction():
         try:
             conn.execute("SELECT set_config('lock_timeout', %s, true)", (lock_timeout,))
@@ -322,5 +340,5 @@ def publish_day(
             ),
             (day,),
         )
-        _ensure_result_view(conn)
-    return {table.label: table.loaded_rows for table in loaded}
+        note = _ensure_result_view(conn)
+    return Published({table.label: table.loaded_rows for table in loaded}, note)

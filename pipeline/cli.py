@@ -39,7 +39,9 @@ def _publish_analytics(args: argparse.Namespace) -> None:
     lock_timeout = os.environ.get("PIPELINE_LOCK_TIMEOUT") or DEFAULT_LOCK_TIMEOUT
     with connect(ANALYTICS) as conn:
         published = publish_day(conn, day, receipts, lock_timeout)
-    print(f"analytics {day}: published {len(published)} tables, {sum(published.values())} rows")
+    print(f"analytics {day}: published {len(published.rows)} tables, {sum(published.rows.values())} rows")
+    if published.note:
+        print(f"analytics {day}: {published.note}")
 
 
 def _export(_: argparse.Namespace) -> None:

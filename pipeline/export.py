@@ -68,12 +68,15 @@ def _write_json(conn: psycopg.Connection, day: dt.date, path: Path) -> int:
     return rows
 
 
-def _missing_result_table(conn: psycopg.Connection, day: dt.date) -> str | None:
-    """The first of the result's tables that the day has no partition of, if any."""
+def _why_no_result(conn: psycopg.Connection, day: dt.date) -> str | None:
+    """Why the day has no result (a table of the join missing that day, or no view), if so."""
     published = {(p.parent_schema, p.parent) for p in day_partitions(conn, day)}
     for schema, table in RESULT_TABLES:
         if (schema, table) not in published:
-            return f"{schema}.{table}"
+            return f"the day has no table {schema}.{table}"
+    view = conn.execute("SELECT to_regclass(%s)", (f"{PROJECT_SCHEMA}.{RESULT_VIEW}",)).fetchone()
+    if view is None or view[0] is None:
+        return f"there is no view {PROJECT_SCHEMA}.{RESULT_VIEW} (see the publish step's output)"
     return None
 
 
@@ -93,9 +96,9 @@ def export_day(conn: psycopg.Connection, day: dt.date, data_dir: Path) -> str:
     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     conn.read_only = True
     with conn.transaction():
-        if missing := _missing_result_table(conn, day):
+        if reason := _why_no_result(conn, day):
             _replace_folder(None, folder)
-            return f"export {day}: skipped: the day has no table {missing}, so there is no {RESULT_VIEW} result"
+            return f"export {day}: skipped: {reason}, so there is no {RESULT_VIEW} result"
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex}.tmp")
         tmp.mkdir()
