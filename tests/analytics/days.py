@@ -44,6 +44,8 @@ TYPES = {
     "date": ("date", 1082, -1),
     "bytea": ("bytea", 17, -1),
     "int4[]": ("integer[]", 1007, -1),
+    # An enum's oid, as a step 1 that did not map it to text would record it.
+    "public.mood": ("public.mood", 16500, -1),
 }
 JOBS = ("postgres-to-lfs", "csv-to-lfs")
 
