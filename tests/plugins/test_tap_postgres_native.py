@@ -127,8 +127,14 @@ def test_sync_without_catalog_emits_every_table_with_native_schema(tap_postgres_
     assert schemas["public-everything"]["properties"]["bin"] == {
         "type": ["string", "null"],
         "x-sql-datatype": "bytea",
+        "x-sql-type-oid": 17,
+        "x-sql-typmod": -1,
         "contentEncoding": "base16",
     }
+    assert (schemas["public-everything"]["x-source-schema"], schemas["public-everything"]["x-source-table"]) == (
+        "public",
+        "everything",
+    )
     assert not [m for m in messages if m["type"] == "RECORD" and m["stream"] == "public-empty_one"]
 
 

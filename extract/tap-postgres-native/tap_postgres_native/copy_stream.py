@@ -6,15 +6,19 @@ per second at best (see docs/performance.md). ``COPY (SELECT ...) TO STDOUT (FOR
 csv, HEADER)`` writes the day file's exact form at the speed of the server, in
 bounded memory, so with ``csv_batch_dir`` set each table becomes one CSV file there
 and one BATCH message (encoding ``csv``) that target-lfs adopts into its day folder.
+Every table's COPY runs in the run's one snapshot (``snapshot.SourceSnapshot``).
 
 The file is the contract's PostgreSQL CSV text form by construction: NULL unquoted
 empty, the empty string ``""``, bytea ``\x`` hex, json as its text, dates ISO.
-Booleans are cast to text, since COPY writes a bare boolean as ``t``/``f``, and the
-session settings that shape the text of values are pinned so that a rerun writes the
-same bytes whatever the server's defaults.
+Booleans are cast to text, since COPY writes a bare boolean as ``t``/``f``; a column
+whose analytics type is ``text`` or ``text[]`` instead of its source type (an enum,
+a composite, citext...) is cast to it, so the file holds what the analytics column
+will. The statement is built from the catalog's exact names with
+``psycopg2.sql.Identifier``, never by formatting names into SQL.
 
-Without ``csv_batch_dir`` the stream is tap-postgres's own (RECORD messages), which
-is what a Singer target other than target-lfs expects.
+Without ``csv_batch_dir`` the stream is tap-postgres's own (RECORD messages, the
+same casts), which is what a Singer target other than target-lfs expects; it reads
+outside the shared snapshot.
 """
 
 from __future__ import annotations
@@ -25,28 +29,39 @@ import uuid
 from functools import cached_property
 from pathlib import Path
 
+import psycopg2
 import sqlalchemy as sa
+from psycopg2 import sql
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig, StorageTarget
 from singer_sdk.mapper import SameRecordTransform
 from sqlalchemy.dialects import postgresql
 from tap_postgres.client import PostgresStream
 
+from pipeline.errors import PipelineError, TransientPipelineError
 from pipeline.lfs import resolve_data_dir
+from tap_postgres_native.native_types import SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY
+from tap_postgres_native.type_mapping import BOOL_OID, TEXT_ARRAY_OID, TEXT_OID
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
+    from tap_postgres_native.snapshot import SourceSnapshot
+
 CSV_ENCODING = BaseBatchFileEncoding(format="csv")
 
-# Pinned per transaction (SET LOCAL): the text of dates, times, intervals, floats and
-# bytea depends on them.
-SESSION_SETTINGS = {
-    "DateStyle": "ISO, YMD",
-    "IntervalStyle": "postgres",
-    "TimeZone": "UTC",
-    "extra_float_digits": "1",
-    "bytea_output": "hex",
-}
+# The cast that gives a column the text form of its analytics type; others are copied as they are.
+_CASTS = {BOOL_OID: "text", TEXT_OID: "text", TEXT_ARRAY_OID: "text[]"}
+
+
+def column_cast(prop: t.Mapping[str, t.Any], *, booleans: bool) -> str | None:
+    """The type a column is cast to when read (``text`` or ``text[]``), or None.
+
+    ``booleans``: cast booleans to text too (COPY's own form is ``t``/``f``).
+    """
+    oid = prop.get("x-sql-type-oid")
+    if (booleans and oid == BOOL_OID) or prop.get("x-source-type") is not None:
+        return _CASTS.get(oid)
+    return None
 
 
 class CopyStream(PostgresStream):
@@ -69,44 +84,61 @@ class CopyStream(PostgresStream):
             return None
         return BatchConfig(encoding=CSV_ENCODING, storage=StorageTarget(root=resolve_data_dir(folder).as_uri()))
 
-    def copy_statement(self, context: Context | None) -> str:
-        """``COPY (<tap-postgres's query, booleans as text>) TO STDOUT (FORMAT csv, HEADER)``.
-
-        The query is tap-postgres's own (selected columns, its filters and limit), so
-        batch mode reads exactly the rows and columns RECORD mode would.
-        """
-        query = self.build_query(context=context)
+    def build_query(self, context: Context | None) -> sa.sql.Select:
+        """tap-postgres's query (RECORD mode), with mapped columns and booleans cast like the COPY's."""
+        query = super().build_query(context=context)
         properties = self.schema["properties"]
-        columns = [
-            sa.cast(column, sa.Text).label(column.name)
-            if properties.get(column.name, {}).get("x-sql-datatype") == "boolean"
-            else column
-            for column in query.selected_columns
-        ]
-        select = query.with_only_columns(*columns)
-        text = select.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
-        return f"COPY ({text}) TO STDOUT (FORMAT csv, HEADER true)"
+        columns = []
+        for column in query.selected_columns:
+            cast = column_cast(properties.get(column.name, {}), booleans=False)
+            if cast == "text":
+                column = sa.cast(column, sa.Text).label(column.name)
+            elif cast == "text[]":
+                column = sa.cast(column, postgresql.ARRAY(sa.Text)).label(column.name)
+            columns.append(column)
+        return query.with_only_columns(*columns)
+
+    def copy_statement(self) -> sql.Composed:
+        """``COPY (SELECT <selected columns, cast where needed> FROM <table>) TO STDOUT (FORMAT csv, HEADER)``."""
+        items = []
+        for name, prop in self.get_selected_schema()["properties"].items():
+            cast = column_cast(prop, booleans=True)
+            if cast is None:
+                items.append(sql.Identifier(name))
+            else:
+                items.append(sql.SQL("{}::" + cast + " AS {}").format(sql.Identifier(name), sql.Identifier(name)))
+        table = sql.Identifier(self.schema[SOURCE_SCHEMA_KEY], self.schema[SOURCE_TABLE_KEY])
+        return sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT (FORMAT csv, HEADER true)").format(
+            sql.SQL(", ").join(items), table
+        )
 
     def get_batches(
         self, batch_config: BatchConfig, context: Context | None = None
     ) -> t.Iterable[tuple[BaseBatchFileEncoding, list[str]]]:
-        """Write the table to one CSV file under the batch folder and yield it."""
+        """Write the table to one CSV file under the batch folder, in the run's snapshot, and yield it."""
         if not all(isinstance(stream_map, SameRecordTransform) for stream_map in self.stream_maps):
-            raise RuntimeError(f"{self.name}: stream maps cannot be applied to CSV batches; unset csv_batch_dir")
+            raise PipelineError(f"{self.name}: stream maps cannot be applied to CSV batches; unset csv_batch_dir")
         folder = Path(batch_config.storage.root.removeprefix("file://"))
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{self.name}-{uuid.uuid4().hex}.csv"
-        statement = self.copy_statement(context)
+        path = folder / f"batch-{uuid.uuid4().hex}.csv"
+        snapshot: SourceSnapshot = self.connector.snapshot  # type: ignore[attr-defined]
         try:
-            with self.connector._connect() as connection, connection.begin():
-                cursor = connection.connection.dbapi_connection.cursor()
-                for name, value in SESSION_SETTINGS.items():
-                    cursor.execute("SELECT set_config(%s, %s, true)", (name, value))
-                with path.open("wb") as out:
-                    cursor.copy_expert(statement, out, size=1 << 20)
-                rows = cursor.rowcount
+            with path.open("wb") as out:
+                rows = snapshot.copy(self.copy_statement(), out)
+        except psycopg2.Error as exc:
+            path.unlink(missing_ok=True)
+            raise copy_failure(self.schema[SOURCE_SCHEMA_KEY], self.schema[SOURCE_TABLE_KEY], exc) from exc
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        self.logger.info("Copied %d rows of %s to %s", rows, self.fully_qualified_name, path)
+        self.logger.info("Copied %d rows of %s to %s", rows, self.name, path)
         yield batch_config.encoding, [path.as_uri()]
+
+
+def copy_failure(schema: str, table: str, exc: psycopg2.Error) -> PipelineError:
+    """One line for a COPY that failed: a lost connection or a table changed meanwhile is worth a retry."""
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    name = f"{schema}.{table}"
+    if isinstance(exc, psycopg2.OperationalError | psycopg2.errors.UndefinedTable | psycopg2.errors.UndefinedColumn):
+        return TransientPipelineError(f"reading table {name!r} failed: {reason}; run the job again")
+    return PipelineError(f"reading table {name!r} failed: {reason}")

@@ -1,51 +1,28 @@
-"""The source's own column types, read from pg_catalog, added to discovered catalog entries.
+"""Discovered catalog entries, made exact from pg_catalog: which tables, their identity, each column's type.
 
 Why: tap-postgres maps columns through SQLAlchemy to JSON types only, so a bytea column
-looks like text and a smallint like a bigint. The loader downstream needs the real type
-to create identical columns, so each property gains ``x-sql-datatype`` (exactly what
-``pg_catalog.format_type`` prints) and bytea columns ``contentEncoding: base16`` (the
-SDK emits bytes as hex).
+looks like text, a smallint like a bigint, and an enum or a domain like nothing the
+analytics database has. Each property gains the analytics type (``type_mapping``):
+``x-sql-datatype`` (``format_type`` text), ``x-sql-type-oid`` and ``x-sql-typmod``, and,
+where the source type differs, ``x-source-type`` (and ``x-domain-check`` for a domain).
+Each entry's schema names its table exactly (top-level ``x-source-schema`` and
+``x-source-table``): the stream name ``<schema>-<table>`` cannot be split back.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
-import sqlalchemy as sa
+from pipeline.errors import PipelineError, TransientPipelineError
+from pipeline.lfs import data_file_name
+from pipeline.names import table_folder
+from tap_postgres_native.source_catalog import SourceColumn, SourceTable
+from tap_postgres_native.type_mapping import BYTEA_OID, PgType, UnknownTypeError, json_schema, resolve
 
-# Ordinary and partitioned tables; partitions are skipped because their rows are read
-# through the partitioned parent (as information_schema's BASE TABLE would double them).
-_BASE_TABLE_COLUMNS = sa.text(
-    """
-    SELECT n.nspname AS schema_name,
-           c.relname AS table_name,
-           a.attname AS column_name,
-           pg_catalog.format_type(a.atttypid, a.atttypmod) AS sql_datatype,
-           a.atttypid = 'pg_catalog.bytea'::pg_catalog.regtype AS is_bytea
-      FROM pg_catalog.pg_attribute AS a
-      JOIN pg_catalog.pg_class AS c ON c.oid = a.attrelid
-      JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
-     WHERE c.relkind IN ('r', 'p')
-       AND NOT c.relispartition
-       AND n.nspname = ANY(:schemas)
-       AND a.attnum > 0
-       AND NOT a.attisdropped
-     ORDER BY n.nspname, c.relname, a.attnum
-    """
-)
-
+SOURCE_SCHEMA_KEY = "x-source-schema"
+SOURCE_TABLE_KEY = "x-source-table"
 BYTEA_ENCODING = "base16"
-
-ColumnTypes = dict[tuple[str, str], dict[str, tuple[str, bool]]]
-"""(schema, table) -> column -> (format_type text, is bytea), for base tables only."""
-
-
-def read_column_types(connection: sa.Connection, schemas: list[str]) -> ColumnTypes:
-    """Read the native type of every column of every base table in ``schemas``."""
-    types: ColumnTypes = {}
-    for row in connection.execute(_BASE_TABLE_COLUMNS, {"schemas": schemas}):
-        types.setdefault((row.schema_name, row.table_name), {})[row.column_name] = (row.sql_datatype, row.is_bytea)
-    return types
 
 
 def stream_metadata(entry: dict[str, Any]) -> dict[str, Any]:
@@ -73,35 +50,100 @@ def select_by_default(entry: dict[str, Any]) -> None:
     stream_metadata(entry)["selected-by-default"] = True
 
 
-def annotate_property(prop: dict[str, Any], sql_datatype: str, *, is_bytea: bool) -> None:
-    """Add the native type (and the hex encoding of bytea) to one column's JSON schema."""
-    prop["x-sql-datatype"] = sql_datatype
-    if is_bytea:
+def qualified(table: SourceTable) -> str:
+    """A table's name for messages: ``"schema"."table"``, quoted as SQL would (names may hold anything)."""
+    return ".".join('"' + part.replace('"', '""') + '"' for part in (table.schema, table.name))
+
+
+def table_problems(table: SourceTable, user: str) -> Iterator[str]:
+    """One line per reason the table cannot be extracted, each with its fix."""
+    name = qualified(table)
+    try:
+        data_file_name(table_folder(table.schema, table.name))
+    except PipelineError as exc:
+        yield f"table {name}: {exc}"
+    if not table.columns:
+        yield f"table {name} has no columns, so it has nothing to extract: add a column or drop the table"
+    elif not any(column.readable for column in table.columns.values()):
+        yield f"table {name}: user {user} may not read it; GRANT SELECT ON {name} TO {user}, or drop it from the source"
+    else:
+        for column in table.columns.values():
+            if not column.readable:
+                column_name = '"' + column.name.replace('"', '""') + '"'
+                yield (
+                    f"table {name}, column {column_name}: user {user} may not read it; "
+                    f"GRANT SELECT ({column_name}) ON {name} TO {user}"
+                )
+
+
+def annotate_property(
+    prop: dict[str, Any], column: SourceColumn, types: dict[int, PgType], type_names: dict[tuple[int, int], str]
+) -> None:
+    """Give one column's JSON schema its analytics type, and its source type where that differs."""
+    analytics = resolve(column.type_oid, column.typmod, types)
+    if analytics.oid != column.type_oid:
+        # Discovery described the source type; describe the values that will be sent.
+        nullable = "null" in (prop.get("type") or [])
+        for key in [key for key in prop if not key.startswith("x-")]:
+            del prop[key]
+        prop.update(json_schema(analytics.oid, types, nullable=nullable))
+    elif analytics.oid == BYTEA_OID:
         prop["contentEncoding"] = BYTEA_ENCODING
+    prop["x-sql-datatype"] = type_names[(analytics.oid, analytics.typmod)]
+    prop["x-sql-type-oid"] = analytics.oid
+    prop["x-sql-typmod"] = analytics.typmod
+    if not analytics.is_source_type:
+        prop["x-source-type"] = column.source_type
+    if analytics.domain_checks:
+        prop["x-domain-check"] = " ".join(analytics.domain_checks)
 
 
-def native_entries(entries: list[dict[str, Any]], types: ColumnTypes) -> list[dict[str, Any]]:
-    """Keep base tables only, selected by default, with each column annotated with its native type.
+def analytics_type_pairs(tables: dict[tuple[str, str], SourceTable], types: dict[int, PgType]) -> set[tuple[int, int]]:
+    """Every (oid, typmod) that some column gets in the analytics database (to be named by format_type)."""
+    pairs = set()
+    for table in tables.values():
+        for column in table.columns.values():
+            analytics = resolve(column.type_oid, column.typmod, types)
+            pairs.add((analytics.oid, analytics.typmod))
+    return pairs
 
-    Views, materialized views, foreign tables and partitions are absent from ``types``
-    and so are dropped. A column that the catalog has but pg_catalog does not is an
-    error: the two were read at different moments and the table changed in between.
+
+def _changed(table: str) -> TransientPipelineError:
+    return TransientPipelineError(f"table {table} changed while the tap read the source's catalog; run the job again")
+
+
+def native_entries(
+    entries: list[dict[str, Any]],
+    tables: dict[tuple[str, str], SourceTable],
+    types: dict[int, PgType],
+    type_names: dict[tuple[int, int], str],
+) -> list[dict[str, Any]]:
+    """Keep base tables only, selected by default, named exactly, each column with its analytics type.
+
+    Views, materialized views, foreign tables and partitions are absent from ``tables``
+    and so are dropped. A table or column that discovery saw and pg_catalog did not (or
+    the other way round) changed in between: the run fails and can simply be retried.
     """
     result = []
+    seen = set()
     for entry in entries:
-        columns = types.get((entry_schema_name(entry) or "", entry["table_name"]))
-        if columns is None:
+        key = (entry_schema_name(entry) or "", entry["table_name"])
+        table = tables.get(key)
+        if table is None:
             continue
-        for name, prop in entry["schema"]["properties"].items():
-            if name not in columns:
-                raise RuntimeError(
-                    f"column {name!r} of {entry['tap_stream_id']} is not in pg_catalog: "
-                    "the table changed during discovery, run again"
-                )
-            sql_datatype, is_bytea = columns[name]
-            annotate_property(prop, sql_datatype, is_bytea=is_bytea)
-        entry["schema"]["x-source-schema"] = entry_schema_name(entry)
-        entry["schema"]["x-source-table"] = entry["table_name"]
+        seen.add(key)
+        properties = entry["schema"]["properties"]
+        if list(properties) != list(table.columns):
+            raise _changed(qualified(table))
+        try:
+            for name, prop in properties.items():
+                annotate_property(prop, table.columns[name], types, type_names)
+        except UnknownTypeError as exc:
+            raise _changed(qualified(table)) from exc
+        entry["schema"][SOURCE_SCHEMA_KEY] = table.schema
+        entry["schema"][SOURCE_TABLE_KEY] = table.name
         select_by_default(entry)
         result.append(entry)
+    if missing := sorted(set(tables) - seen):
+        raise _changed(qualified(tables[missing[0]]))
     return result

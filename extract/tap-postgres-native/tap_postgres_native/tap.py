@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import warnings
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any, ClassVar
@@ -13,13 +15,20 @@ from singer_sdk.helpers._catalog import get_selected_schema
 from tap_postgres.client import PostgresConnector, PostgresLogBasedStream
 from tap_postgres.tap import TapPostgres
 
-from pipeline.errors import PipelineError, run_plugin_cli
+from pipeline.errors import PipelineError, TransientPipelineError, run_plugin_cli
 from tap_postgres_native.copy_stream import CopyStream
-from tap_postgres_native.native_types import entry_schema_name, native_entries, read_column_types
+from tap_postgres_native.native_types import analytics_type_pairs, entry_schema_name, native_entries, table_problems
+from tap_postgres_native.snapshot import SourceSnapshot
+from tap_postgres_native.source_catalog import existing_schemas, format_types, read_tables, read_types
 
 
 class NativeTypesConnector(PostgresConnector):
-    """Discovers base tables only, each column carrying ``x-sql-datatype``."""
+    """Discovers base tables only, named exactly, each column with its analytics type; holds the run's snapshot."""
+
+    @cached_property
+    def snapshot(self) -> SourceSnapshot:
+        """The one transaction every table's COPY of this run reads in."""
+        return SourceSnapshot(self._engine)
 
     def discover_catalog_entries(
         self,
@@ -27,14 +36,46 @@ class NativeTypesConnector(PostgresConnector):
         exclude_schemas: Sequence[str] = (),
         reflect_indices: bool = True,
     ) -> list[dict[str, Any]]:
-        """Tap-postgres's entries, filtered to base tables and annotated from pg_catalog."""
-        entries = super().discover_catalog_entries(exclude_schemas=exclude_schemas, reflect_indices=reflect_indices)
-        schemas = sorted({name for entry in entries if (name := entry_schema_name(entry))})
+        """Tap-postgres's entries, filtered to base tables and annotated from pg_catalog.
+
+        Every table or column that cannot be extracted is printed on a line of its own
+        with its fix, and then the run fails, before anything is read.
+        """
+        with warnings.catch_warnings():
+            # SQLAlchemy warns about every type it does not know (enums of other
+            # schemas, composites...); the types are decided from pg_catalog instead.
+            warnings.simplefilter("ignore", sqlalchemy.exc.SAWarning)
+            entries = super().discover_catalog_entries(exclude_schemas=exclude_schemas, reflect_indices=reflect_indices)
+        schemas = sorted(
+            set(self.config.get("filter_schemas") or ()) | {s for e in entries if (s := entry_schema_name(e))}
+        )
         if not schemas:
             return []
-        with self._connect() as connection:
-            types = read_column_types(connection, schemas)
-        return native_entries(entries, types)
+        with self._connect() as connection, connection.begin():
+            problems = [
+                f"schema {name!r} of filter_schemas does not exist in the source: correct filter_schemas"
+                for name in sorted(set(schemas) - existing_schemas(connection, schemas))
+            ]
+            tables = read_tables(connection, schemas)
+            for table in tables.values():
+                problems.extend(table_problems(table, str(self.config.get("user"))))
+            if problems:
+                raise UnextractableSourceError(problems)
+            types = read_types(connection, {c.type_oid for table in tables.values() for c in table.columns.values()})
+            type_names = format_types(connection, analytics_type_pairs(tables, types))
+        return native_entries(entries, tables, types, type_names)
+
+
+class UnextractableSourceError(PipelineError):
+    """Tables or columns that cannot be extracted: each is printed on its own line, then one summary line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        for problem in problems:
+            print(f"tap-postgres-native: {problem}", file=sys.stderr)
+        super().__init__(
+            f"{len(problems)} source table(s) or column(s) cannot be extracted (each listed above with its fix); "
+            "nothing was extracted and the job publishes nothing"
+        )
 
 
 class TapPostgresNative(TapPostgres):
@@ -85,6 +126,13 @@ class TapPostgresNative(TapPostgres):
             schema = get_selected_schema(name, entry["schema"], selection)
             self.mapper.register_raw_stream_schema(name, schema, entry.get("key_properties") or [])
 
+    def sync_all(self) -> None:
+        """Sync every selected stream, all tables read in one snapshot, which is ended afterwards."""
+        try:
+            super().sync_all()
+        finally:
+            self.connector.snapshot.close()
+
     def discover_streams(self) -> Sequence[Stream]:
         """tap-postgres's streams (as its own method builds them), full-table ones able to COPY into CSV batches."""
         connector = self.connector  # also sets connection_parameters, which log-based streams need
@@ -97,12 +145,12 @@ class TapPostgresNative(TapPostgres):
 
 
 def _cli() -> None:
-    """The SDK's command line, with an unreachable source turned into a ``PipelineError``."""
+    """The SDK's command line, with an unreachable source turned into a ``TransientPipelineError``."""
     try:
         TapPostgresNative.cli()
     except sqlalchemy.exc.OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0]
-        raise PipelineError(f"cannot reach the source database: {reason}") from exc
+        raise TransientPipelineError(f"cannot reach the source database: {reason}") from exc
 
 
 def main() -> None:
