@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pipeline.databases import ANALYTICS, conninfo, drop_database, ensure_database
+from pipeline.databases import ANALYTICS, drop_database, ensure_database
 from pipeline.lfs import (
     TableFile,
     data_file_name,
@@ -30,7 +30,7 @@ from pipeline.lfs import (
     write_folder_metadata,
 )
 from pipeline.names import encode_name, table_folder
-from tests.conftest import PROJECT_ROOT, project_env
+from tests.conftest import Pipeline, project_env
 
 # Built-in types as step 1 records them: (format_type text, oid, typmod).
 TYPES = {
@@ -96,33 +96,17 @@ def write_day(data_dir: Path, day: str, job: str, tables: list[Table]) -> None:
     publish_staged_day(data_dir, job, day)
 
 
-@dataclasses.dataclass
-class Analytics:
-    """A throwaway analytics database and data dir, and step 2 run on them by real Meltano."""
-
-    env: dict[str, str]
-    data_dir: Path
+class Analytics(Pipeline):
+    """A throwaway analytics database and data dir (no source database), and step 2 run on them."""
 
     def meltano(self, *blocks: str, day: str, **overrides: str) -> subprocess.CompletedProcess[str]:
-        env = {**self.env, "PIPELINE_DATE": day, **overrides}
-        return subprocess.run(
-            [str(PROJECT_ROOT / ".venv" / "bin" / "meltano"), "run", *blocks],
-            cwd=PROJECT_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
+        return self.run(*blocks, day=day, **overrides)
 
     def meltano_ok(self, *blocks: str, day: str) -> subprocess.CompletedProcess[str]:
-        result = self.meltano(*blocks, day=day)
-        if result.returncode != 0:
-            pytest.fail(f"meltano run {' '.join(blocks)} for {day} failed:\n{result.stderr[-6000:]}")
-        return result
+        return self.run_ok(*blocks, day=day)
 
-    def connect(self) -> psycopg.Connection:
-        return psycopg.connect(conninfo(ANALYTICS, self.env), autocommit=True)
+    def connect(self, prefix: str = ANALYTICS) -> psycopg.Connection:
+        return super().connect(prefix)
 
     def results(self, day: str) -> Path:
         return self.data_dir / "results" / day

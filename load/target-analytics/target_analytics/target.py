@@ -23,10 +23,13 @@ from psycopg import sql
 from singer_sdk import Target
 from singer_sdk import typing as th
 
+from pipeline.databases import ANALYTICS, conninfo
 from pipeline.dates import parse_pipeline_date
 from pipeline.errors import PipelineError, TransientPipelineError, run_plugin_cli
 from pipeline.staging import ensure_project_schema, load_schema, loaded_tables, new_load_id
 from target_analytics.sinks import LoadSink
+
+_CONNECTION = ("host", "port", "user", "password", "database")
 
 
 class TargetAnalytics(Target):
@@ -53,22 +56,13 @@ class TargetAnalytics(Target):
         self._remove_unpublished_loads()
 
     def _connect(self) -> psycopg.Connection:
+        settings = {f"{ANALYTICS}_{key.upper()}": str(self.config.get(key) or "") for key in _CONNECTION}
         try:
-            return psycopg.connect(
-                host=self.config["host"],
-                port=self.config.get("port") or 5432,
-                user=self.config["user"],
-                password=self.config.get("password") or None,
-                dbname=self.config["database"],
-                application_name="target-analytics",
-                connect_timeout=10,
-                autocommit=True,
-            )
+            return psycopg.connect(conninfo(ANALYTICS, settings), connect_timeout=10, autocommit=True)
         except psycopg.OperationalError as exc:
             reason = str(exc).strip().splitlines()[0]
             raise TransientPipelineError(
-                f"cannot reach the analytics database {self.config['database']} at "
-                f"{self.config['host']}:{self.config.get('port')}: {reason}"
+                f"cannot reach the analytics database {self.config['database']}: {reason}"
             ) from exc
 
     def _remove_unpublished_loads(self) -> None:
