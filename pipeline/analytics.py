@@ -155,7 +155,10 @@ class Partition:
 
 
 def day_partitions(conn: psycopg.Connection, day: dt.date) -> list[Partition]:
-    """Every partition of ``day`` that a publish attached (those in ``pipeline_...`` schemas)."""
+    """Every partition of ``day`` that a publish attached (those in ``pipeline_...`` schemas).
+
+    The bound is compared as the server prints both sides, whatever its ``DateStyle``.
+    """
     rows = conn.execute(
         """
         SELECT pn.nspname, p.relname, cn.nspname, c.relname
@@ -164,10 +167,11 @@ def day_partitions(conn: psycopg.Connection, day: dt.date) -> list[Partition]:
         JOIN pg_namespace cn ON cn.oid = c.relnamespace
         JOIN pg_class p ON p.oid = i.inhparent
         JOIN pg_namespace pn ON pn.oid = p.relnamespace
-        WHERE c.relispartition AND pg_get_expr(c.relpartbound, c.oid) = %s AND starts_with(cn.nspname, %s)
+        WHERE c.relispartition AND starts_with(cn.nspname, %s)
+          AND pg_get_expr(c.relpartbound, c.oid) = format('FOR VALUES IN (%%L)', %s::date)
         ORDER BY 1, 2
         """,
-        (f"FOR VALUES IN ('{day.isoformat()}')", LOAD_SCHEMA_PREFIX),
+        (LOAD_SCHEMA_PREFIX, day),
     ).fetchall()
     return [Partition(*row) for row in rows]
 

@@ -20,15 +20,18 @@ import datetime as dt
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
+from psycopg import pq, sql
 
 from pipeline.analytics import RESULT_TABLES, RESULT_VIEW, day_partitions
+from pipeline.errors import PipelineError
 from pipeline.staging import DAY_COLUMN, PROJECT_SCHEMA
 
 RESULTS_DIR = "results"
+_BUFFER = 1 << 20
 _ORDER_BY = ("order_id", "product_id")
 # COPY's csv format with a delimiter and quote that JSON text never holds unescaped (it
 # escapes every control character): each row_to_json line is written exactly as it is.
@@ -44,27 +47,75 @@ def _day_query(day: dt.date) -> sql.Composed:
     )
 
 
+def _copy_out(conn: psycopg.Connection, statement: sql.Composable, row: Callable[[memoryview], object]) -> None:
+    """Run ``COPY ... TO STDOUT`` and hand each row's bytes to ``row``, straight from libpq.
+
+    psycopg's ``Copy`` object costs about three times ``psql``'s CPU per row (a generator
+    and a wait per row); on a small machine that CPU is taken from the server producing
+    the rows. Reading with ``PQgetCopyData`` in a plain loop, as ``psql`` does, keeps the
+    export as fast as psql's copy command.
+    """
+    pgconn = conn.pgconn
+    pgconn.send_query(statement.as_bytes(conn))
+    result = pgconn.get_result()
+    if result is None or result.status != pq.ExecStatus.COPY_OUT:
+        _finish(pgconn)
+        raise PipelineError(f"export failed: {_message(result)}")
+    try:
+        get = pgconn.get_copy_data
+        while True:
+            size, data = get(0)
+            if size < 0:
+                break
+            row(data)
+    except BaseException:
+        conn.cancel()
+        while pgconn.get_copy_data(0)[0] >= 0:
+            pass
+        _finish(pgconn)
+        raise
+    if problem := _finish(pgconn):
+        raise PipelineError(f"export failed: {problem}")
+
+
+def _message(result: pq.abc.PGresult | None) -> str:
+    if result is None:
+        return "no result"
+    return (result.error_message or b"").decode("utf-8", "replace").strip().splitlines()[0] or str(result.status)
+
+
+def _finish(pgconn: pq.abc.PGconn) -> str | None:
+    """Read the results left after a COPY; the error, if the statement failed."""
+    problem = None
+    while (result := pgconn.get_result()) is not None:
+        if result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.COPY_OUT):
+            problem = _message(result)
+    return problem
+
+
 def _write_csv(conn: psycopg.Connection, day: dt.date, path: Path) -> None:
     statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER true)").format(_day_query(day))
-    with path.open("wb") as out, conn.cursor().copy(statement) as copy:
-        for block in copy:
-            out.write(block)
+    with path.open("wb", buffering=_BUFFER) as out:
+        _copy_out(conn, statement, out.write)
 
 
 def _write_json(conn: psycopg.Connection, day: dt.date, path: Path) -> int:
     """A JSON array of row objects, one per line: ``[``, rows joined by ``,`` and newlines, ``]``."""
     statement = sql.SQL("COPY (SELECT row_to_json(r) FROM ({}) AS r) TO STDOUT {}").format(_day_query(day), _RAW_LINES)
     rows = 0
-    pending = b"\n"
-    with path.open("wb") as out, conn.cursor().copy(statement) as copy:
-        out.write(b"[")
-        for block in copy:
-            # JSON text holds no raw newline: each one ends a row.
-            out.write(pending)
-            data = bytes(block)
-            rows += data.count(b"\n")
-            pending = data.replace(b"\n", b",\n")
-        out.write(pending[:-2] + b"\n]\n" if rows else b"]\n")
+    with path.open("wb", buffering=_BUFFER) as out:
+        write = out.write
+
+        def row(data: memoryview) -> None:
+            # Each row is one line of JSON text, which holds no raw newline of its own.
+            nonlocal rows
+            write(b",\n" if rows else b"\n")
+            write(data[:-1])
+            rows += 1
+
+        write(b"[")
+        _copy_out(conn, statement, row)
+        write(b"\n]\n" if rows else b"]\n")
     return rows
 
 
