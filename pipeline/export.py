@@ -47,8 +47,8 @@ def _day_query(day: dt.date) -> sql.Composed:
     )
 
 
-def _copy_out(conn: psycopg.Connection, statement: sql.Composable, row: Callable[[memoryview], object]) -> None:
-    """Run ``COPY ... TO STDOUT`` and hand each row's bytes to ``row``, straight from libpq.
+def _copy_out(conn: psycopg.Connection, statement: sql.Composable, write: Callable[[memoryview], object]) -> int:
+    """Run ``COPY ... TO STDOUT`` and ``write`` each row's bytes, straight from libpq; returns the rows.
 
     psycopg's ``Copy`` object costs about three times ``psql``'s CPU per row (a generator
     and a wait per row); on a small machine that CPU is taken from the server producing
@@ -61,13 +61,15 @@ def _copy_out(conn: psycopg.Connection, statement: sql.Composable, row: Callable
     if result is None or result.status != pq.ExecStatus.COPY_OUT:
         _finish(pgconn)
         raise PipelineError(f"export failed: {_message(result)}")
+    rows = 0
     try:
         get = pgconn.get_copy_data
         while True:
             size, data = get(0)
             if size < 0:
                 break
-            row(data)
+            write(data)
+            rows += 1
     except BaseException:
         conn.cancel()
         while pgconn.get_copy_data(0)[0] >= 0:
@@ -76,6 +78,7 @@ def _copy_out(conn: psycopg.Connection, statement: sql.Composable, row: Callable
         raise
     if problem := _finish(pgconn):
         raise PipelineError(f"export failed: {problem}")
+    return rows
 
 
 def _message(result: pq.abc.PGresult | None) -> str:
@@ -100,22 +103,23 @@ def _write_csv(conn: psycopg.Connection, day: dt.date, path: Path) -> None:
 
 
 def _write_json(conn: psycopg.Connection, day: dt.date, path: Path) -> int:
-    """A JSON array of row objects, one per line: ``[``, rows joined by ``,`` and newlines, ``]``."""
-    statement = sql.SQL("COPY (SELECT row_to_json(r) FROM ({}) AS r) TO STDOUT {}").format(_day_query(day), _RAW_LINES)
-    rows = 0
+    """A JSON array of row objects, one per line: ``[``, rows joined by ``,`` and newlines, ``]``.
+
+    The server ends each row with the comma; the last one is cut off the file afterwards.
+    """
+    statement = sql.SQL("COPY (SELECT row_to_json(r)::text || ',' FROM ({}) AS r) TO STDOUT {}").format(
+        _day_query(day), _RAW_LINES
+    )
     with path.open("wb", buffering=_BUFFER) as out:
-        write = out.write
-
-        def row(data: memoryview) -> None:
-            # Each row is one line of JSON text, which holds no raw newline of its own.
-            nonlocal rows
-            write(b",\n" if rows else b"\n")
-            write(data[:-1])
-            rows += 1
-
-        write(b"[")
-        _copy_out(conn, statement, row)
-        write(b"\n]\n" if rows else b"]\n")
+        out.write(b"[\n")
+        if rows := _copy_out(conn, statement, out.write):
+            out.seek(-2, os.SEEK_END)  # the last row's ",\n"
+            out.truncate()
+            out.write(b"\n]\n")
+        else:
+            out.seek(0)
+            out.truncate()
+            out.write(b"[]\n")
     return rows
 
 
