@@ -145,9 +145,17 @@ def _replace_folder(tmp: Path | None, folder: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _remove_leftovers(folder: Path) -> None:
+    """Temporary and replaced folders of the day that an interrupted export left behind."""
+    if folder.parent.is_dir():
+        for leftover in folder.parent.glob(f".{folder.name}.*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
 def export_day(conn: psycopg.Connection, day: dt.date, data_dir: Path) -> str:
     """Write ``results/{day}/orders_with_details.csv`` and ``.json``; returns the line to print."""
     folder = data_dir / RESULTS_DIR / day.isoformat()
+    _remove_leftovers(folder)
     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     conn.read_only = True
     with conn.transaction():

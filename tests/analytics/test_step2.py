@@ -286,3 +286,15 @@ def test_publish_refuses_a_load_that_is_not_the_receipts(analytics: Analytics) -
 
     with analytics.connect() as conn, pytest.raises(PipelineError, match="loaded from another file than the receipt"):
         publish_day(conn, dt.date.fromisoformat(DAY1), read_day(analytics.data_dir, DAY1, list(JOBS)))
+
+
+def test_a_file_postgres_cannot_load_fails_in_one_line_naming_file_and_table(analytics: Analytics) -> None:
+    twice = Table("region", {"id": "smallint"}, "id\n1\n1\n", key=["id"])  # its key holds a value twice
+    write_day(analytics.data_dir, DAY1, JOBS[0], [orders(1), twice])
+    write_day(analytics.data_dir, DAY1, JOBS[1], [details(1)])
+
+    result = analytics.meltano("lfs-to-analytics", day=DAY1)
+
+    assert result.returncode != 0
+    assert "region.csv cannot be loaded into table 'postgres'.'region': could not create unique index" in result.stderr
+    assert "Traceback" not in result.stderr

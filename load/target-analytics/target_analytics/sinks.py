@@ -21,11 +21,12 @@ import csv
 import typing as t
 from pathlib import Path
 
+import psycopg
 from psycopg import sql
 from singer_sdk import BatchSink
 from singer_sdk.helpers._batch import BaseBatchFileEncoding
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, TransientPipelineError
 from pipeline.lfs import batch_file_path
 from pipeline.names import analytics_schema
 from pipeline.staging import DAY_COLUMN, loaded_tables
@@ -91,6 +92,19 @@ class LoadSink(BatchSink):
             return  # refused already: the job fails at the end, after every problem is listed
         path = batch_file_path(files[0])
         header = self._header(path)
+        try:
+            rows = self._load(path, header)
+        except psycopg.OperationalError as exc:
+            raise TransientPipelineError(f"table {self.label}: the analytics database went away: {exc}") from exc
+        except psycopg.Error as exc:
+            where = f" ({exc.diag.context.strip().splitlines()[0]})" if exc.diag.context else ""
+            reason = str(exc).strip().splitlines()[0]
+            raise PipelineError(f"{path} cannot be loaded into table {self.label}: {reason}{where}") from exc
+        self.record_counter_metric.increment(rows)
+        self.logger.info("Copied %d rows of %s into %s", rows, path, self.label)
+
+    def _load(self, path: Path, header: list[str]) -> int:
+        """Create the table, COPY the file, add the key, record the counts: one transaction; returns the rows."""
         conn = self.target.connection
         with conn.transaction():
             schema = self.target.load_schema_for(self.schema_name)
@@ -107,8 +121,7 @@ class LoadSink(BatchSink):
                 key = sql.SQL(", ").join(map(sql.Identifier, [*self.key_properties, DAY_COLUMN]))
                 conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(table, key))
             self._record(schema, rows)
-        self.record_counter_metric.increment(rows)
-        self.logger.info("Copied %d rows of %s into %s", rows, path, self.label)
+        return rows
 
     def _create(self, table: sql.Identifier) -> None:
         """The day column first (always the day), then the file's columns in the source's order."""
