@@ -1,45 +1,109 @@
-"""Publishing one loaded day from its staging schema into the typed analytics tables.
+"""Publishing one loaded day: reconcile it with the step-1 receipts, then swap its partitions in.
 
-The final tables hold every day side by side: each has a ``pipeline_date`` column
-that leads its primary key. Publishing day D is one transaction that creates any
-missing table or column (with the staging table's types, which are the source's),
-deletes D's rows and inserts the staged ones, removes D from tables the day no
-longer has, keeps the result view in place and drops the staging schema. Readers
-see the old day or the new one, never a mix; other days are never touched; a rerun
-of the same files gives the same tables.
+Every analytics table of a source is partitioned by the day column, one partition per
+day. target-analytics has already COPYed each of the day's files into a fresh table
+(in a ``pipeline_...`` schema of its load, with the day column checked to be the day,
+and the source's key plus the day as primary key), and recorded its row counts in
+``pipeline.loaded_tables``. Publishing the day:
+
+1. refuses it unless every table the step-1 receipts list was loaded from the very file
+   they list, with exactly the manifest's row count (the refusal names the table and
+   both counts), and nothing else was loaded;
+2. refuses it if a column's type changed at the source (naming table and column) or a
+   table's key changed;
+3. in one short transaction with ``lock_timeout`` set: creates missing parent tables,
+   adds new source columns to the parent (and missing ones to the new partition),
+   detaches the day's old partitions (also of tables the source no longer has),
+   attaches the new tables as the day's partitions, drops the old ones, and records
+   the load as published.
+
+Attaching moves no rows (the day's CHECK constraint spares the scan, the key's index
+is adopted), so publishing costs no second write of the day; readers see the old day
+or the new one, and other days are never touched. A lock not granted in time is a
+``TransientPipelineError``: another session was using the table, a retry may pass.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-from pipeline.errors import PipelineError
-from pipeline.staging import DAY_COLUMN, FINAL_SCHEMA, staging_schema
+from pipeline.errors import PipelineError, TransientPipelineError
+from pipeline.lfs import TableFile, rerun_command
+from pipeline.names import analytics_schema
+from pipeline.staging import DAY_COLUMN, LOAD_SCHEMA_PREFIX, PROJECT_SCHEMA, ensure_project_schema, loaded_tables
 
+STEP2_JOB = "lfs-to-analytics"
 RESULT_VIEW = "orders_with_details"
 RESULT_QUERY = Path(__file__).resolve().parents[1] / "transform" / f"{RESULT_VIEW}.sql"
-# One publish at a time: concurrent days would race on CREATE/ALTER TABLE.
+# The tables the result view joins: (analytics schema, table).
+RESULT_TABLES = (("postgres", "orders"), ("csv", "order_details"))
+DEFAULT_LOCK_TIMEOUT = "10s"
+# One publish at a time: two days would race on creating and altering the parents.
 _PUBLISH_LOCK = 7_261_845_301
 
 
 @dataclasses.dataclass(frozen=True)
-class Column:
-    """A column as the catalog describes it."""
+class LoadedTable:
+    """One table of the day's load, as target-analytics recorded it."""
 
-    name: str
-    sql_type: str
-    not_null: bool
+    schema_name: str
+    table_name: str
+    load_schema: str
+    source: str
+    file_key: str
+    file_sha256: str
+    loaded_rows: int
+
+    @property
+    def label(self) -> str:
+        """The table's analytics name for messages."""
+        return f"{self.schema_name!r}.{self.table_name!r}"
 
 
-def _columns(conn: psycopg.Connection, schema: str, table: str) -> list[Column]:
+def _unpublished_load(conn: psycopg.Connection, day: dt.date) -> list[LoadedTable]:
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT schema_name, table_name, load_schema, source, file_key, file_sha256, loaded_rows "
+            "FROM {} WHERE pipeline_date = %s AND published_at IS NULL ORDER BY schema_name, table_name"
+        ).format(loaded_tables()),
+        (day,),
+    ).fetchall()
+    return [LoadedTable(*row) for row in rows]
+
+
+def reconcile(day: dt.date, loaded: list[LoadedTable], receipts: list[TableFile]) -> None:
+    """Refuse the day unless the load is exactly the receipts' files, row for row."""
+    by_file = {(table.source, table.file_key): table for table in loaded}
+    problems = []
+    for expected in receipts:
+        label = f"{analytics_schema(expected.source, expected.source_schema)!r}.{expected.table!r}"
+        table = by_file.pop((expected.source, expected.key), None)
+        if table is None:
+            problems.append(f"table {label} is in the step-1 receipts but was not loaded")
+        elif table.file_sha256 != expected.sha256:
+            problems.append(f"table {label} was loaded from another file than the receipt lists now")
+        elif table.loaded_rows != expected.rows:
+            problems.append(f"table {label}: loaded {table.loaded_rows} rows, its manifest says {expected.rows}")
+    problems += [f"table {table.label} was loaded but is not in the step-1 receipts" for table in by_file.values()]
+    if problems:
+        raise PipelineError(
+            f"refused to publish {day}: {'; '.join(problems)}; rerun: {rerun_command(STEP2_JOB, day.isoformat())}"
+        )
+
+
+def _columns(conn: psycopg.Connection, schema: str, table: str) -> dict[str, str]:
+    """Column name -> type, in the table's order, without dropped columns."""
     rows = conn.execute(
         """
-        SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull
+        SELECT a.attname, format_type(a.atttypid, a.atttypmod)
         FROM pg_attribute a
         JOIN pg_class c ON c.oid = a.attrelid
         JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -48,7 +112,7 @@ def _columns(conn: psycopg.Connection, schema: str, table: str) -> list[Column]:
         """,
         (schema, table),
     ).fetchall()
-    return [Column(*row) for row in rows]
+    return dict(rows)
 
 
 def _primary_key(conn: psycopg.Connection, schema: str, table: str) -> list[str]:
@@ -56,8 +120,10 @@ def _primary_key(conn: psycopg.Connection, schema: str, table: str) -> list[str]
         """
         SELECT a.attname
         FROM pg_index i
+        JOIN pg_class c ON c.oid = i.indrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
-        WHERE i.indrelid = (quote_ident(%s) || '.' || quote_ident(%s))::regclass AND i.indisprimary
+        WHERE n.nspname = %s AND c.relname = %s AND i.indisprimary
         ORDER BY array_position(i.indkey, a.attnum)
         """,
         (schema, table),
@@ -65,105 +131,218 @@ def _primary_key(conn: psycopg.Connection, schema: str, table: str) -> list[str]
     return [name for (name,) in rows]
 
 
-def _tables(conn: psycopg.Connection, schema: str) -> list[str]:
+def _partition_key(conn: psycopg.Connection, schema: str, table: str) -> str | None:
+    """``LIST (pipeline_date)`` for a parent of ours, ``""`` for any other relation, None if there is none."""
+    row = conn.execute(
+        """
+        SELECT CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) ELSE '' END
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = %s AND c.relname = %s
+        """,
+        (schema, table),
+    ).fetchone()
+    return row[0] if row else None
+
+
+@dataclasses.dataclass(frozen=True)
+class Partition:
+    """One day's partition of a parent table."""
+
+    parent_schema: str
+    parent: str
+    schema: str
+    table: str
+
+
+def day_partitions(conn: psycopg.Connection, day: dt.date) -> list[Partition]:
+    """Every partition of ``day`` that a publish attached (those in ``pipeline_...`` schemas).
+
+    The bound is compared as the server prints both sides, whatever its ``DateStyle``.
+    """
     rows = conn.execute(
-        "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablename", (schema,)
+        """
+        SELECT pn.nspname, p.relname, cn.nspname, c.relname
+        FROM pg_inherits i
+        JOIN pg_class c ON c.oid = i.inhrelid
+        JOIN pg_namespace cn ON cn.oid = c.relnamespace
+        JOIN pg_class p ON p.oid = i.inhparent
+        JOIN pg_namespace pn ON pn.oid = p.relnamespace
+        WHERE c.relispartition AND starts_with(cn.nspname, %s)
+          AND pg_get_expr(c.relpartbound, c.oid) = format('FOR VALUES IN (%%L)', %s::date)
+        ORDER BY 1, 2
+        """,
+        (LOAD_SCHEMA_PREFIX, day),
     ).fetchall()
-    return [name for (name,) in rows]
+    return [Partition(*row) for row in rows]
 
 
-def _create_final_table(conn: psycopg.Connection, table: str, columns: list[Column], key: list[str]) -> None:
-    """Create ``table`` with the staged columns' types, keyed by day and the source's key."""
-    final = sql.SQL("{}.{}").format(sql.Identifier(FINAL_SCHEMA), sql.Identifier(table))
-    definitions = [sql.SQL("{} date NOT NULL").format(sql.Identifier(DAY_COLUMN))]
-    definitions += [
-        sql.SQL("{} {}{}").format(
-            sql.Identifier(c.name), sql.SQL(c.sql_type), sql.SQL(" NOT NULL" if c.not_null else "")
-        )
-        for c in columns
+def _check_table(conn: psycopg.Connection, table: LoadedTable) -> list[str]:
+    """What stops ``table`` from becoming a partition of its existing parent (nothing if there is none)."""
+    partition_key = _partition_key(conn, table.schema_name, table.table_name)
+    if partition_key is None:
+        return []
+    if partition_key != f"LIST ({DAY_COLUMN})":
+        return [
+            f"table {table.label} exists in the analytics database but is not partitioned by {DAY_COLUMN}; "
+            "rename or drop it"
+        ]
+    parent = _columns(conn, table.schema_name, table.table_name)
+    problems = [
+        f"table {table.label}, column {name!r}: the source now has type {new_type}, the analytics table "
+        f"{parent[name]}; migrate the analytics table first (or drop it to reload every day)"
+        for name, new_type in _columns(conn, table.load_schema, table.table_name).items()
+        if name in parent and parent[name] != new_type
     ]
-    if key:
-        keys = sql.SQL(", ").join(map(sql.Identifier, [DAY_COLUMN, *key]))
-        definitions.append(sql.SQL("PRIMARY KEY ({})").format(keys))
-    conn.execute(sql.SQL("CREATE TABLE {} ({})").format(final, sql.SQL(", ").join(definitions)))
-    if not key:
-        # Without a source key, an index on the day still makes replacing a day cheap.
-        conn.execute(sql.SQL("CREATE INDEX ON {} ({})").format(final, sql.Identifier(DAY_COLUMN)))
+    old_key = _primary_key(conn, table.schema_name, table.table_name)
+    new_key = _primary_key(conn, table.load_schema, table.table_name)
+    if old_key != new_key:
+        problems.append(
+            f"table {table.label}: its key changed from {old_key} to {new_key}; "
+            "migrate the analytics table first (or drop it to reload every day)"
+        )
+    return problems
 
 
-def _align_final_table(conn: psycopg.Connection, table: str, staged: list[Column]) -> None:
-    """Add columns the source gained; refuse a column whose type changed."""
-    final = {c.name: c for c in _columns(conn, FINAL_SCHEMA, table)}
-    for column in staged:
-        existing = final.get(column.name)
-        if existing is None:
+def _create_parent(conn: psycopg.Connection, table: LoadedTable) -> None:
+    """The parent of a new table: the loaded table's columns and key, partitioned by day."""
+    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(table.schema_name)))
+    columns = _columns(conn, table.load_schema, table.table_name)
+    definitions = [
+        sql.SQL("{} {}{}").format(
+            sql.Identifier(name), sql.SQL(sql_type), sql.SQL(" NOT NULL" if name == DAY_COLUMN else "")
+        )
+        for name, sql_type in columns.items()
+    ]
+    if key := _primary_key(conn, table.load_schema, table.table_name):
+        definitions.append(sql.SQL("PRIMARY KEY ({})").format(sql.SQL(", ").join(map(sql.Identifier, key))))
+    conn.execute(
+        sql.SQL("CREATE TABLE {} ({}) PARTITION BY LIST ({})").format(
+            sql.Identifier(table.schema_name, table.table_name),
+            sql.SQL(", ").join(definitions),
+            sql.Identifier(DAY_COLUMN),
+        )
+    )
+
+
+def _align_columns(conn: psycopg.Connection, table: LoadedTable) -> None:
+    """Give the parent the source's new columns, and the new partition the columns the source dropped."""
+    parent = _columns(conn, table.schema_name, table.table_name)
+    loaded = _columns(conn, table.load_schema, table.table_name)
+    for target, source, missing in (
+        ((table.schema_name, table.table_name), loaded, set(loaded) - set(parent)),
+        ((table.load_schema, table.table_name), parent, set(parent) - set(loaded)),
+    ):
+        for name in sorted(missing, key=list(source).index):
             conn.execute(
-                sql.SQL("ALTER TABLE {}.{} ADD COLUMN {} {}").format(
-                    sql.Identifier(FINAL_SCHEMA),
-                    sql.Identifier(table),
-                    sql.Identifier(column.name),
-                    sql.SQL(column.sql_type),
+                sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
+                    sql.Identifier(*target), sql.Identifier(name), sql.SQL(source[name])
                 )
             )
-        elif existing.sql_type != column.sql_type:
+
+
+def _ensure_result_view(conn: psycopg.Connection) -> str | None:
+    """Create (or, when the query changed, replace) the result view once both its tables exist.
+
+    Returns why there is no view, if there is none: a source may have an ``orders``
+    table without the columns the query joins; that fails no publish.
+    """
+    if missing := [f"{s}.{t}" for s, t in RESULT_TABLES if _partition_key(conn, s, t) is None]:
+        return f"no {PROJECT_SCHEMA}.{RESULT_VIEW} view yet: no table {', '.join(missing)}"
+    query = RESULT_QUERY.read_text(encoding="utf-8")
+    version = hashlib.sha256(query.encode()).hexdigest()
+    view = sql.Identifier(PROJECT_SCHEMA, RESULT_VIEW)
+    current = conn.execute(
+        "SELECT obj_description(to_regclass(%s), 'pg_class')", (f"{PROJECT_SCHEMA}.{RESULT_VIEW}",)
+    ).fetchone()
+    if current and current[0] == version:
+        return None
+    try:
+        with conn.transaction():
+            conn.execute(sql.SQL("CREATE OR REPLACE VIEW {} AS {}").format(view, sql.SQL(query)))
+            conn.execute(sql.SQL("COMMENT ON VIEW {} IS {}").format(view, sql.Literal(version)))
+    except (psycopg.errors.UndefinedColumn, psycopg.errors.DatatypeMismatch) as exc:
+        reason = str(exc).strip().splitlines()[0]
+        return f"no {PROJECT_SCHEMA}.{RESULT_VIEW} view: {RESULT_QUERY.name} does not fit the tables ({reason})"
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Published:
+    """What a publish did: rows per analytics table, and why there is no result view, if there is none."""
+
+    rows: dict[str, int]
+    note: str | None
+
+
+@contextmanager
+def _locks_in_time(day: dt.date, lock_timeout: str) -> Iterator[None]:
+    """Turn a lock not granted within ``lock_timeout`` (or a lost server) into a transient failure."""
+    try:
+        yield
+    except psycopg.errors.LockNotAvailable as exc:
+        raise TransientPipelineError(
+            f"publish of {day}: a table was locked by another session for longer than lock_timeout "
+            f"{lock_timeout} (a long query on it?); nothing changed, retry later"
+        ) from exc
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TransientPipelineError(f"publish of {day}: the analytics database went away: {reason}") from exc
+
+
+def publish_day(
+    conn: psycopg.Connection, day: dt.date, receipts: list[TableFile], lock_timeout: str = DEFAULT_LOCK_TIMEOUT
+) -> Published:
+    """Publish the day's load (see the module docstring)."""
+    with _locks_in_time(day, lock_timeout), conn.transaction():
+        try:
+            conn.execute("SELECT set_config('lock_timeout', %s, true)", (lock_timeout,))
+        except psycopg.errors.InvalidParameterValue as exc:
             raise PipelineError(
-                f"table {table}, column {column.name}: the source now has type {column.sql_type}, "
-                f"the analytics table {existing.sql_type}; migrate the analytics table first"
-            )
-
-
-def _replace_day(conn: psycopg.Connection, table: str, staging: str, columns: list[Column], day: dt.date) -> int:
-    final = sql.SQL("{}.{}").format(sql.Identifier(FINAL_SCHEMA), sql.Identifier(table))
-    conn.execute(sql.SQL("DELETE FROM {} WHERE {} = %s").format(final, sql.Identifier(DAY_COLUMN)), (day,))
-    names = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
-    cursor = conn.execute(
-        sql.SQL("INSERT INTO {} ({}, {}) SELECT %s, {} FROM {}.{}").format(
-            final, sql.Identifier(DAY_COLUMN), names, names, sql.Identifier(staging), sql.Identifier(table)
-        ),
-        (day,),
-    )
-    return cursor.rowcount
-
-
-def _remove_day_from_other_tables(conn: psycopg.Connection, loaded: set[str], day: dt.date) -> None:
-    """A table the day no longer has (dropped at the source) keeps no rows for that day."""
-    for table in _tables(conn, FINAL_SCHEMA):
-        if table not in loaded and DAY_COLUMN in {c.name for c in _columns(conn, FINAL_SCHEMA, table)}:
-            conn.execute(
-                sql.SQL("DELETE FROM {}.{} WHERE {} = %s").format(
-                    sql.Identifier(FINAL_SCHEMA), sql.Identifier(table), sql.Identifier(DAY_COLUMN)
-                ),
-                (day,),
-            )
-
-
-def _ensure_result_view(conn: psycopg.Connection) -> None:
-    tables = set(_tables(conn, FINAL_SCHEMA))
-    if {"orders", "order_details"} <= tables:
-        conn.execute(
-            sql.SQL("CREATE OR REPLACE VIEW {}.{} AS {}").format(
-                sql.Identifier(FINAL_SCHEMA), sql.Identifier(RESULT_VIEW), sql.SQL(RESULT_QUERY.read_text())
-            )
-        )
-
-
-def publish_day(conn: psycopg.Connection, day: dt.date) -> dict[str, int]:
-    """Replace ``day`` in the final tables from its staging schema; returns rows per table."""
-    staging = staging_schema(day)
-    published: dict[str, int] = {}
-    with conn.transaction():
+                f"PIPELINE_LOCK_TIMEOUT={lock_timeout!r} is not a PostgreSQL duration; use e.g. 10s"
+            ) from exc
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PUBLISH_LOCK,))
-        if not conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (staging,)).fetchone():
-            raise PipelineError(f"no staging schema {staging} in the analytics database: nothing was loaded for {day}")
-        existing = set(_tables(conn, FINAL_SCHEMA))
-        for table in _tables(conn, staging):
-            columns = _columns(conn, staging, table)
-            if table not in existing:
-                _create_final_table(conn, table, columns, _primary_key(conn, staging, table))
+        ensure_project_schema(conn)
+        loaded = _unpublished_load(conn, day)
+        if not loaded and receipts:
+            raise PipelineError(
+                f"nothing loaded for {day} awaits publishing; rerun: {rerun_command(STEP2_JOB, day.isoformat())}"
+            )
+        reconcile(day, loaded, receipts)
+        if problems := [line for table in loaded for line in _check_table(conn, table)]:
+            raise PipelineError(f"refused to publish {day}: {'; '.join(problems)}")
+        old = day_partitions(conn, day)
+        for partition in old:
+            conn.execute(
+                sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(
+                    sql.Identifier(partition.parent_schema, partition.parent),
+                    sql.Identifier(partition.schema, partition.table),
+                )
+            )
+        for table in loaded:
+            if _partition_key(conn, table.schema_name, table.table_name) is None:
+                _create_parent(conn, table)
             else:
-                _align_final_table(conn, table, columns)
-            published[table] = _replace_day(conn, table, staging, columns, day)
-        _remove_day_from_other_tables(conn, set(published), day)
-        _ensure_result_view(conn)
-        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(staging)))
-    return published
+                _align_columns(conn, table)
+            conn.execute(
+                sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES IN ({})").format(
+                    sql.Identifier(table.schema_name, table.table_name),
+                    sql.Identifier(table.load_schema, table.table_name),
+                    sql.Literal(day),
+                )
+            )
+        replaced = conn.execute(
+            sql.SQL(
+                "DELETE FROM {} WHERE pipeline_date = %s AND published_at IS NOT NULL RETURNING load_schema"
+            ).format(loaded_tables()),
+            (day,),
+        ).fetchall()
+        for schema in sorted({p.schema for p in old} | {name for (name,) in replaced}):
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        conn.execute(
+            sql.SQL("UPDATE {} SET published_at = now() WHERE pipeline_date = %s AND published_at IS NULL").format(
+                loaded_tables()
+            ),
+            (day,),
+        )
+        note = _ensure_result_view(conn)
+    return Published({table.label: table.loaded_rows for table in loaded}, note)

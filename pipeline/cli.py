@@ -14,12 +14,12 @@ from pathlib import Path
 
 import psycopg
 
-from pipeline.analytics import publish_day
+from pipeline.analytics import DEFAULT_LOCK_TIMEOUT, publish_day
 from pipeline.databases import ANALYTICS, connect
 from pipeline.dates import parse_pipeline_date
-from pipeline.errors import PipelineError, report_failure
+from pipeline.errors import PipelineError, TransientPipelineError, report_failure
 from pipeline.export import export_day
-from pipeline.lfs import publish_staged_day, resolve_data_dir
+from pipeline.lfs import publish_staged_day, read_day, resolve_data_dir
 
 
 def _data_dir() -> Path:
@@ -33,18 +33,21 @@ def _publish_lfs(args: argparse.Namespace) -> None:
     print(f"{args.job} {day}: published {len(receipt['tables'])} tables, {rows} rows")
 
 
-def _publish_analytics(_: argparse.Namespace) -> None:
+def _publish_analytics(args: argparse.Namespace) -> None:
     day = parse_pipeline_date(os.environ.get("PIPELINE_DATE"))
+    receipts = read_day(_data_dir(), day.isoformat(), args.jobs)
+    lock_timeout = os.environ.get("PIPELINE_LOCK_TIMEOUT") or DEFAULT_LOCK_TIMEOUT
     with connect(ANALYTICS) as conn:
-        published = publish_day(conn, day)
-    print(f"analytics {day}: published {len(published)} tables, {sum(published.values())} rows")
+        published = publish_day(conn, day, receipts, lock_timeout)
+    print(f"analytics {day}: published {len(published.rows)} tables, {sum(published.rows.values())} rows")
+    if published.note:
+        print(f"analytics {day}: {published.note}")
 
 
 def _export(_: argparse.Namespace) -> None:
     day = parse_pipeline_date(os.environ.get("PIPELINE_DATE"))
     with connect(ANALYTICS) as conn:
-        csv_path, json_path, rows = export_day(conn, day, _data_dir())
-    print(f"exported {rows} rows to {csv_path} and {json_path}")
+        print(export_day(conn, day, _data_dir()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,14 +57,21 @@ def main(argv: list[str] | None = None) -> int:
     publish_lfs = commands.add_parser("publish-lfs", help="move a step-1 job's staged day into place")
     publish_lfs.add_argument("--job", required=True)
     publish_lfs.set_defaults(run=_publish_lfs)
-    commands.add_parser("publish-analytics", help="replace the day in the analytics tables").set_defaults(
-        run=_publish_analytics
+    publish_analytics = commands.add_parser(
+        "publish-analytics", help="reconcile the day's load with the step-1 receipts, then swap its partitions in"
     )
+    publish_analytics.add_argument(
+        "--jobs", nargs="+", required=True, help="the step-1 jobs whose receipts the day must match"
+    )
+    publish_analytics.set_defaults(run=_publish_analytics)
     commands.add_parser("export", help="export the day's result to CSV and JSON").set_defaults(run=_export)
     args = parser.parse_args(argv)
     try:
         args.run(args)
     except (PipelineError, psycopg.Error) as exc:
+        if isinstance(exc, psycopg.OperationalError):
+            # A lost or refused connection: worth a retry.
+            exc = TransientPipelineError(str(exc).strip() or type(exc).__name__)
         report_failure(f"pipeline {args.command} failed", exc)
         return 1
     return 0

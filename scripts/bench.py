@@ -213,12 +213,15 @@ def copy_baseline(env: dict[str, str], tables: list[str], folder: Path) -> dict[
             conn.execute(sql.SQL("SELECT count(*) FROM public.{}").format(sql.Identifier(table))).fetchone()[0]
             for table in tables
         )
+        # psql parses \copy's table name as SQL does: quote it as SQL.
+        source = {table: sql.Identifier("public", table).as_string(conn) for table in tables}
+        copy = {table: sql.Identifier("bench_copy", table).as_string(conn) for table in tables}
     out_script = "".join(
-        f"\\copy (SELECT * FROM public.\"{table}\") TO '{folder / table}.csv' (FORMAT csv, HEADER true)\n"
+        f"\\copy (SELECT * FROM {source[table]}) TO '{folder / table}.csv' (FORMAT csv, HEADER true)\n"
         for table in tables
     )
     in_script = "".join(
-        f"\\copy bench_copy.\"{table}\" FROM '{folder / table}.csv' (FORMAT csv, HEADER true)\n" for table in tables
+        f"\\copy {copy[table]} FROM '{folder / table}.csv' (FORMAT csv, HEADER true)\n" for table in tables
     )
     out_seconds = psql(env, SOURCE, out_script)
     in_seconds = psql(env, SOURCE, in_script)

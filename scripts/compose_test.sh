@@ -225,7 +225,7 @@ done
 count_rows() { python3 -c 'import csv, sys; print(sum(1 for _ in csv.reader(open(sys.argv[1], newline=""))) - 1)' "$1"; }
 csv_rows=$(count_rows "$result")
 db_rows=$("${COMPOSE[@]}" exec -T analytics-db sh -c \
-  "psql -U \"\$POSTGRES_USER\" -d \"\$POSTGRES_DB\" -tAc \"SELECT count(*) FROM orders_with_details WHERE pipeline_date = '$DAY'\"" | tr -d '[:space:]')
+  "psql -U \"\$POSTGRES_USER\" -d \"\$POSTGRES_DB\" -tAc \"SELECT count(*) FROM pipeline.orders_with_details WHERE pipeline_date = '$DAY'\"" | tr -d '[:space:]')
 expected=$(count_rows "$HOST_DATA_DIR/csv/$DAY/order_details.csv")
 say "rows: result CSV $csv_rows, analytics view $db_rows, order_details $expected"
 if [ "$csv_rows" -le 0 ] || [ "$csv_rows" != "$db_rows" ] || [ "$csv_rows" != "$expected" ]; then

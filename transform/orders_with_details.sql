@@ -1,6 +1,7 @@
--- The challenge's final query: every order joined with its details, per day.
--- `make setup`/each load keeps it as the view public.orders_with_details; run it by
--- hand with: psql analytics -c "SELECT * FROM orders_with_details WHERE pipeline_date = '2024-01-02'"
+-- The challenge's final query: every order (Postgres source, schema postgres) joined with
+-- its details (CSV source, schema csv), per day. Each publish keeps it as the view
+-- pipeline.orders_with_details; run it by hand with:
+--   psql analytics -c "SELECT * FROM pipeline.orders_with_details WHERE pipeline_date = '2024-01-02'"
 SELECT
     o.pipeline_date,
     o.order_id,
@@ -21,7 +22,7 @@ SELECT
     d.unit_price,
     d.quantity,
     d.discount
-FROM orders AS o
-JOIN order_details AS d
+FROM postgres.orders AS o
+JOIN csv.order_details AS d
     ON d.pipeline_date = o.pipeline_date
     AND d.order_id = o.order_id

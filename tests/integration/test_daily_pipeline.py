@@ -57,8 +57,11 @@ def tree_digest(root: Path) -> dict[str, str]:
 def analytics_digest(pipeline: Pipeline) -> dict[str, str]:
     """Each analytics table's full content, as an md5 of its ordered rows."""
     with pipeline.connect(ANALYTICS) as conn:
-        tables = [name for (name,) in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
-        return {table: conn.execute(f"SELECT {TABLE_MD5} FROM public.{table} t").fetchone()[0] for table in tables}
+        tables = conn.execute("SELECT schemaname, tablename FROM pg_tables WHERE schemaname IN ('postgres', 'csv')")
+        return {
+            f"{schema}.{table}": conn.execute(f"SELECT {TABLE_MD5} FROM {schema}.{table} t").fetchone()[0]
+            for schema, table in tables.fetchall()
+        }
 
 
 def expected_result(pipeline: Pipeline, details_csv: Path, day: str) -> list[dict]:
@@ -114,23 +117,23 @@ def test_empty_source_tables_give_header_only_files_and_empty_typed_tables(first
     path = first_day.data_dir / "postgres" / "customer_demographics" / DAY1 / "customer_demographics.csv"
     assert path.read_text() == "customer_type_id,customer_desc\n"
     with first_day.connect(ANALYTICS) as conn:
-        assert conn.execute("SELECT count(*) FROM customer_demographics").fetchone() == (0,)
-        assert conn.execute("SELECT to_regclass('public.customer_customer_demo')").fetchone() != (None,)
+        assert conn.execute("SELECT count(*) FROM postgres.customer_demographics").fetchone() == (0,)
+        assert conn.execute("SELECT to_regclass('postgres.customer_customer_demo')").fetchone() != (None,)
 
 
 def test_analytics_tables_have_the_source_types(first_day: Pipeline) -> None:
     query = (
         "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
         "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = 'public' AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped "
+        "WHERE n.nspname = %s AND c.relkind = %s AND a.attnum > 0 AND NOT a.attisdropped "
         "AND a.attname <> 'pipeline_date' ORDER BY 1, 2"
     )
     with first_day.connect(SOURCE) as conn:
-        source = conn.execute(query).fetchall()
+        source = conn.execute(query, ("public", "r")).fetchall()
     with first_day.connect(ANALYTICS) as conn:
-        analytics = conn.execute(query).fetchall()
-    csv_types = [(t, c, ty) for (t, c, ty) in analytics if t == "order_details"]
-    assert [row for row in analytics if row[0] != "order_details"] == source
+        analytics = conn.execute(query, ("postgres", "p")).fetchall()
+        csv_types = conn.execute(query, ("csv", "p")).fetchall()
+    assert analytics == source
     assert csv_types == [
         ("order_details", "discount", "real"),
         ("order_details", "order_id", "smallint"),
@@ -147,7 +150,7 @@ def test_every_value_survives_including_bytea(first_day: Pipeline) -> None:
             names = [d.name for d in conn.execute(f"SELECT * FROM {table} WHERE false").description]
         with first_day.connect(ANALYTICS) as conn:
             analytics = conn.execute(
-                f"SELECT {TABLE_MD5} FROM (SELECT {', '.join(names)} FROM {table} WHERE pipeline_date = %s) t",
+                f"SELECT {TABLE_MD5} FROM (SELECT {', '.join(names)} FROM postgres.{table} WHERE pipeline_date = %s) t",
                 (dt.date.fromisoformat(DAY1),),
             ).fetchone()
         assert analytics == source, table
@@ -162,7 +165,9 @@ def test_the_result_equals_the_join_computed_from_the_sources(first_day: Pipelin
     assert len(rows) == len(exported) == 2155
     assert list(rows[0]) == list(exported[0])
     with first_day.connect(ANALYTICS) as conn:
-        in_view = conn.execute("SELECT count(*) FROM orders_with_details WHERE pipeline_date = %s", (DAY1,)).fetchone()
+        in_view = conn.execute(
+            "SELECT count(*) FROM pipeline.orders_with_details WHERE pipeline_date = %s", (DAY1,)
+        ).fetchone()
     assert in_view == (2155,)
 
 
@@ -179,6 +184,8 @@ def test_two_days_are_kept_apart(first_day: Pipeline) -> None:
     after = tree_digest(first_day.data_dir)
     assert {k: v for k, v in after.items() if DAY2 not in k} == before
     with first_day.connect(ANALYTICS) as conn:
-        per_day = conn.execute("SELECT pipeline_date::text, count(*) FROM orders GROUP BY 1 ORDER BY 1").fetchall()
+        per_day = conn.execute(
+            "SELECT pipeline_date::text, count(*) FROM postgres.orders GROUP BY 1 ORDER BY 1"
+        ).fetchall()
     assert per_day == [(DAY1, 830), (DAY2, 830)]
     assert (first_day.data_dir / "results" / DAY2 / "orders_with_details.json").is_file()

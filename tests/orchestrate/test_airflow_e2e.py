@@ -63,6 +63,8 @@ def test_a_real_day_through_airflow(airflow_for: Callable[..., Any], pipeline: P
     assert (data_dir / "postgres" / "orders" / DAY / "orders.csv").is_file()
     # The day's result reached the analytics database and the export.
     with pipeline.connect(ANALYTICS) as conn:
-        in_view = conn.execute("SELECT count(*) FROM orders_with_details WHERE pipeline_date = %s", (DAY,)).fetchone()
+        in_view = conn.execute(
+            "SELECT count(*) FROM pipeline.orders_with_details WHERE pipeline_date = %s", (DAY,)
+        ).fetchone()
     assert in_view == (2155,)
     assert len(json.loads((data_dir / "results" / DAY / "orders_with_details.json").read_text())) == 2155

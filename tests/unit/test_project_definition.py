@@ -51,5 +51,11 @@ def test_step2_waits_for_exactly_the_step1_jobs() -> None:
     assert set(PLUGINS["tap-lfs"]["config"]["jobs"]) == step1 == {"postgres-to-lfs", "csv-to-lfs"}
 
 
+def test_step2_publish_reconciles_with_the_jobs_that_tap_lfs_reads() -> None:
+    args = PLUGINS["pipeline"]["commands"]["publish-analytics"]["args"].split()
+    assert args[:2] == ["publish-analytics", "--jobs"]
+    assert args[2:] == PLUGINS["tap-lfs"]["config"]["jobs"]
+
+
 def test_every_job_has_a_daily_schedule() -> None:
     assert {s["job"]: s["interval"] for s in PROJECT["schedules"]} == {job: "@daily" for job in JOBS}

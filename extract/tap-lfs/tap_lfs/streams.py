@@ -4,6 +4,11 @@ The file is not parsed here: it is already in PostgreSQL's CSV text form, which 
 Postgres itself reads back without loss (Python's csv module cannot tell NULL from
 an empty string). So the stream hands the loader the file itself, as a BATCH message
 with a ``csv`` encoding, after checking it is byte for byte the file step 1 wrote.
+
+The stream's name only has to be unique (``{source}-{key}``); the table's identity
+travels in its SCHEMA message, under ``x-pipeline-table``: the source, the source
+schema and the exact table name (which name its analytics table), and the file's
+key, sha256 and manifest row count (which the load records for reconciliation).
 """
 
 from __future__ import annotations
@@ -21,6 +26,20 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
 CSV_ENCODING = BaseBatchFileEncoding(format="csv")
+IDENTITY = "x-pipeline-table"
+
+
+def stream_schema(table: TableFile) -> dict[str, t.Any]:
+    """The table's JSON schema with its identity added (see the module docstring)."""
+    identity = {
+        "source": table.source,
+        "source_schema": table.source_schema,
+        "table": table.table,
+        "key": table.key,
+        "sha256": table.sha256,
+        "rows": table.rows,
+    }
+    return {**table.schema, IDENTITY: identity}
 
 
 class DayTableStream(Stream):
@@ -28,7 +47,7 @@ class DayTableStream(Stream):
 
     def __init__(self, tap: Tap, table: TableFile) -> None:
         self.table = table
-        super().__init__(tap, schema=table.schema, name=table.table)
+        super().__init__(tap, schema=stream_schema(table), name=f"{table.source}-{table.key}")
         self.primary_keys = table.key_properties
 
     def get_batch_config(self, config: t.Mapping) -> BatchConfig:

@@ -30,6 +30,17 @@ class TapLFS(Tap):
         ),
     ).to_dict()
 
+    def setup_mapper(self) -> None:
+        """The SDK's mapper, given each stream's schema exactly as built.
+
+        The SDK registers schemas through its ``Catalog`` model, which drops every key
+        it does not know: the table's ``x-pipeline-table`` identity and each column's
+        ``x-sql-type-oid``/``x-sql-typmod``, which the loader needs.
+        """
+        super().setup_mapper()
+        for stream in self.streams.values():
+            self.mapper.register_raw_stream_schema(stream.name, stream.schema, stream.primary_keys)
+
     def discover_streams(self) -> list[DayTableStream]:
         """One stream per table listed in the day's receipts."""
         day = parse_pipeline_date(self.config.get("pipeline_date")).isoformat()

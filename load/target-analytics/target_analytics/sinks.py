@@ -1,4 +1,14 @@
-r"""The sink: COPY each day file, as it is, into the day's staging schema.
+r"""The sink: one day file COPYed, as it is, into a fresh table of the load.
+
+Each stream's SCHEMA message carries the table's identity under ``x-pipeline-table``
+(source, source schema, exact table name, its file's key, sha256 and manifest row
+count, written by tap-lfs), so the table is named from there, never from the stream
+name (the SDK's ``table_name`` splits it on ``-``). The table gets the day column
+(defaulting to, and checked to be, the day: attaching it as the day's partition then
+needs no scan), the file's columns with the types the analytics database resolves,
+and, after the COPY (building an index once is faster than growing it row by row),
+the source's key plus the day column as primary key. The row counts go into the
+bookkeeping table in the same transaction.
 
 The files are PostgreSQL CSV text (NULL unquoted, empty string quoted, bytea as
 ``\x`` hex), so ``COPY ... (FORMAT csv, HEADER MATCH)`` reads every value back
@@ -11,50 +21,140 @@ import csv
 import typing as t
 from pathlib import Path
 
+import psycopg
+from psycopg import sql
+from singer_sdk import BatchSink
 from singer_sdk.helpers._batch import BaseBatchFileEncoding
-from target_postgres.sinks import PostgresSink
 
-from pipeline.dates import parse_pipeline_date
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, TransientPipelineError
 from pipeline.lfs import batch_file_path
-from pipeline.staging import staging_schema
-from target_analytics.connector import AnalyticsConnector
+from pipeline.names import analytics_schema
+from pipeline.staging import DAY_COLUMN, loaded_tables
+from target_analytics.columns import resolve_columns
 
+if t.TYPE_CHECKING:
+    from target_analytics.target import TargetAnalytics
+
+IDENTITY = "x-pipeline-table"
 _BLOCK = 1 << 20
 
 
-class StagingSink(PostgresSink):
-    """target-postgres's sink, writing into the day's staging schema with COPY."""
+def _label(schema: str, table: str) -> str:
+    """A table's name for messages: both parts as repr, so any character shows."""
+    return f"{schema!r}.{table!r}"
 
-    connector_class = AnalyticsConnector
 
-    @property
-    def schema_name(self) -> str:
-        """The day's staging schema, whatever the stream's name says."""
-        return staging_schema(parse_pipeline_date(self.config.get("pipeline_date")))
+class LoadSink(BatchSink):
+    """Loads one table of the day into the load's schema for its analytics schema."""
+
+    def __init__(self, target: TargetAnalytics, stream_name: str, schema: dict, key_properties: t.Any) -> None:
+        self.target = target
+        super().__init__(target, stream_name, schema, key_properties)
+        identity = schema.get(IDENTITY)
+        if not isinstance(identity, dict):
+            raise PipelineError(f"stream {stream_name!r} has no {IDENTITY} in its SCHEMA message; use tap-lfs")
+        self.identity = identity
+        self.schema_name = analytics_schema(identity["source"], identity["source_schema"])
+        self.table_name: str = identity["table"]
+        self.label = _label(self.schema_name, self.table_name)
+        self.column_types: dict[str, str] = {}
+        self.loaded = False
+
+    def setup(self) -> None:
+        """Resolve the column types before any row moves; a refusal is collected, not raised."""
+        resolved = resolve_columns(self.target.connection, self.label, self.schema["properties"])
+        self.target.problems.extend(resolved.problems)
+        if unknown := [k for k in self.key_properties if k not in self.schema["properties"]]:
+            self.target.problems.append(f"table {self.label}: key columns {unknown} are not among its columns")
+        self.column_types = resolved.types
+
+    def process_record(self, record: dict, context: dict) -> None:
+        """Not supported: tap-lfs hands every table over as its file."""
+        raise PipelineError(f"target-analytics loads {self.stream_name} from BATCH files only, never RECORD messages")
+
+    def process_batch(self, context: dict) -> None:
+        """Nothing to do: the COPY happens when the BATCH message arrives."""
 
     def _header(self, path: Path) -> list[str]:
         """The file's columns, in its order; each must be a property of the stream's schema."""
         with path.open(encoding="utf-8", newline="") as handle:
             header = next(csv.reader(handle), [])
         if unknown := [name for name in header if name not in self.schema["properties"]]:
-            raise PipelineError(f"{path}: header has columns not in the schema of {self.stream_name}: {unknown}")
+            raise PipelineError(f"{path}: header has columns not in the schema of table {self.label}: {unknown}")
         return header
 
     def process_batch_files(self, encoding: BaseBatchFileEncoding, files: t.Sequence[str]) -> None:
-        """COPY ``csv`` batch files; other encodings go to target-postgres."""
-        if encoding.format != "csv":
-            super().process_batch_files(encoding, files)
-            return
-        for uri in files:
-            path = batch_file_path(uri)
-            columns = ", ".join(f'"{name}"' for name in self._header(path))
-            target = f'"{self.schema_name}"."{self.table_name}"'
-            statement = f"COPY {target} ({columns}) FROM STDIN (FORMAT csv, HEADER MATCH)"
-            with self.connector._connect() as connection, connection.begin():
-                cursor = connection.connection.cursor()
+        """Create the table and COPY its one ``csv`` file into it, in one transaction."""
+        if encoding.format != "csv" or len(files) != 1 or self.loaded:
+            raise PipelineError(f"table {self.label}: expected exactly one csv BATCH file from tap-lfs")
+        self.loaded = True
+        if self.target.problems:
+            return  # refused already: the job fails at the end, after every problem is listed
+        path = batch_file_path(files[0])
+        header = self._header(path)
+        try:
+            rows = self._load(path, header)
+        except psycopg.OperationalError as exc:
+            raise TransientPipelineError(f"table {self.label}: the analytics database went away: {exc}") from exc
+        except psycopg.Error as exc:
+            where = f" ({exc.diag.context.strip().splitlines()[0]})" if exc.diag.context else ""
+            reason = str(exc).strip().splitlines()[0]
+            raise PipelineError(f"{path} cannot be loaded into table {self.label}: {reason}{where}") from exc
+        self.record_counter_metric.increment(rows)
+        self.logger.info("Copied %d rows of %s into %s", rows, path, self.label)
+
+    def _load(self, path: Path, header: list[str]) -> int:
+        """Create the table, COPY the file, add the key, record the counts: one transaction; returns the rows."""
+        conn = self.target.connection
+        with conn.transaction():
+            schema = self.target.load_schema_for(self.schema_name)
+            table = sql.Identifier(schema, self.table_name)
+            self._create(table)
+            columns = sql.SQL(", ").join(map(sql.Identifier, header))
+            statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, HEADER MATCH)").format(table, columns)
+            with conn.cursor() as cursor:
                 with path.open("rb") as source, cursor.copy(statement) as copy:
                     while block := source.read(_BLOCK):
                         copy.write(block)
-                self.record_counter_metric.increment(cursor.rowcount)
-                self.logger.info("Copied %d rows of %s into %s", cursor.rowcount, path, self.full_table_name)
+                rows = cursor.rowcount
+            if self.key_properties:
+                key = sql.SQL(", ").join(map(sql.Identifier, [*self.key_properties, DAY_COLUMN]))
+                conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(table, key))
+            self._record(schema, rows)
+        return rows
+
+    def _create(self, table: sql.Identifier) -> None:
+        """The day column first (always the day), then the file's columns in the source's order."""
+        day = sql.Literal(self.target.day)
+        definitions = [
+            sql.SQL("{} date NOT NULL DEFAULT {} CHECK ({} = {})").format(
+                sql.Identifier(DAY_COLUMN), day, sql.Identifier(DAY_COLUMN), day
+            )
+        ]
+        definitions += [
+            sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(sql_type))
+            for name, sql_type in self.column_types.items()
+        ]
+        self.target.connection.execute(sql.SQL("CREATE TABLE {} ({})").format(table, sql.SQL(", ").join(definitions)))
+
+    def _record(self, schema: str, rows: int) -> None:
+        """The table's counts in the bookkeeping table, for the publish step's reconciliation."""
+        self.target.connection.execute(
+            sql.SQL(
+                "INSERT INTO {} (pipeline_date, load_id, schema_name, table_name, load_schema, source, source_schema, "
+                "file_key, file_sha256, manifest_rows, loaded_rows) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            ).format(loaded_tables()),
+            (
+                self.target.day,
+                self.target.load_id,
+                self.schema_name,
+                self.table_name,
+                schema,
+                self.identity["source"],
+                self.identity["source_schema"],
+                self.identity["key"],
+                self.identity["sha256"],
+                self.identity["rows"],
+                rows,
+            ),
+        )

@@ -1,55 +1,101 @@
-"""The target: target-postgres with a fresh staging schema per day.
+"""The target: loads one day's files into fresh tables, for the publish step to attach.
 
-target-postgres 0.8.1 ignores ``load_method``: it upserts on key properties and
-otherwise appends, so loading a day twice into the same tables would duplicate
-rows. Here each run starts by dropping and recreating the day's staging schema;
-the job's publish step then swaps the day into the final tables in one transaction.
+Every run is a new load with an id of its own: its tables go into schemas
+``pipeline_{day}_{load id}_{n}`` (one per analytics schema), so a load never touches
+the published day that readers see, and two days loading at once never meet. A run
+starts by removing what earlier, unpublished loads of the same day left behind.
+Nothing here changes a published table: ``pipeline publish-analytics`` does, after
+reconciling the counts this load recorded with the step-1 receipts.
+
+A table that cannot be loaded (a reserved or untyped column, a type the analytics
+database lacks) does not stop the others from being checked: the run prints one line
+per bad table and column, then fails, so the day is not published.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import sys
 import typing as t
 
-import sqlalchemy
+import psycopg
+from psycopg import sql
+from singer_sdk import Target
 from singer_sdk import typing as th
-from target_postgres.target import TargetPostgres
 
+from pipeline.databases import ANALYTICS, conninfo
 from pipeline.dates import parse_pipeline_date
-from pipeline.errors import PipelineError, run_plugin_cli
-from pipeline.staging import staging_schema
-from target_analytics.connector import AnalyticsConnector
-from target_analytics.sinks import StagingSink
+from pipeline.errors import PipelineError, TransientPipelineError, run_plugin_cli
+from pipeline.staging import ensure_project_schema, load_schema, loaded_tables, new_load_id
+from target_analytics.sinks import LoadSink
 
-_PIPELINE_DATE = th.Property("pipeline_date", th.StringType, description="The day being loaded, YYYY-MM-DD.")
+_CONNECTION = ("host", "port", "user", "password", "database")
 
 
-class TargetAnalytics(TargetPostgres):
-    """Loads one day into its own staging schema."""
+class TargetAnalytics(Target):
+    """Loads one day of tap-lfs's files into the analytics database."""
 
     name = "target-analytics"
-    config_jsonschema: t.ClassVar[dict] = {
-        **TargetPostgres.config_jsonschema,
-        "properties": {**TargetPostgres.config_jsonschema["properties"], **_PIPELINE_DATE.to_dict()},
-    }
-    default_sink_class = StagingSink
+    config_jsonschema = th.PropertiesList(
+        th.Property("host", th.StringType, required=True),
+        th.Property("port", th.IntegerType, default=5432),
+        th.Property("user", th.StringType, required=True),
+        th.Property("password", th.StringType, secret=True),
+        th.Property("database", th.StringType, required=True),
+        th.Property("pipeline_date", th.StringType, description="The day being loaded, YYYY-MM-DD."),
+    ).to_dict()
+    default_sink_class = LoadSink
 
     def __init__(self, **kwargs: t.Any) -> None:
         super().__init__(**kwargs)
-        self._reset_staging_schema()
+        self.day: dt.date = parse_pipeline_date(self.config.get("pipeline_date"))
+        self.load_id = new_load_id()
+        self.problems: list[str] = []
+        self._load_schemas: dict[str, str] = {}
+        self.connection = self._connect()
+        self._remove_unpublished_loads()
 
-    def _reset_staging_schema(self) -> None:
-        """Before any message is read: refuse a bad day, then give the day an empty staging schema."""
-        schema = staging_schema(parse_pipeline_date(self.config.get("pipeline_date")))
-        engine = sqlalchemy.create_engine(AnalyticsConnector(dict(self.config)).sqlalchemy_url)
+    def _connect(self) -> psycopg.Connection:
+        settings = {f"{ANALYTICS}_{key.upper()}": str(self.config.get(key) or "") for key in _CONNECTION}
         try:
-            with engine.begin() as connection:
-                connection.execute(sqlalchemy.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-                connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
-        except sqlalchemy.exc.OperationalError as exc:
-            reason = str(exc.orig).strip().splitlines()[0]
-            raise PipelineError(f"cannot reach the analytics database: {reason}") from exc
-        finally:
-            engine.dispose()
+            return psycopg.connect(conninfo(ANALYTICS, settings), connect_timeout=10, autocommit=True)
+        except psycopg.OperationalError as exc:
+            reason = str(exc).strip().splitlines()[0]
+            raise TransientPipelineError(
+                f"cannot reach the analytics database {self.config['database']}: {reason}"
+            ) from exc
+
+    def _remove_unpublished_loads(self) -> None:
+        """Drop the schemas of this day's loads that were never published (a failed earlier run)."""
+        with self.connection.transaction():
+            ensure_project_schema(self.connection)
+            stale = self.connection.execute(
+                sql.SQL(
+                    "DELETE FROM {} WHERE pipeline_date = %s AND published_at IS NULL RETURNING load_schema"
+                ).format(loaded_tables()),
+                (self.day,),
+            ).fetchall()
+            for schema in sorted({name for (name,) in stale}):
+                self.connection.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+    def load_schema_for(self, schema_name: str) -> str:
+        """The load's schema for the tables of analytics schema ``schema_name``, created on first use."""
+        if schema_name not in self._load_schemas:
+            schema = load_schema(self.day, self.load_id, len(self._load_schemas))
+            self.connection.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+            self._load_schemas[schema_name] = schema
+        return self._load_schemas[schema_name]
+
+    def process_endofpipe(self) -> None:
+        """Fail, listing every refused table and column, before anything counts as loaded."""
+        if self.problems:
+            for line in self.problems:
+                print(f"target-analytics: {line}", file=sys.stderr)
+            raise PipelineError(
+                f"refused to load {self.day}: {len(self.problems)} problem(s), each on a line above; nothing published"
+            )
+        super().process_endofpipe()
+        self.connection.close()
 
 
 def main() -> None:

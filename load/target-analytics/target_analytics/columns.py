@@ -1,0 +1,75 @@
+"""Column types of a loaded table: resolved by the analytics database from the type's oid and typmod.
+
+Step 1 records each column's analytics type as ``x-sql-type-oid`` and ``x-sql-typmod``
+(and, for people, as ``x-sql-datatype``). The DDL uses ``format_type(oid, typmod)`` as
+*this* database prints it, never the schema file's text, so a file cannot smuggle SQL
+into ``CREATE TABLE``; a type that is not built into PostgreSQL (oid >= 16384: an enum,
+a domain, an extension's type) would not exist here and is refused, as is a source column
+named like the day column the pipeline adds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing as t
+
+import psycopg
+
+from pipeline.staging import DAY_COLUMN, FIRST_USER_OID
+
+
+@dataclasses.dataclass(frozen=True)
+class ResolvedColumns:
+    """Each column's type as the analytics database prints it, or what stands in the way."""
+
+    types: dict[str, str]
+    problems: list[str]
+
+
+def _declared(label: str, name: str, column: t.Mapping[str, t.Any]) -> tuple[int, int] | str:
+    """The column's (oid, typmod), or the line that refuses it."""
+    oid, typmod = column.get("x-sql-type-oid"), column.get("x-sql-typmod", -1)
+    if name == DAY_COLUMN:
+        return (
+            f"table {label}, column {name!r}: the name is reserved for the day column the pipeline adds; "
+            "rename the column at the source or leave the table out"
+        )
+    if not isinstance(oid, int) or not isinstance(typmod, int):
+        return f"table {label}, column {name!r}: _schema.json gives no x-sql-type-oid/x-sql-typmod; rerun step 1"
+    if oid >= FIRST_USER_OID:
+        source_type = column.get("x-source-type") or column.get("x-sql-datatype") or oid
+        return (
+            f"table {label}, column {name!r}: type {source_type} (oid {oid}) is not built into PostgreSQL; "
+            "step 1 must map it to a built-in type (rerun step 1 with the current version)"
+        )
+    return oid, typmod
+
+
+def resolve_columns(conn: psycopg.Connection, label: str, properties: t.Mapping[str, t.Any]) -> ResolvedColumns:
+    """Resolve every column of one table; ``label`` names the table in refusals."""
+    problems: list[str] = []
+    declared: dict[str, tuple[int, int]] = {}
+    for name, column in properties.items():
+        result = _declared(label, name, column)
+        if isinstance(result, str):
+            problems.append(result)
+        else:
+            declared[name] = result
+    types: dict[str, str] = {}
+    if declared:
+        names = list(declared)
+        rows = conn.execute(
+            "SELECT format_type(t.oid, c.typmod), t.oid IS NOT NULL "
+            "FROM unnest(%s::oid[], %s::int[]) WITH ORDINALITY AS c(oid, typmod, i) "
+            "LEFT JOIN pg_type t ON t.oid = c.oid ORDER BY c.i",
+            ([declared[n][0] for n in names], [declared[n][1] for n in names]),
+        ).fetchall()
+        for name, (text, known) in zip(names, rows, strict=True):
+            if known:
+                types[name] = text
+            else:
+                problems.append(
+                    f"table {label}, column {name!r}: type oid {declared[name][0]} does not exist in the "
+                    "analytics database; rerun step 1"
+                )
+    return ResolvedColumns(types=types, problems=problems)

@@ -1,0 +1,1 @@
+from tests.analytics.days import analytics  # noqa: F401  (the fixture)
