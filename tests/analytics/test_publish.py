@@ -12,6 +12,7 @@ import pytest
 from pipeline.analytics import publish_day
 from pipeline.databases import ANALYTICS, conninfo, drop_database, ensure_database
 from pipeline.errors import PipelineError
+from pipeline.roles import grant_analytics_owner
 from pipeline.staging import staging_schema
 
 DAY1, DAY2 = dt.date(2024, 1, 1), dt.date(2024, 1, 2)
@@ -22,6 +23,7 @@ def conn(base_env: dict[str, str]) -> Iterator[psycopg.Connection]:
     env = {**base_env, "TARGET_POSTGRES_DATABASE": f"test_publish_{uuid.uuid4().hex[:10]}"}
     ensure_database(ANALYTICS, env)
     try:
+        grant_analytics_owner(env)
         with psycopg.connect(conninfo(ANALYTICS, env), autocommit=True) as connection:
             yield connection
     finally:
