@@ -4,13 +4,16 @@ The files come from $NORTHWIND_DATA_DIR when set, else from upstream (see
 pipeline.sources). The databases are created if missing, the source database is
 seeded from northwind.sql if it has no table yet, and the jobs' roles are created
 and granted (pipeline.provision), all with the administrator's connection
-(POSTGRES_ADMIN_*).
+(POSTGRES_ADMIN_*). When Meltano's system database is in Postgres
+(MELTANO_DATABASE_URI=postgresql+psycopg://..., as in docker-compose.yml), its
+database is created too.
 """
 
 import os
 import sys
 from pathlib import Path
 
+from pipeline.databases import ensure_database_at
 from pipeline.errors import PipelineError
 from pipeline.provision import provision
 from pipeline.sources import obtain_sources
@@ -24,6 +27,10 @@ def setup_sources() -> None:
         print(f"source file ready: {path}")
     for line in provision(destination / "northwind.sql"):
         print(line)
+    meltano_db = os.environ.get("MELTANO_DATABASE_URI", "")
+    if meltano_db.startswith("postgres"):
+        created = ensure_database_at(meltano_db)
+        print(f"Meltano's system database: {'created' if created else 'exists'} ({meltano_db.split('@')[-1]})")
 
 
 if __name__ == "__main__":
