@@ -33,7 +33,10 @@ def _settings(prefix: str, env: Mapping[str, str], admin: bool) -> dict[str, str
     names = [f"{prefix}_HOST", f"{prefix}_PORT", f"{prefix}_DATABASE", f"{login}_USER"]
     missing = [name for name in names if not env.get(name)]
     if missing:
-        raise PipelineError(f"{', '.join(missing)} not set: copy .env.example to .env (make setup does)")
+        raise PipelineError(
+            f"{', '.join(missing)} not set: copy .env.example to .env (make setup does), "
+            "or add the missing settings from .env.example to your .env"
+        )
     return {
         "host": env[f"{prefix}_HOST"],
         "port": env[f"{prefix}_PORT"],
