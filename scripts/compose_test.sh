@@ -312,6 +312,11 @@ with psycopg.connect(conninfo(SOURCE), autocommit=True) as conn:
         raise SystemExit('the source role could write the source')
 " || fail "the jobs' roles are not least-privileged (above)"
 say "roles: the analytics objects are the analytics role's; the source role cannot write"
+# Meltano's run records are in Postgres (MELTANO_DATABASE_URI), where every worker sees them.
+meltano_runs=$("${COMPOSE[@]}" exec -T airflow-db sh -c \
+  "psql -U \"\$POSTGRES_USER\" -d meltano -tAc \"SELECT count(*) FROM runs WHERE job_name LIKE '%:$DAY' AND state = 'SUCCESS'\"" | tr -d '[:space:]')
+[ "${meltano_runs:-0}" -ge 3 ] || fail "Meltano's system database (meltano on airflow-db) holds ${meltano_runs:-no} successful runs for $DAY, expected 3"
+say "Meltano's system database in Postgres: $meltano_runs successful runs for $DAY"
 if [ "$csv_rows" -le 0 ] || [ "$csv_rows" != "$db_rows" ] || [ "$csv_rows" != "$expected" ]; then
   fail "result rows differ: CSV $csv_rows, view $db_rows, order_details $expected"
 fi
