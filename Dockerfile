@@ -19,9 +19,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     DATA_DIR=data \
     ORDER_DETAILS_CSV=data/sources/order_details.csv
 
+# /var/lib/airflow-secrets: the mount point of the volume that keeps Airflow's
+# generated secret keys (docker/entrypoint.sh); a new volume copies its owner and mode.
 RUN useradd --create-home --uid "${APP_UID}" --user-group app \
- && mkdir -p /project/data /var/lib/meltano \
- && chown app:app /project /project/data /var/lib/meltano
+ && mkdir -p /project/data /var/lib/meltano /var/lib/airflow-secrets \
+ && chown app:app /project /project/data /var/lib/meltano /var/lib/airflow-secrets \
+ && chmod 700 /var/lib/airflow-secrets
 
 WORKDIR /project
 USER ${APP_UID}:${APP_UID}

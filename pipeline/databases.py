@@ -2,7 +2,11 @@
 
 The variable names are the plugins' own (``TAP_POSTGRES_*`` for the source,
 ``TARGET_POSTGRES_*`` for the analytics database), so one ``.env`` configures the
-Meltano plugins, the project's steps and the set-up alike.
+Meltano plugins, the project's steps and the set-up alike. Their ``USER`` is the
+job's own least-privileged role (see ``pipeline.roles``). Creating, seeding and
+dropping databases, and creating those roles, takes the administrator of the same
+server instead: ``POSTGRES_ADMIN_USER`` / ``POSTGRES_ADMIN_PASSWORD``, used by the
+set-up and the tests' throwaway databases only, never by a job.
 """
 
 from __future__ import annotations
@@ -18,58 +22,112 @@ from pipeline.errors import PipelineError
 
 SOURCE = "TAP_POSTGRES"
 ANALYTICS = "TARGET_POSTGRES"
+ADMIN = "POSTGRES_ADMIN"
+# The database an administrator connects to for CREATE/DROP DATABASE and roles.
+MAINTENANCE_DATABASE = "postgres"
 
 
-def conninfo(prefix: str, env: Mapping[str, str] = os.environ, database: str | None = None) -> str:
-    """A libpq connection string from ``{prefix}_HOST/PORT/USER/PASSWORD/DATABASE``."""
-    missing = [f"{prefix}_{key}" for key in ("HOST", "PORT", "USER", "DATABASE") if not env.get(f"{prefix}_{key}")]
+def _settings(prefix: str, env: Mapping[str, str], admin: bool) -> dict[str, str]:
+    """Host, port and database of ``prefix``; user and password of its job role, or of the administrator."""
+    login = ADMIN if admin else prefix
+    names = [f"{prefix}_HOST", f"{prefix}_PORT", f"{prefix}_DATABASE", f"{login}_USER"]
+    missing = [name for name in names if not env.get(name)]
     if missing:
-        raise PipelineError(f"{', '.join(missing)} not set: copy .env.example to .env (make setup does)")
+        raise PipelineError(
+            f"{', '.join(missing)} not set: copy .env.example to .env (make setup does), "
+            "or add the missing settings from .env.example to your .env"
+        )
+    return {
+        "host": env[f"{prefix}_HOST"],
+        "port": env[f"{prefix}_PORT"],
+        "dbname": env[f"{prefix}_DATABASE"],
+        "user": env[f"{login}_USER"],
+        "password": env.get(f"{login}_PASSWORD") or "",
+    }
+
+
+def conninfo(prefix: str, env: Mapping[str, str] = os.environ, database: str | None = None, admin: bool = False) -> str:
+    """A libpq connection string from ``{prefix}_HOST/PORT/USER/PASSWORD/DATABASE``.
+
+    ``admin``: the same server and database as ``POSTGRES_ADMIN_USER`` instead of the job's role.
+    """
+    settings = _settings(prefix, env, admin)
     return psycopg.conninfo.make_conninfo(
-        host=env[f"{prefix}_HOST"],
-        port=env[f"{prefix}_PORT"],
-        user=env[f"{prefix}_USER"],
-        password=env.get(f"{prefix}_PASSWORD") or None,
-        dbname=database or env[f"{prefix}_DATABASE"],
+        host=settings["host"],
+        port=settings["port"],
+        user=settings["user"],
+        password=settings["password"] or None,
+        dbname=database or settings["dbname"],
         application_name="northwind-pipeline",
     )
 
 
 def connect(
-    prefix: str, env: Mapping[str, str] = os.environ, database: str | None = None, autocommit: bool = False
+    prefix: str,
+    env: Mapping[str, str] = os.environ,
+    database: str | None = None,
+    autocommit: bool = False,
+    admin: bool = False,
 ) -> psycopg.Connection:
-    """Connect, turning an unreachable server into a one-line error naming it."""
-    name = database or env.get(f"{prefix}_DATABASE")
+    """Connect, turning an unreachable server or a refused login into a one-line error naming it."""
+    info = conninfo(prefix, env, database, admin)
     try:
-        return psycopg.connect(conninfo(prefix, env, database), connect_timeout=10, autocommit=autocommit)
+        return psycopg.connect(info, connect_timeout=10, autocommit=autocommit)
     except psycopg.OperationalError as exc:
         first_line = str(exc).strip().splitlines()[0]
+        settings = _settings(prefix, env, admin)
         raise PipelineError(
-            f"cannot connect to {prefix}_* database {name} at "
-            f"{env[f'{prefix}_HOST']}:{env[f'{prefix}_PORT']}: {first_line}"
+            f"cannot connect to {prefix}_* database {database or settings['dbname']} at "
+            f"{settings['host']}:{settings['port']} as {settings['user']}: {first_line}"
         ) from exc
 
 
 def ensure_database(prefix: str, env: Mapping[str, str] = os.environ) -> bool:
-    """Create the database named by ``{prefix}_DATABASE`` if missing; True if created."""
+    """Create the database named by ``{prefix}_DATABASE`` if missing (as the administrator); True if created."""
     name = env[f"{prefix}_DATABASE"]
-    with connect(prefix, env, database="postgres", autocommit=True) as conn:
+    with connect(prefix, env, database=MAINTENANCE_DATABASE, autocommit=True, admin=True) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             return False
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return True
 
 
+def ensure_database_at(url: str) -> bool:
+    """Create the database of a SQLAlchemy-style ``postgresql[+driver]://`` URL if missing; True if created.
+
+    Meltano's system database (``MELTANO_DATABASE_URI``) when it lives in Postgres, so
+    that every worker sees the same runs: Meltano creates its tables, not the database.
+    The URL's own user creates it (it must be allowed to).
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme.split("+", 1)[0] not in ("postgresql", "postgres"):
+        raise PipelineError(f"{url.split('@')[-1]!r} is not a postgresql:// URL")
+    params = psycopg.conninfo.conninfo_to_dict(f"postgresql://{rest}")
+    name = params.get("dbname")
+    if not name:
+        raise PipelineError(f"the URL ...@{rest.split('@')[-1]} names no database")
+    maintenance = psycopg.conninfo.make_conninfo(**{**params, "dbname": MAINTENANCE_DATABASE})
+    try:
+        with psycopg.connect(maintenance, connect_timeout=10, autocommit=True) as conn:
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+                return False
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            return True
+    except psycopg.OperationalError as exc:
+        first_line = str(exc).strip().splitlines()[0]
+        raise PipelineError(f"cannot create database {name} at {params.get('host')}: {first_line}") from exc
+
+
 def drop_database(prefix: str, env: Mapping[str, str] = os.environ) -> None:
     """Drop the database named by ``{prefix}_DATABASE`` (tests' throwaway databases)."""
     name = env[f"{prefix}_DATABASE"]
-    with connect(prefix, env, database="postgres", autocommit=True) as conn:
+    with connect(prefix, env, database=MAINTENANCE_DATABASE, autocommit=True, admin=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def seed_if_empty(prefix: str, dump: Path, env: Mapping[str, str] = os.environ) -> bool:
-    """Load a plain-SQL dump into the database if its public schema has no table yet."""
-    with connect(prefix, env) as conn:
+    """Load a plain-SQL dump into the database (as the administrator) if its public schema has no table yet."""
+    with connect(prefix, env, admin=True) as conn:
         has_tables = conn.execute(
             "SELECT 1 FROM information_schema.tables WHERE table_schema = 'public' LIMIT 1"
         ).fetchone()

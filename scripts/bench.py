@@ -21,6 +21,9 @@ the end) and a throwaway data dir under ``$DATA_DIR/bench/work``:
    (table to file) with COPY TO; csv-to-lfs (parse and type a CSV file) and
    lfs-to-analytics (files into keyed tables) with COPY FROM.
 
+The databases, the scaled copies and the COPY baselines are the administrator's work
+(``POSTGRES_ADMIN_*``, as ``make setup``); the jobs run as their own roles.
+
 It prints a table and writes ``$DATA_DIR/bench/latest.json`` and a dated copy.
 """
 
@@ -45,8 +48,9 @@ import psycopg
 from psycopg import sql
 
 from pipeline.config import project_env
-from pipeline.databases import ANALYTICS, SOURCE, conninfo, drop_database, ensure_database
+from pipeline.databases import ANALYTICS, SOURCE, conninfo, drop_database
 from pipeline.lfs import receipt_path, resolve_data_dir, write_text_atomic
+from pipeline.provision import provision
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -133,12 +137,10 @@ def timed(command: list[str], env: dict[str, str], log: Path) -> tuple[float, fl
 
 
 def fresh_databases(env: dict[str, str], dump: Path) -> None:
-    """Drop and create both databases; seed the source with Northwind."""
+    """Drop and create both databases as ``make setup`` does: seeded with Northwind, the jobs' roles granted."""
     for prefix in (SOURCE, ANALYTICS):
         drop_database(prefix, env)
-        ensure_database(prefix, env)
-    with psycopg.connect(conninfo(SOURCE, env), autocommit=True) as conn:
-        conn.execute(dump.read_text(encoding="utf-8"))
+    provision(dump, env)
 
 
 def write_scaled_csv(original: Path, scaled: Path, scale: int) -> int:
@@ -163,7 +165,7 @@ def write_scaled_csv(original: Path, scaled: Path, scale: int) -> int:
 
 def scale_source(env: dict[str, str], scaled_csv: Path, scale: int) -> None:
     """Replicate orders ``scale`` times and load the scaled CSV as ``bench_order_details``."""
-    with psycopg.connect(conninfo(SOURCE, env), autocommit=True) as conn:
+    with psycopg.connect(conninfo(SOURCE, env, admin=True), autocommit=True) as conn:
         conn.execute("ALTER TABLE orders ALTER COLUMN order_id TYPE integer")
         conn.execute(
             "INSERT INTO orders SELECT o.order_id + k * %s, o.customer_id, o.employee_id, o.order_date, "
@@ -192,7 +194,7 @@ def psql(env: dict[str, str], database_prefix: str, script: str) -> float:
     """Run ``script`` with psql (a C client, so the baseline is the server's speed); returns seconds."""
     start = time.perf_counter()
     subprocess.run(
-        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", conninfo(database_prefix, env)],
+        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", conninfo(database_prefix, env, admin=True)],
         input=script,
         text=True,
         check=True,
@@ -203,7 +205,7 @@ def psql(env: dict[str, str], database_prefix: str, script: str) -> float:
 def copy_baseline(env: dict[str, str], tables: list[str], folder: Path) -> dict[str, float]:
     """Each table out to a CSV file (COPY TO) and back into a keyed copy (COPY FROM); seconds of each half."""
     folder.mkdir(parents=True, exist_ok=True)
-    with psycopg.connect(conninfo(SOURCE, env), autocommit=True) as conn:
+    with psycopg.connect(conninfo(SOURCE, env, admin=True), autocommit=True) as conn:
         conn.execute("DROP SCHEMA IF EXISTS bench_copy CASCADE")
         conn.execute("CREATE SCHEMA bench_copy")
         for table in tables:
@@ -225,7 +227,7 @@ def copy_baseline(env: dict[str, str], tables: list[str], folder: Path) -> dict[
     )
     out_seconds = psql(env, SOURCE, out_script)
     in_seconds = psql(env, SOURCE, in_script)
-    with psycopg.connect(conninfo(SOURCE, env), autocommit=True) as conn:
+    with psycopg.connect(conninfo(SOURCE, env, admin=True), autocommit=True) as conn:
         conn.execute("DROP SCHEMA bench_copy CASCADE")
     shutil.rmtree(folder)
     return {"rows": rows, "out_seconds": out_seconds, "in_seconds": in_seconds}
@@ -233,7 +235,7 @@ def copy_baseline(env: dict[str, str], tables: list[str], folder: Path) -> dict[
 
 def source_tables(env: dict[str, str]) -> list[str]:
     """The source's base tables, as postgres-to-lfs discovers them."""
-    with psycopg.connect(conninfo(SOURCE, env), autocommit=True) as conn:
+    with psycopg.connect(conninfo(SOURCE, env, admin=True), autocommit=True) as conn:
         return [
             name
             for (name,) in conn.execute(
@@ -251,7 +253,7 @@ def csv_copy_baseline(env: dict[str, str], scaled_csv: Path) -> dict[str, float]
     )
     psql(env, ANALYTICS, create)
     seconds = psql(env, ANALYTICS, f"\\copy bench_csv FROM '{scaled_csv}' (FORMAT csv, HEADER true)\n")
-    with psycopg.connect(conninfo(ANALYTICS, env), autocommit=True) as conn:
+    with psycopg.connect(conninfo(ANALYTICS, env, admin=True), autocommit=True) as conn:
         rows = conn.execute("SELECT count(*) FROM bench_csv").fetchone()[0]
         conn.execute("DROP TABLE bench_csv")
     return {"rows": rows, "in_seconds": seconds}
@@ -364,7 +366,7 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    with psycopg.connect(conninfo(SOURCE, project_env(PROJECT_ROOT), database="postgres")) as conn:
+    with psycopg.connect(conninfo(SOURCE, project_env(PROJECT_ROOT), database="postgres", admin=True)) as conn:
         server = conn.execute("SHOW server_version").fetchone()[0]
     system = f"Linux {platform.release()}, Python {platform.python_version()}"
     return f"{os.cpu_count()} cores {model}, {system}, PostgreSQL {server}"

@@ -5,14 +5,18 @@
 # (test-only stand-ins of the public base images, docker/stand-ins/), lints the
 # Dockerfiles and validates the compose files offline, then runs `up` on the
 # project's unchanged docker-compose.yml, waits for every service to be healthy,
-# triggers one day through Airflow's REST API and checks the dated files and the
-# result on the host and in the analytics database. Always ends with `down -v`
-# and stops the engine it started, even on failure. Idempotent; needs root (or a
-# running engine and installed tools).
+# checks that the REST API refuses anonymous calls and that Airflow's secret keys
+# were generated, logs in (POST /auth/token) and triggers one day through the REST
+# API with that token, checks from Airflow's task instances where each task ran,
+# and checks the dated files and the result on the host and in the analytics
+# database (owned by the jobs' role). Always ends with `down -v` and stops the
+# engine it started, even on failure. Idempotent; needs root (or a running engine
+# and installed tools).
 #
 # `--lint` stops after the lint and the offline validation (no engine needed).
 # Knobs: COMPOSE_TEST_CELERY=1 (the same test on docker-compose.celery.yml too:
-# CeleryExecutor, Redis, a worker), COMPOSE_TEST_DAY (2024-01-02), COMPOSE_TEST_PORT (18080),
+# CeleryExecutor, Redis, two workers; every task must have run on a worker, each
+# worker at least one), COMPOSE_TEST_DAY (2024-01-02), COMPOSE_TEST_PORT (a free one),
 # NORTHWIND_DOCKER_CACHE (where the debootstrap rootfs, the compose venv and the
 # engine's images are kept between runs; everything is rebuilt if it is missing),
 # NORTHWIND_DATA_DIR (local source files; else downloaded as in `make setup`).
@@ -21,7 +25,8 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 DAY=${COMPOSE_TEST_DAY:-2024-01-02}
-PORT=${COMPOSE_TEST_PORT:-18080}
+# A port free now (other tests run on this machine too), unless one is given.
+PORT=${COMPOSE_TEST_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 if [ "$(id -u)" = 0 ]; then default_cache=/var/cache/northwind-docker; else default_cache=${XDG_CACHE_HOME:-$HOME/.cache}/northwind-docker; fi
 CACHE=${NORTHWIND_DOCKER_CACHE:-$default_cache}
 PROJECT=northwind-compose-test
@@ -113,10 +118,14 @@ if ! docker info >/dev/null 2>&1; then
 fi
 COMPOSE=("$TOOLS/bin/docker-compose" --project-directory "$ROOT" -p "$PROJECT" -f docker-compose.yml)
 SERVICES=(northwind-db analytics-db airflow-db airflow-apiserver airflow-scheduler airflow-dag-processor)
+UP=(up -d)
+WORKERS=0
 if [ "${COMPOSE_TEST_CELERY:-0}" = 1 ]; then
   COMPOSE+=(-f docker-compose.celery.yml)
   SERVICES+=(redis airflow-worker)
-  say "with docker-compose.celery.yml (CeleryExecutor)"
+  WORKERS=2
+  UP+=(--scale "airflow-worker=$WORKERS")
+  say "with docker-compose.celery.yml (CeleryExecutor, $WORKERS workers)"
 fi
 
 # ---- base images: the public ones if present, else test-only stand-ins ----------
@@ -160,6 +169,10 @@ fi
 
 # ---- up ------------------------------------------------------------------------
 export HOST_DATA_DIR=$RUN_DIR/data AIRFLOW_PUBLISH=127.0.0.1:$PORT
+# A login of this run's own, and no secret keys: the first `up` must generate them.
+export AIRFLOW_ADMIN_USER=compose-test
+AIRFLOW_ADMIN_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_urlsafe(16))')
+export AIRFLOW_ADMIN_PASSWORD AIRFLOW_JWT_SECRET='' AIRFLOW_SECRET_KEY=''
 mkdir -p "$HOST_DATA_DIR"
 if [ -n "${NORTHWIND_DATA_DIR:-}" ]; then export NORTHWIND_DATA_DIR; fi
 "${COMPOSE[@]}" down -v --remove-orphans >/dev/null 2>&1 || true  # leftovers of an interrupted run
@@ -168,12 +181,15 @@ say "docker-compose build"
 "${COMPOSE[@]}" build --quiet
 say "image built ($((SECONDS - t))s)"
 t=$SECONDS
-say "docker-compose up -d (waits for the databases and the setup service)"
-"${COMPOSE[@]}" up -d
-healthy() { # SERVICE
-  local id
-  id=$("${COMPOSE[@]}" ps -q "$1")
-  [ -n "$id" ] && [ "$(docker inspect -f '{{.State.Health.Status}}' "$id")" = healthy ]
+say "docker-compose ${UP[*]} (waits for the databases and the setup service)"
+"${COMPOSE[@]}" "${UP[@]}"
+healthy() { # SERVICE: every container of it (a scaled service has several)
+  local ids id
+  ids=$("${COMPOSE[@]}" ps -q "$1")
+  [ -n "$ids" ] || return 1
+  for id in $ids; do
+    [ "$(docker inspect -f '{{.State.Health.Status}}' "$id")" = healthy ] || return 1
+  done
 }
 for service in "${SERVICES[@]}"; do
   wait_for 300 "$service healthy" healthy "$service"
@@ -184,11 +200,29 @@ wait_for 30 "Airflow UI on the host at http://$AIRFLOW_PUBLISH" \
   python3 -c "import urllib.request; urllib.request.urlopen('http://$AIRFLOW_PUBLISH/api/v2/monitor/health', timeout=5)"
 say "all services up ($((SECONDS - t))s)"
 
-# ---- one day through Airflow's REST API (the UI's own; all users are admins) --------
+# ---- the login and the secret keys -----------------------------------------------------
 t=$SECONDS
-API=http://$AIRFLOW_PUBLISH/api/v2
+BASE=http://$AIRFLOW_PUBLISH
+API=$BASE/api/v2
 RUN_ID=compose-test-$DAY
-api() { curl -sf -m 60 -H 'Content-Type: application/json' "$@"; }
+status=$(curl -s -o /dev/null -w '%{http_code}' -m 30 "$API/dags")
+[ "$status" = 401 ] || fail "GET /api/v2/dags without a login answered $status, expected 401"
+status=$(curl -s -o /dev/null -w '%{http_code}' -m 30 -H 'Content-Type: application/json' \
+  -d '{"username": "compose-test", "password": "wrong"}' "$BASE/auth/token")
+[ "$status" = 401 ] || fail "POST /auth/token with a wrong password answered $status, expected 401"
+TOKEN=$(curl -sf -m 30 -H 'Content-Type: application/json' \
+  -d "{\"username\": \"$AIRFLOW_ADMIN_USER\", \"password\": \"$AIRFLOW_ADMIN_PASSWORD\"}" "$BASE/auth/token" |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])') ||
+  fail "POST /auth/token refused AIRFLOW_ADMIN_USER / AIRFLOW_ADMIN_PASSWORD"
+say "REST API: anonymous and wrong-password calls refused (401), the login accepted"
+for key in AIRFLOW_JWT_SECRET AIRFLOW_SECRET_KEY; do
+  "${COMPOSE[@]}" exec -T airflow-apiserver test -s "/var/lib/airflow-secrets/$key" ||
+    fail "$key was not generated into the airflow-secrets volume"
+done
+say "secret keys generated on first up (airflow-secrets volume)"
+
+# ---- one day through Airflow's REST API, logged in -------------------------------------
+api() { curl -sf -m 60 -H 'Content-Type: application/json' -H "Authorization: Bearer $TOKEN" "$@"; }
 dags=$(api "$API/dags" | python3 -c 'import json, sys; print(" ".join(d["dag_id"] for d in json.load(sys.stdin)["dags"]))')
 [ -n "$dags" ] || fail "Airflow lists no DAG"
 say "DAGs: $dags"
@@ -210,10 +244,36 @@ for dag in $dags; do
   wait_for 900 "$dag run for $DAY succeeded" run_done "$dag"
 done
 say "day $DAY done through Airflow ($((SECONDS - t))s)"
-if [ "${COMPOSE_TEST_CELERY:-0}" = 1 ]; then
-  "${COMPOSE[@]}" logs --no-color airflow-worker | grep -q 'Executing workload in Celery' ||
-    fail "the Celery worker ran no task"
-  say "the tasks ran in the Celery worker"
+
+# ---- where the tasks ran, from Airflow itself -------------------------------------------
+# Every task instance records the hostname of the container that ran it; a
+# container's hostname is its short id. LocalExecutor: the scheduler runs every
+# task. Celery: the workers run every task, never the scheduler, each at least one.
+hostnames() { # SERVICE: the hostnames of its containers
+  local id
+  for id in $("${COMPOSE[@]}" ps -q "$1"); do docker inspect -f '{{.Config.Hostname}}' "$id"; done
+}
+scheduler_host=$(hostnames airflow-scheduler)
+if [ "$WORKERS" -gt 0 ]; then expected_hosts=$(hostnames airflow-worker); else expected_hosts=$scheduler_host; fi
+api "$API/dags/~/dagRuns/~/taskInstances?limit=1000" >"$RUN_DIR/task_instances.json" ||
+  fail "cannot list the task instances"
+python3 - "$RUN_DIR/task_instances.json" "$scheduler_host" "$WORKERS" $expected_hosts <<'PY' || fail "tasks ran in the wrong place (above)"
+import collections, json, sys
+path, scheduler, workers, expected = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+ran = [t for t in json.load(open(path))["task_instances"] if t["hostname"]]
+where = collections.Counter(t["hostname"] for t in ran)
+print(f"   task instances that ran: {len(ran)}; per host: {dict(where)}; scheduler {scheduler}")
+problems = [f"{t['dag_id']}/{t['task_id']} ({t['dag_run_id']}) ran on {t['hostname']}" for t in ran if t["hostname"] not in expected]
+if workers:
+    problems += [f"worker {host} ran no task" for host in expected if not where[host]]
+for problem in problems:
+    print(f"   {problem}")
+sys.exit(1 if problems or not ran else 0)
+PY
+if [ "$WORKERS" -gt 0 ]; then
+  say "every task ran on a Celery worker ($WORKERS workers, each ran at least one), none on the scheduler"
+else
+  say "every task ran in the scheduler (LocalExecutor)"
 fi
 
 # ---- checks on the host ---------------------------------------------------------
@@ -224,10 +284,38 @@ for f in "$HOST_DATA_DIR/postgres/orders/$DAY/orders.csv" "$HOST_DATA_DIR/postgr
 done
 count_rows() { python3 -c 'import csv, sys; print(sum(1 for _ in csv.reader(open(sys.argv[1], newline=""))) - 1)' "$1"; }
 csv_rows=$(count_rows "$result")
-db_rows=$("${COMPOSE[@]}" exec -T analytics-db sh -c \
-  "psql -U \"\$POSTGRES_USER\" -d \"\$POSTGRES_DB\" -tAc \"SELECT count(*) FROM pipeline.orders_with_details WHERE pipeline_date = '$DAY'\"" | tr -d '[:space:]')
+# As the analytics role.
+db_rows=$("${COMPOSE[@]}" exec -T airflow-scheduler .venv/bin/python -c "
+import os, psycopg
+from pipeline.databases import ANALYTICS, conninfo
+with psycopg.connect(conninfo(ANALYTICS)) as conn:
+    print(conn.execute('SELECT count(*) FROM pipeline.orders_with_details WHERE pipeline_date = %s', ('$DAY',)).fetchone()[0])
+" | tr -d '[:space:]')
 expected=$(count_rows "$HOST_DATA_DIR/csv/$DAY/order_details.csv")
 say "rows: result CSV $csv_rows, analytics view $db_rows, order_details $expected"
+# The jobs' roles (created by the setup service): what step 2 made is the analytics
+# role's, and the source's role cannot write the source.
+"${COMPOSE[@]}" exec -T airflow-scheduler .venv/bin/python -c "
+import os, psycopg
+from pipeline.databases import ANALYTICS, SOURCE, conninfo
+with psycopg.connect(conninfo(ANALYTICS)) as conn:
+    owners = conn.execute(\"SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class c JOIN pg_namespace n ON n.oid = relnamespace WHERE nspname !~ '^pg_' AND nspname <> 'information_schema'\").fetchall()
+    assert owners == [(os.environ['TARGET_POSTGRES_USER'],)], owners
+with psycopg.connect(conninfo(SOURCE), autocommit=True) as conn:
+    conn.execute('SET default_transaction_read_only = off')
+    try:
+        conn.execute('INSERT INTO region VALUES (99, %s)', ('nowhere',))
+    except psycopg.errors.InsufficientPrivilege:
+        pass
+    else:
+        raise SystemExit('the source role could write the source')
+" || fail "the jobs' roles are not least-privileged (above)"
+say "roles: the analytics objects are the analytics role's; the source role cannot write"
+# Meltano's run records are in Postgres (MELTANO_DATABASE_URI), where every worker sees them.
+meltano_runs=$("${COMPOSE[@]}" exec -T airflow-db sh -c \
+  "psql -U \"\$POSTGRES_USER\" -d meltano -tAc \"SELECT count(*) FROM runs WHERE job_name LIKE '%:$DAY' AND state = 'SUCCESS'\"" | tr -d '[:space:]')
+[ "${meltano_runs:-0}" -ge 3 ] || fail "Meltano's system database (meltano on airflow-db) holds ${meltano_runs:-no} successful runs for $DAY, expected 3"
+say "Meltano's system database in Postgres: $meltano_runs successful runs for $DAY"
 if [ "$csv_rows" -le 0 ] || [ "$csv_rows" != "$db_rows" ] || [ "$csv_rows" != "$expected" ]; then
   fail "result rows differ: CSV $csv_rows, view $db_rows, order_details $expected"
 fi

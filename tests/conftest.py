@@ -3,6 +3,8 @@
 Every test that touches a database gets throwaway ones on the configured server
 (created, seeded from the source files that ``make setup`` obtained, and dropped),
 and its own DATA_DIR, so tests never see each other's days or the user's data.
+They are created by the administrator (``POSTGRES_ADMIN_*``) exactly as ``make setup``
+does (``pipeline.provision``); the jobs then run as their own roles.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import psycopg
 import pytest
 
 from pipeline import config
-from pipeline.databases import ANALYTICS, SOURCE, conninfo, drop_database, ensure_database, seed_if_empty
+from pipeline.databases import ANALYTICS, SOURCE, conninfo, drop_database
+from pipeline.provision import provision
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SOURCES_DIR = PROJECT_ROOT / "data" / "sources"
@@ -59,7 +62,15 @@ class Pipeline:
         return result
 
     def connect(self, prefix: str) -> psycopg.Connection:
-        """A connection to the source (``SOURCE``) or analytics (``ANALYTICS``) database."""
+        """The source (``SOURCE``) or analytics (``ANALYTICS``) database as its administrator.
+
+        Tests build fixtures (tables added or dropped at the source) that the jobs' roles
+        may not write; reading through it sees everything.
+        """
+        return psycopg.connect(conninfo(prefix, self.env, admin=True), autocommit=True)
+
+    def connect_as_job(self, prefix: str) -> psycopg.Connection:
+        """The database as the jobs' role of ``prefix`` sees it."""
         return psycopg.connect(conninfo(prefix, self.env), autocommit=True)
 
 
@@ -88,10 +99,8 @@ def _make_pipeline(data_dir: Path, source_files: dict[str, Path]) -> Iterator[Pi
         "DATA_DIR": str(data_dir),
         "ORDER_DETAILS_CSV": str(source_files["order_details.csv"]),
     }
-    for prefix in (SOURCE, ANALYTICS):
-        ensure_database(prefix, env)
     try:
-        seed_if_empty(SOURCE, source_files["northwind.sql"], env)
+        provision(source_files["northwind.sql"], env)
         yield Pipeline(env=env, data_dir=data_dir)
     finally:
         for prefix in (SOURCE, ANALYTICS):

@@ -11,6 +11,7 @@ import pytest
 from psycopg import sql
 
 from pipeline.databases import SOURCE, conninfo
+from pipeline.roles import grant_source_reader
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,15 +41,20 @@ def tap_typed_csv() -> Path:
 
 @pytest.fixture(scope="module")
 def throwaway_database(base_env: dict[str, str]) -> Iterator[Callable[[str], str]]:
-    """Create databases with unique names on demand (``make(prefix) -> name``); drop them at teardown."""
+    """Create databases with unique names on demand (``make(prefix) -> name``); drop them at teardown.
+
+    Made by the administrator; the source's reader role may read what the administrator
+    creates in them afterwards, so the tap runs as it does in the jobs.
+    """
     created: list[str] = []
-    server = conninfo(SOURCE, base_env, database="postgres")
+    server = conninfo(SOURCE, base_env, database="postgres", admin=True)
 
     def make(prefix: str) -> str:
         name = f"{prefix}_{uuid.uuid4().hex[:10]}"
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         created.append(name)
+        grant_source_reader({**base_env, f"{SOURCE}_DATABASE": name})
         return name
 
     yield make

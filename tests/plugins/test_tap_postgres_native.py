@@ -64,7 +64,7 @@ ENV = project_env()
 
 
 def conninfo(dbname: str) -> str:
-    return databases.conninfo(databases.SOURCE, ENV, database=dbname)
+    return databases.conninfo(databases.SOURCE, ENV, database=dbname, admin=True)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,139 @@
+"""The jobs' database roles: each job connects with a role that can do only its work.
+
+- The source role (``TAP_POSTGRES_USER``) reads: CONNECT on the source database,
+  USAGE on its schemas and SELECT on their tables, also on the schemas and tables the
+  administrator creates there later (default privileges), so a table added tomorrow
+  is still extracted. It is read-only by default too (``default_transaction_read_only``),
+  but that is only a second fence: a session may switch it off, the privileges hold.
+- The analytics role (``TARGET_POSTGRES_USER``) may CONNECT to the analytics database
+  and CREATE schemas in it; it owns the schemas it creates (the sources' schemas, the
+  project's ``pipeline`` schema and the ``pipeline_*`` staging schemas) and all in
+  them, and has no privilege on anything else.
+
+Neither role may log in as, or be, a superuser or create roles or databases. They
+are created and granted by the administrator (``POSTGRES_ADMIN_*``, see
+``pipeline.databases``): ``make setup``, the compose ``setup`` service and the tests'
+throwaway databases. Creating a role again only sets its password (so a changed
+``.env`` takes effect on the next set-up).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import psycopg
+from psycopg import sql
+
+from pipeline.databases import ADMIN, ANALYTICS, MAINTENANCE_DATABASE, SOURCE, connect
+from pipeline.errors import PipelineError
+
+# Role attributes no job role may have; a role that has one is refused, not altered
+# (it is somebody else's role).
+_POWERS = ("rolsuper", "rolcreaterole", "rolcreatedb", "rolreplication", "rolbypassrls")
+# Serialises role creation across concurrent set-ups and test runs on one server
+# (CREATE/ALTER ROLE of the same role at once fails with "tuple concurrently updated").
+_ROLE_LOCK = 7_244_410_901
+
+
+def _role_name(prefix: str, env: Mapping[str, str]) -> str:
+    """The job's role of ``prefix``; refused when it is the administrator itself."""
+    role = env.get(f"{prefix}_USER", "")
+    admin = env.get(f"{ADMIN}_USER", "")
+    if not role:
+        raise PipelineError(f"{prefix}_USER not set: copy .env.example to .env (make setup does)")
+    if role == admin:
+        raise PipelineError(
+            f"{prefix}_USER={role} is also {ADMIN}_USER: the jobs need a role of their own "
+            f"(e.g. {prefix}_USER={'northwind_reader' if prefix == SOURCE else 'analytics_owner'}, see .env.example)"
+        )
+    return role
+
+
+def ensure_role(prefix: str, env: Mapping[str, str] = os.environ) -> str:
+    """Create the job's role of ``prefix`` (LOGIN, no other power) or set its password; returns its name."""
+    role = _role_name(prefix, env)
+    password = env.get(f"{prefix}_PASSWORD") or None
+    with connect(prefix, env, database=MAINTENANCE_DATABASE, admin=True) as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ROLE_LOCK,))
+        row = conn.execute(
+            sql.SQL("SELECT {} FROM pg_roles WHERE rolname = %s").format(
+                sql.SQL(", ").join(sql.Identifier(power) for power in _POWERS)
+            ),
+            (role,),
+        ).fetchone()
+        if row is not None and any(row):
+            powers = ", ".join(power[3:] for power, has in zip(_POWERS, row, strict=True) if has)
+            raise PipelineError(
+                f"{prefix}_USER={role} is an existing role with {powers}: the jobs need a role "
+                "without them; name another role in .env (set-up creates it)"
+            )
+        verb = "CREATE" if row is None else "ALTER"
+        attributes = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
+        conn.execute(
+            sql.SQL(verb + " ROLE {} " + attributes + " PASSWORD {}").format(
+                sql.Identifier(role), sql.Literal(password)
+            )
+        )
+    return role
+
+
+def _schemas(conn: psycopg.Connection) -> list[str]:
+    """The user schemas of the connected database (not pg_* or information_schema)."""
+    rows = conn.execute(
+        "SELECT nspname FROM pg_namespace WHERE nspname !~ '^pg_' AND nspname <> 'information_schema' ORDER BY 1"
+    )
+    return [name for (name,) in rows]
+
+
+def grant_source_reader(env: Mapping[str, str] = os.environ) -> str:
+    """Give the source role read access to the source database: what exists, and what the administrator adds."""
+    role = ensure_role(SOURCE, env)
+    admin = env[f"{ADMIN}_USER"]
+    with connect(SOURCE, env, admin=True) as conn, conn.transaction():
+        database = conn.info.dbname
+        conn.execute(
+            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), sql.Identifier(role))
+        )
+        for schema in _schemas(conn):
+            conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), sql.Identifier(role)))
+            conn.execute(
+                sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(
+                    sql.Identifier(schema), sql.Identifier(role)
+                )
+            )
+        for objects, privilege in (("SCHEMAS", "USAGE"), ("TABLES", "SELECT")):
+            conn.execute(
+                sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} GRANT " + privilege + " ON " + objects + " TO {}").format(
+                    sql.Identifier(admin), sql.Identifier(role)
+                )
+            )
+        conn.execute(
+            sql.SQL("ALTER ROLE {} IN DATABASE {} SET default_transaction_read_only = on").format(
+                sql.Identifier(role), sql.Identifier(database)
+            )
+        )
+    return role
+
+
+def grant_analytics_owner(env: Mapping[str, str] = os.environ) -> str:
+    """Let the analytics role create (and so own) its schemas in the analytics database, and nothing more."""
+    role = ensure_role(ANALYTICS, env)
+    with connect(ANALYTICS, env, admin=True) as conn, conn.transaction():
+        conn.execute(
+            sql.SQL("GRANT CONNECT, CREATE, TEMPORARY ON DATABASE {} TO {}").format(
+                sql.Identifier(conn.info.dbname), sql.Identifier(role)
+            )
+        )
+    return role
+
+
+def grant_job_roles(env: Mapping[str, str] = os.environ) -> tuple[str, str]:
+    """Both roles, with their privileges on both databases (which must exist); returns their names."""
+    same_server = all(env.get(f"{SOURCE}_{key}") == env.get(f"{ANALYTICS}_{key}") for key in ("HOST", "PORT"))
+    if same_server and env.get(f"{SOURCE}_USER") == env.get(f"{ANALYTICS}_USER"):
+        raise PipelineError(
+            f"{SOURCE}_USER and {ANALYTICS}_USER are both {env.get(f'{SOURCE}_USER')} on one server: "
+            "the source's reader must not own the analytics schemas; give each its own role in .env"
+        )
+    return grant_source_reader(env), grant_analytics_owner(env)
