@@ -30,6 +30,7 @@ from pipeline.lfs import (
     write_folder_metadata,
 )
 from pipeline.names import encode_name, table_folder
+from pipeline.roles import grant_analytics_owner
 from tests.conftest import Pipeline, project_env
 
 # Built-in types as step 1 records them: (format_type text, oid, typmod).
@@ -124,6 +125,7 @@ def analytics(tmp_path: Path) -> Iterator[Analytics]:
         "DATA_DIR": str(tmp_path / "data"),
     }
     ensure_database(ANALYTICS, env)
+    grant_analytics_owner(env)
     try:
         yield Analytics(env=env, data_dir=tmp_path / "data")
     finally:
