@@ -18,6 +18,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from pipeline.crashpoints import pause_point
 from pipeline.errors import PipelineError
 from pipeline.staging import DAY_COLUMN, FINAL_SCHEMA, staging_schema
 
@@ -165,5 +166,6 @@ def publish_day(conn: psycopg.Connection, day: dt.date) -> dict[str, int]:
             published[table] = _replace_day(conn, table, staging, columns, day)
         _remove_day_from_other_tables(conn, set(published), day)
         _ensure_result_view(conn)
+        pause_point("analytics-publish")
         conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(staging)))
     return published

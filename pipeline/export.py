@@ -16,6 +16,7 @@ import psycopg
 from psycopg import sql
 
 from pipeline.analytics import RESULT_VIEW
+from pipeline.crashpoints import pause_point
 from pipeline.errors import PipelineError
 from pipeline.staging import DAY_COLUMN, FINAL_SCHEMA
 
@@ -74,5 +75,6 @@ def export_day(conn: psycopg.Connection, day: dt.date, data_dir: Path) -> tuple[
     csv_path, json_path = folder / f"{RESULT_VIEW}.csv", folder / f"{RESULT_VIEW}.json"
     with conn.transaction():
         _write_csv(conn, day, csv_path)
+        pause_point("export-between")
         rows = _write_json(conn, day, json_path)
     return csv_path, json_path, rows

@@ -14,6 +14,7 @@ from pathlib import Path
 from singer_sdk.helpers._batch import BaseBatchFileEncoding
 from target_postgres.sinks import PostgresSink
 
+from pipeline.crashpoints import pause_point
 from pipeline.dates import parse_pipeline_date
 from pipeline.errors import PipelineError
 from pipeline.lfs import batch_file_path
@@ -58,3 +59,4 @@ class StagingSink(PostgresSink):
                         copy.write(block)
                 self.record_counter_metric.increment(cursor.rowcount)
                 self.logger.info("Copied %d rows of %s into %s", cursor.rowcount, path, self.full_table_name)
+            pause_point("extract")

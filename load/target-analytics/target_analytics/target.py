@@ -16,6 +16,7 @@ from target_postgres.target import TargetPostgres
 
 from pipeline.dates import parse_pipeline_date
 from pipeline.errors import PipelineError, run_plugin_cli
+from pipeline.locks import STEP2_JOB, hold_run_lock
 from pipeline.staging import staging_schema
 from target_analytics.connector import AnalyticsConnector
 from target_analytics.sinks import StagingSink
@@ -39,7 +40,9 @@ class TargetAnalytics(TargetPostgres):
 
     def _reset_staging_schema(self) -> None:
         """Before any message is read: refuse a bad day, then give the day an empty staging schema."""
-        schema = staging_schema(parse_pipeline_date(self.config.get("pipeline_date")))
+        day = parse_pipeline_date(self.config.get("pipeline_date"))
+        hold_run_lock(STEP2_JOB, day.isoformat())  # no other run of the day loads while this one does
+        schema = staging_schema(day)
         engine = sqlalchemy.create_engine(AnalyticsConnector(dict(self.config)).sqlalchemy_url)
         try:
             with engine.begin() as connection:

@@ -13,9 +13,11 @@ from pathlib import Path
 from meltanolabs_target_csv.target import TargetCSV
 from singer_sdk import typing as th
 
+from pipeline.crashpoints import pause_point
 from pipeline.dates import parse_pipeline_date
 from pipeline.errors import PipelineError, run_plugin_cli
 from pipeline.lfs import resolve_data_dir, staging_root, write_folder_metadata
+from pipeline.locks import hold_run_lock
 from target_lfs.sinks import LFSSink
 
 
@@ -62,6 +64,7 @@ class TargetLFS(TargetCSV):
         self.folder_template = required_setting(self.config, "folder_template", "the plugin's config")
         self.staging = staging_root(data_dir, self.job, self.day)
         self._tables: dict[str, LFSSink] = {}
+        hold_run_lock(self.job, self.day)  # no other run of the job and day writes while this one does
         reset_directory(self.staging)
 
     def claim_table(self, sink: LFSSink) -> None:
@@ -77,6 +80,7 @@ class TargetLFS(TargetCSV):
     def process_endofpipe(self) -> None:
         """Drain every sink, then write each day folder's metadata, ``_SUCCESS`` last."""
         super().process_endofpipe()
+        pause_point("extract")
         folders: dict[Path, list[LFSSink]] = defaultdict(list)
         for sink in self._tables.values():
             folders[sink.folder].append(sink)
