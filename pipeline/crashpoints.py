@@ -3,10 +3,11 @@
 A crash test must kill a job *between* two particular steps (between two folder
 swaps, inside the analytics transaction, ...), which timing can never hit reliably.
 With ``PIPELINE_TEST_PAUSE_AT=<point>`` set, the process that reaches ``<point>``
-writes its pid to the file named by ``PIPELINE_TEST_PAUSE_MARKER`` and sleeps
-``PIPELINE_TEST_PAUSE_SECONDS`` (default 600), so the test knows that the job is
-there and kills it. Off by default: unset, ``pause_point`` is one dictionary lookup.
-Never set these outside tests.
+writes its pid to the file named by ``PIPELINE_TEST_PAUSE_MARKER`` and waits there
+while that file exists, at most ``PIPELINE_TEST_PAUSE_SECONDS`` (default 600): the
+test knows that the job is there, kills it, or deletes the file to let it go on.
+Off by default: unset, ``pause_point`` is one dictionary lookup. Never set these
+outside tests.
 
 The points, in the order a job reaches them:
 
@@ -36,9 +37,14 @@ def pause_point(name: str) -> None:
     if os.environ.get(PAUSE_AT_ENV) != name or name in _paused:
         return
     _paused.add(name)
-    if marker := os.environ.get(MARKER_ENV):
-        path = Path(marker)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(f"{os.getpid()} {name}\n", encoding="utf-8")
-        os.replace(tmp, path)
-    time.sleep(float(os.environ.get(SECONDS_ENV) or 600))
+    deadline = time.monotonic() + float(os.environ.get(SECONDS_ENV) or 600)
+    marker = os.environ.get(MARKER_ENV)
+    if not marker:
+        time.sleep(max(0.0, deadline - time.monotonic()))
+        return
+    path = Path(marker)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(f"{os.getpid()} {name}\n", encoding="utf-8")
+    os.replace(tmp, path)
+    while path.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)

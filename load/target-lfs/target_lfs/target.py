@@ -13,7 +13,6 @@ from pathlib import Path
 from meltanolabs_target_csv.target import TargetCSV
 from singer_sdk import typing as th
 
-from pipeline.crashpoints import pause_point
 from pipeline.dates import parse_pipeline_date
 from pipeline.errors import PipelineError, run_plugin_cli
 from pipeline.lfs import resolve_data_dir, staging_root, write_folder_metadata
@@ -80,7 +79,6 @@ class TargetLFS(TargetCSV):
     def process_endofpipe(self) -> None:
         """Drain every sink, then write each day folder's metadata, ``_SUCCESS`` last."""
         super().process_endofpipe()
-        pause_point("extract")
         folders: dict[Path, list[LFSSink]] = defaultdict(list)
         for sink in self._tables.values():
             folders[sink.folder].append(sink)
