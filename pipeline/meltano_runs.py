@@ -38,12 +38,23 @@ def state_id(environment: str, pair: str, day: str) -> str:
     return f"{environment}:{pair}:{day}"
 
 
-def _connect(database_uri: str) -> tuple[Any, str]:
-    """A DB-API connection to Meltano's system database and its parameter placeholder."""
+# The statements in each driver's parameter style: sqlite3 ("?") and psycopg ("%s").
+_SQLITE = (
+    "SELECT id, payload FROM runs WHERE state = 'RUNNING' AND job_name = ?",
+    "UPDATE runs SET state = 'FAIL', ended_at = ?, payload = ? WHERE id = ?",
+)
+_POSTGRES = (
+    "SELECT id, payload FROM runs WHERE state = 'RUNNING' AND job_name = %s",
+    "UPDATE runs SET state = 'FAIL', ended_at = %s, payload = %s WHERE id = %s",
+)
+
+
+def _connect(database_uri: str) -> tuple[Any, tuple[str, str]]:
+    """A DB-API connection to Meltano's system database, and the statements in its parameter style."""
     if database_uri.startswith("sqlite:///"):
-        return sqlite3.connect(database_uri.removeprefix("sqlite:///"), timeout=30), "?"
+        return sqlite3.connect(database_uri.removeprefix("sqlite:///"), timeout=30), _SQLITE
     if re.match(r"postgres(ql)?(\+\w+)?://", database_uri):
-        return psycopg.connect(re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql://", database_uri)), "%s"
+        return psycopg.connect(re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql://", database_uri)), _POSTGRES
     scheme = database_uri.split(":", 1)[0]
     raise PipelineError(f"{DATABASE_URI_ENV} uses {scheme}; pipeline claim supports sqlite and postgresql only")
 
@@ -61,19 +72,18 @@ def fail_running_records(database_uri: str, state_ids: list[str]) -> int:
 
 
 def _fail(database_uri: str, state_ids: list[str]) -> int:
-    conn, mark = _connect(database_uri)
+    conn, (select, update) = _connect(database_uri)
     try:
         cursor = conn.cursor()
-        marks = ", ".join([mark] * len(state_ids))
-        cursor.execute(f"SELECT id, payload FROM runs WHERE state = 'RUNNING' AND job_name IN ({marks})", state_ids)
-        rows = cursor.fetchall()
+        rows = []
+        for name in state_ids:
+            cursor.execute(select, (name,))
+            rows += cursor.fetchall()
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        ended_at = now.isoformat(" ") if select is _SQLITE[0] else now  # sqlite3 stores Meltano's text form
         for run_id, payload in rows:
-            content = {**json.loads(payload or "{}"), "error": REASON}
-            cursor.execute(
-                f"UPDATE runs SET state = 'FAIL', ended_at = {mark}, payload = {mark} WHERE id = {mark}",
-                (now.isoformat(" ") if mark == "?" else now, json.dumps(content), run_id),
-            )
+            content = payload if isinstance(payload, dict) else json.loads(payload or "{}")
+            cursor.execute(update, (ended_at, json.dumps({**content, "error": REASON}), run_id))
         conn.commit()
         return len(rows)
     finally:
