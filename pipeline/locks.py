@@ -111,7 +111,12 @@ def _wait_seconds() -> float:
 
 
 def _connect(application_name: str) -> psycopg.Connection:
-    conn = connect(ANALYTICS, autocommit=True)
+    try:
+        conn = connect(ANALYTICS, autocommit=True)
+    except PipelineError as exc:
+        if not isinstance(exc.__cause__, psycopg.OperationalError):
+            raise  # a missing setting: permanent
+        raise TransientPipelineError(f"cannot reach the analytics database, which holds the run locks: {exc}") from exc
     conn.execute("SELECT set_config('application_name', %s, false)", (application_name,))
     return conn
 

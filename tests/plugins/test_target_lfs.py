@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import project_env
+
 DAY = "2024-01-02"
 JOB = "postgres-to-lfs"
 JSON_TYPES = ["string", "number", "integer", "array", "object", "boolean", "null"]
@@ -66,6 +68,7 @@ def run_target(exe: Path, cwd: Path, lines: list[str], **overrides: Any) -> subp
     (cwd / "target.json").write_text(json.dumps(config))
     return subprocess.run(
         [exe, "--config", "target.json"],
+        env=project_env(),  # the analytics database, which holds the run lock (pipeline/locks.py)
         input="".join(line + "\n" for line in lines),
         capture_output=True,
         text=True,
