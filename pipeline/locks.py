@@ -90,9 +90,13 @@ class RunOwner:
         """A short id of this run, the same in every writer of the run, unique across hosts and time."""
         return hashlib.sha256(f"{self.host}:{self.pid}:{self.start}".encode()).hexdigest()[:12]
 
-    def application_name(self, role: str) -> str:
-        """What ``pg_stat_activity`` shows for a lock holder of this run (Postgres keeps 63 bytes)."""
-        return f"{role} {self.token} {self.host[:24]}:{self.pid}"
+    def application_name(self, role: str, pid: int | None = None) -> str:
+        """What ``pg_stat_activity`` shows for a lock holder of this run: the run, and the holding process.
+
+        The keeper shows the run's owner; a writer shows itself, which may outlive the
+        owner. Postgres keeps 63 bytes.
+        """
+        return f"{role} {self.token} {self.host[:24]}:{pid or self.pid}"
 
 
 def run_owner() -> RunOwner:
@@ -173,10 +177,11 @@ def _start_keeper(key: int, owner: RunOwner) -> bool:
     if answer == "held":
         _held.append(keeper)
         return True
-    keeper.wait()
-    if answer.startswith("error "):
-        raise TransientPipelineError(f"cannot take the run lock: {answer.removeprefix('error ')}")
-    return False
+    code = keeper.wait()
+    if answer == "taken":
+        return False
+    reason = answer.removeprefix("error ") if answer else f"its keeper process exited with code {code}"
+    raise TransientPipelineError(f"cannot take the run lock: {reason}")
 
 
 def _join_run(conn: psycopg.Connection, key: int, owner: RunOwner, job: str, day: str, wait: float) -> None:
@@ -211,7 +216,7 @@ def hold_run_lock(job: str, day: str) -> None:
     """
     wait = _wait_seconds()
     owner = run_owner()
-    conn = _connect(owner.application_name(WRITER_APP))
+    conn = _connect(owner.application_name(WRITER_APP, os.getpid()))
     _held.append(conn)
     if owner.pid == os.getpid():
         _lock_or_refuse(conn, lock_key("run", job, day), job, day, "already running", wait)
