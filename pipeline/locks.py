@@ -69,12 +69,12 @@ def _start_ticks(pid: int) -> str | None:
 
 
 def _is_meltano(pid: int) -> bool:
-    """Whether ``pid`` runs the ``meltano`` command (its argv names it, directly or through python)."""
+    """Whether ``pid`` runs the ``meltano`` command (``meltano``, ``python .../meltano``, ``python -m meltano``)."""
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return any(Path(arg.decode("utf-8", "replace")).name == "meltano" for arg in argv[:2])
+    return any(Path(arg.decode("utf-8", "replace")).name == "meltano" for arg in argv[:3])
 
 
 @dataclasses.dataclass(frozen=True)
