@@ -5,8 +5,9 @@ and killed: with all its processes (its session: Meltano, the plugins and the lo
 keeper), or its ``meltano`` process alone (its plugins go on as orphans). After each
 kill, step 1 leaves the previous complete day or no receipt, and the analytics day
 and the exported result are the old ones or the new ones, never a mix. Then the plain
-``meltano run <job>`` reruns it at once (Meltano's own guard must not refuse it) and
-the day is checked against the sources. Two runs of the same job and day never
+``meltano run <job>`` reruns it at once (Meltano's own guard must not refuse it, with
+its system database in SQLite or in Postgres as workers on several hosts share it)
+and the day is checked against the sources. Two runs of the same job and day never
 overlap: the later one is refused with one clear line that Airflow retries.
 
 The tests share one pipeline and build on its day, in order.
@@ -22,14 +23,16 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from psycopg import sql
 
 from pipeline.crashpoints import MARKER_ENV, PAUSE_AT_ENV
-from pipeline.databases import ANALYTICS, SOURCE
+from pipeline.databases import ANALYTICS, SOURCE, drop_database, ensure_database
 from pipeline.lfs import read_day, receipt_path
 from tests.conftest import PROJECT_ROOT, Pipeline
 from tests.integration.test_daily_pipeline import expected_result, source_tables
@@ -307,3 +310,30 @@ def test_two_runs_of_a_job_and_day_never_overlap_and_other_days_run_beside(
     assert first.process.wait(timeout=REACH_TIMEOUT) == 0, first.log.read_text()[-4000:]
     sources.current = sources.full
     check_step1_day(pipeline, "csv-to-lfs", sources)
+
+
+@pytest.fixture
+def postgres_system_database(shared_pipeline: Pipeline) -> Iterator[str]:
+    """Meltano's system database in Postgres, as workers on several hosts share it (a throwaway one)."""
+    env = {**shared_pipeline.env, "TARGET_POSTGRES_DATABASE": f"test_meltano_{uuid.uuid4().hex[:10]}"}
+    ensure_database(ANALYTICS, env)
+    try:
+        user, password = quote(env["TARGET_POSTGRES_USER"]), quote(env.get("TARGET_POSTGRES_PASSWORD", ""))
+        host, port, name = env["TARGET_POSTGRES_HOST"], env["TARGET_POSTGRES_PORT"], env["TARGET_POSTGRES_DATABASE"]
+        yield f"postgresql+psycopg://{user}:{password}@{host}:{port}/{name}"
+    finally:
+        drop_database(ANALYTICS, env)
+
+
+def test_a_killed_run_recorded_in_a_postgres_system_database_does_not_block_its_rerun(
+    shared_pipeline: Pipeline, sources: Sources, paused: list[PausedRun], tmp_path: Path, postgres_system_database: str
+) -> None:
+    system = {"MELTANO_DATABASE_URI": postgres_system_database}
+    run = start_paused(shared_pipeline, "csv-to-lfs", "extract", tmp_path, **system)
+    paused.append(run)
+
+    run.kill(SESSION)
+
+    rerun(shared_pipeline, "csv-to-lfs", **system)
+    sources.current = sources.full
+    check_step1_day(shared_pipeline, "csv-to-lfs", sources)
