@@ -162,17 +162,19 @@ def step2_state(pipeline: Pipeline) -> tuple[dict[str, str], dict[str, str] | No
 
 @dataclasses.dataclass
 class Sources:
-    """The CSV source in two versions, so that a rerun's day differs from the day before it."""
+    """The CSV source in two versions, so that a rerun's day differs from the day before it.
+
+    ``published`` is the version step 1's csv-to-lfs day was made from, ``loaded`` the
+    one the analytics day was made from.
+    """
 
     full: Path
     shorter: Path
-    current: Path
+    published: Path
+    loaded: Path
 
-    def other(self) -> Path:
-        return self.shorter if self.current == self.full else self.full
-
-    def rows(self) -> int:
-        return len(self.current.read_text().splitlines()) - 1
+    def other_than(self, version: Path) -> Path:
+        return self.shorter if version == self.full else self.full
 
 
 @pytest.fixture(scope="module")
@@ -183,14 +185,14 @@ def sources(shared_pipeline: Pipeline, tmp_path_factory: pytest.TempPathFactory)
     shorter.write_text("".join(full.read_text().splitlines(keepends=True)[:-100]))
     for job in ("postgres-to-lfs", "csv-to-lfs", "lfs-to-analytics"):
         shared_pipeline.run_ok(job, day=DAY)
-    return Sources(full=full, shorter=shorter, current=full)
+    return Sources(full=full, shorter=shorter, published=full, loaded=full)
 
 
 def check_step1_day(pipeline: Pipeline, job: str, sources: Sources) -> None:
     """The published day has every table of the source with its rows."""
     published = {table.table: table.rows for table in read_day(pipeline.data_dir, DAY, [job])}
     if job == "csv-to-lfs":
-        assert published == {"order_details": sources.rows()}
+        assert published == {"order_details": len(sources.published.read_text().splitlines()) - 1}
         return
     with pipeline.connect(SOURCE) as conn:
         expected = {
@@ -203,7 +205,7 @@ def check_step1_day(pipeline: Pipeline, job: str, sources: Sources) -> None:
 def check_step2_day(pipeline: Pipeline, sources: Sources) -> None:
     """The exported result is the join computed from the sources, and the analytics view has it too."""
     rows = json.loads((pipeline.data_dir / "results" / DAY / "orders_with_details.json").read_text())
-    assert rows == expected_result(pipeline, sources.current, DAY)
+    assert rows == expected_result(pipeline, sources.loaded, DAY)
     with pipeline.connect(ANALYTICS) as conn:
         (view,) = conn.execute(
             "SELECT coalesce(to_regclass('pipeline.orders_with_details'), to_regclass('public.orders_with_details'))"
@@ -228,7 +230,8 @@ def test_a_killed_step1_job_leaves_the_previous_day_or_no_receipt_and_reruns_at_
     pipeline = shared_pipeline
     before = receipt(pipeline, job)
     assert before is not None
-    overrides = {"ORDER_DETAILS_CSV": str(sources.other())} if job == "csv-to-lfs" else {}
+    version = sources.other_than(sources.published)
+    overrides = {"ORDER_DETAILS_CSV": str(version)} if job == "csv-to-lfs" else {}
     run = start_paused(pipeline, job, point, tmp_path, **overrides)
     paused.append(run)
 
@@ -236,7 +239,7 @@ def test_a_killed_step1_job_leaves_the_previous_day_or_no_receipt_and_reruns_at_
 
     assert receipt(pipeline, job) in (None, before)
     if overrides:
-        sources.current = sources.other()
+        sources.published = version
     # An orphan still writing holds the writer lock: the rerun waits for it to finish.
     wait = {"PIPELINE_LOCK_WAIT_SECONDS": "300"} if how == MELTANO_ONLY else {}
     rerun(pipeline, job, **overrides, **wait)
@@ -265,9 +268,10 @@ def test_a_killed_step2_job_leaves_the_old_or_the_new_day_and_reruns_at_once(
 ) -> None:
     pipeline = shared_pipeline
     # A different CSV source than the day in the analytics database was loaded from: new != old.
-    result = pipeline.run("csv-to-lfs", day=DAY, ORDER_DETAILS_CSV=str(sources.other()))
+    version = sources.other_than(sources.loaded)
+    result = pipeline.run("csv-to-lfs", day=DAY, ORDER_DETAILS_CSV=str(version))
     assert result.returncode == 0, result.stderr[-4000:]
-    sources.current = sources.other()
+    sources.published = version
     old = step2_state(pipeline)
     run = start_paused(pipeline, "lfs-to-analytics", point, tmp_path)
     paused.append(run)
@@ -276,6 +280,7 @@ def test_a_killed_step2_job_leaves_the_old_or_the_new_day_and_reruns_at_once(
     after_kill = step2_state(pipeline)
     wait = {"PIPELINE_LOCK_WAIT_SECONDS": "300"} if how == MELTANO_ONLY else {}
     rerun(pipeline, "lfs-to-analytics", **wait)
+    sources.loaded = version
     new = step2_state(pipeline)
 
     assert old != new
@@ -308,7 +313,7 @@ def test_two_runs_of_a_job_and_day_never_overlap_and_other_days_run_beside(
 
     first.marker.unlink()  # the first run goes on and publishes its day
     assert first.process.wait(timeout=REACH_TIMEOUT) == 0, first.log.read_text()[-4000:]
-    sources.current = sources.full
+    sources.published = sources.full
     check_step1_day(pipeline, "csv-to-lfs", sources)
 
 
@@ -335,5 +340,5 @@ def test_a_killed_run_recorded_in_a_postgres_system_database_does_not_block_its_
     run.kill(SESSION)
 
     rerun(shared_pipeline, "csv-to-lfs", **system)
-    sources.current = sources.full
+    sources.published = sources.full
     check_step1_day(shared_pipeline, "csv-to-lfs", sources)
