@@ -19,8 +19,8 @@ its rerun; a file lock on NFS has neither property. Two locks per job and day:
 A writer calls ``hold_run_lock(job, day)`` before it writes anything. It waits up
 to ``PIPELINE_LOCK_WAIT_SECONDS`` (default 10) for each lock, then gives up with a
 ``TransientPipelineError`` naming the holder (an orchestrator retries it later).
-Meltano's own guard against a second run of a state ID is not used for this (it
-blocks a rerun for five minutes after a crash): see ``meltano.yml``.
+Meltano's own guard against a second run of a state ID is not what excludes runs
+(after a crash it would block the rerun for five minutes): see ``pipeline.meltano_runs``.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ _LIVENESS_SECONDS = 0.5
 
 # This process's lock connections and keeper: kept open until the process exits.
 _held: list[object] = []
+_held_days: set[tuple[str, str]] = set()
 
 
 def lock_key(kind: str, job: str, day: str) -> int:
@@ -214,6 +215,8 @@ def hold_run_lock(job: str, day: str) -> None:
     the run's keeper (started here if this is the run's first writer); run by hand,
     this process holds it itself.
     """
+    if (job, day) in _held_days:
+        return
     wait = _wait_seconds()
     owner = run_owner()
     conn = _connect(owner.application_name(WRITER_APP, os.getpid()))
@@ -225,6 +228,7 @@ def hold_run_lock(job: str, day: str) -> None:
     _lock_or_refuse(
         conn, lock_key("writer", job, day), job, day, "still being written by an earlier run's leftover process", wait
     )
+    _held_days.add((job, day))
 
 
 def _wait_for_exit(pid: int, start: str) -> None:
