@@ -35,12 +35,13 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from pipeline.crashpoints import pause_point
 from pipeline.errors import PipelineError, TransientPipelineError
 from pipeline.lfs import TableFile, rerun_command
+from pipeline.locks import STEP2_JOB
 from pipeline.names import analytics_schema
 from pipeline.staging import DAY_COLUMN, LOAD_SCHEMA_PREFIX, PROJECT_SCHEMA, ensure_project_schema, loaded_tables
 
-STEP2_JOB = "lfs-to-analytics"
 RESULT_VIEW = "orders_with_details"
 RESULT_QUERY = Path(__file__).resolve().parents[1] / "transform" / f"{RESULT_VIEW}.sql"
 # The tables the result view joins: (analytics schema, table).
@@ -345,4 +346,5 @@ def publish_day(
             (day,),
         )
         note = _ensure_result_view(conn)
+        pause_point("analytics-publish")
     return Published({table.label: table.loaded_rows for table in loaded}, note)

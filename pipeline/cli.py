@@ -15,19 +15,35 @@ from pathlib import Path
 import psycopg
 
 from pipeline.analytics import DEFAULT_LOCK_TIMEOUT, publish_day
+from pipeline.crashpoints import pause_point
 from pipeline.databases import ANALYTICS, connect
 from pipeline.dates import parse_pipeline_date
 from pipeline.errors import PipelineError, TransientPipelineError, report_failure
 from pipeline.export import export_day
 from pipeline.lfs import publish_staged_day, read_day, resolve_data_dir
+from pipeline.locks import STEP2_JOB, hold_run_lock
+from pipeline.meltano_runs import DATABASE_URI_ENV, ENVIRONMENT_ENV, fail_running_records, state_id
 
 
 def _data_dir() -> Path:
     return resolve_data_dir(os.environ.get("DATA_DIR") or "data")
 
 
+def _claim(args: argparse.Namespace) -> None:
+    """Take the job's run lock for the day, then fail Meltano's records of its dead runs (see meltano_runs)."""
+    day = parse_pipeline_date(os.environ.get("PIPELINE_DATE")).isoformat()
+    hold_run_lock(args.job, day)
+    database_uri, environment = os.environ.get(DATABASE_URI_ENV), os.environ.get(ENVIRONMENT_ENV)
+    if database_uri and environment:
+        state_ids = [state_id(environment, pair, day) for pair in args.pair]
+        if failed := fail_running_records(database_uri, state_ids):
+            print(f"{args.job} {day}: an earlier run was killed; marked its {failed} Meltano run record(s) failed")
+
+
 def _publish_lfs(args: argparse.Namespace) -> None:
     day = parse_pipeline_date(os.environ.get("PIPELINE_DATE")).isoformat()
+    hold_run_lock(args.job, day)
+    pause_point("before-publish")
     receipt = publish_staged_day(_data_dir(), args.job, day)
     rows = sum(entry["rows"] for entry in receipt["tables"].values())
     print(f"{args.job} {day}: published {len(receipt['tables'])} tables, {rows} rows")
@@ -35,6 +51,8 @@ def _publish_lfs(args: argparse.Namespace) -> None:
 
 def _publish_analytics(args: argparse.Namespace) -> None:
     day = parse_pipeline_date(os.environ.get("PIPELINE_DATE"))
+    hold_run_lock(STEP2_JOB, day.isoformat())
+    pause_point("before-publish")
     receipts = read_day(_data_dir(), day.isoformat(), args.jobs)
     lock_timeout = os.environ.get("PIPELINE_LOCK_TIMEOUT") or DEFAULT_LOCK_TIMEOUT
     with connect(ANALYTICS) as conn:
@@ -46,6 +64,7 @@ def _publish_analytics(args: argparse.Namespace) -> None:
 
 def _export(_: argparse.Namespace) -> None:
     day = parse_pipeline_date(os.environ.get("PIPELINE_DATE"))
+    hold_run_lock(STEP2_JOB, day.isoformat())
     with connect(ANALYTICS) as conn:
         print(export_day(conn, day, _data_dir()))
 
@@ -54,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run one step; returns the process exit code."""
     parser = argparse.ArgumentParser(prog="pipeline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    claim = commands.add_parser("claim", help="take a job's run lock for the day; fail records of its dead runs")
+    claim.add_argument("--job", required=True)
+    claim.add_argument("--pair", action="append", default=[], help="the job's <tap>-to-<target> (repeatable)")
+    claim.set_defaults(run=_claim)
     publish_lfs = commands.add_parser("publish-lfs", help="move a step-1 job's staged day into place")
     publish_lfs.add_argument("--job", required=True)
     publish_lfs.set_defaults(run=_publish_lfs)

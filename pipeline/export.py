@@ -27,6 +27,7 @@ import psycopg
 from psycopg import pq, sql
 
 from pipeline.analytics import RESULT_TABLES, RESULT_VIEW, day_partitions
+from pipeline.crashpoints import pause_point
 from pipeline.errors import PipelineError
 from pipeline.staging import DAY_COLUMN, PROJECT_SCHEMA
 
@@ -167,6 +168,7 @@ def export_day(conn: psycopg.Connection, day: dt.date, data_dir: Path) -> str:
         tmp.mkdir()
         try:
             _write_csv(conn, day, tmp / f"{RESULT_VIEW}.csv")
+            pause_point("export-between")
             rows = _write_json(conn, day, tmp / f"{RESULT_VIEW}.json")
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from pipeline.crashpoints import pause_point
 from pipeline.errors import PipelineError
 
 SCHEMA_FILE = "_schema.json"
@@ -277,6 +278,7 @@ def publish_staged_day(data_dir: Path, job: str, day: str) -> dict[str, Any]:
             trash.mkdir(parents=True, exist_ok=True)
             os.replace(destination, trash / uuid.uuid4().hex)
         os.replace(folder, destination)
+        pause_point("publish-swap")
     content = {"job": job, "date": day, "folders": checksums, "tables": tables}
     write_text_atomic(receipt, dump_json(content))
     shutil.rmtree(trash, ignore_errors=True)

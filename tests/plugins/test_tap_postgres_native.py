@@ -198,6 +198,7 @@ def test_round_trip_copy_gives_back_the_source_rows(
         text=True,
         cwd=tmp_path,
         timeout=120,
+        env=project_env(),  # the analytics database, which holds the run lock (pipeline/locks.py)
     )
     assert load.returncode == 0, load.stderr
     staging = tmp_path / "data" / ".staging" / "postgres-to-lfs" / day
@@ -257,7 +258,12 @@ def test_batch_mode_round_trip_copy_gives_back_the_source_rows(
     assert "BATCH" in kinds
     target_config = write_target_config(tmp_path, day)
     load = subprocess.run(
-        [target_lfs_exe, "--config", target_config], input=singer, capture_output=True, text=True, cwd=tmp_path
+        [target_lfs_exe, "--config", target_config],
+        input=singer,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=project_env(),  # the analytics database, which holds the run lock (pipeline/locks.py)
     )
     assert load.returncode == 0, load.stderr
     assert list((tmp_path / "batches").iterdir()) == []  # adopted files are gone

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from pipeline.names import encode_name
+from tests.conftest import project_env
 
 DAY = "2024-01-02"
 JOB = "postgres-to-lfs"
@@ -83,6 +84,7 @@ def run_target(exe: Path, cwd: Path, lines: list[str], **overrides: Any) -> subp
     (cwd / "target.json").write_text(json.dumps(config))
     return subprocess.run(
         [exe, "--config", "target.json"],
+        env=project_env(),  # the analytics database, which holds the run lock (pipeline/locks.py)
         input="".join(line + "\n" for line in lines),
         capture_output=True,
         text=True,

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline.locks import STEP2_JOB
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -40,14 +42,14 @@ def test_every_task_names_a_defined_plugin_or_command() -> None:
 
 @pytest.mark.parametrize("job", ["postgres-to-lfs", "csv-to-lfs"])
 def test_step1_loader_and_publish_step_name_their_job(job: str) -> None:
-    _, loader, publish = JOBS[job]
+    _, _, loader, publish = JOBS[job]
     assert PLUGINS[loader]["config"]["job"] == job
     plugin, command = publish.split(":")
     assert PLUGINS[plugin]["commands"][command]["args"] == f"publish-lfs --job {job}"
 
 
 def test_step2_waits_for_exactly_the_step1_jobs() -> None:
-    step1 = {name for name, tasks in JOBS.items() if PLUGINS[tasks[1]].get("inherit_from") == "target-lfs"}
+    step1 = {name for name, tasks in JOBS.items() if PLUGINS[tasks[2]].get("inherit_from") == "target-lfs"}
     assert set(PLUGINS["tap-lfs"]["config"]["jobs"]) == step1 == {"postgres-to-lfs", "csv-to-lfs"}
 
 
@@ -55,6 +57,17 @@ def test_step2_publish_reconciles_with_the_jobs_that_tap_lfs_reads() -> None:
     args = PLUGINS["pipeline"]["commands"]["publish-analytics"]["args"].split()
     assert args[:2] == ["publish-analytics", "--jobs"]
     assert args[2:] == PLUGINS["tap-lfs"]["config"]["jobs"]
+
+
+@pytest.mark.parametrize("job", ["postgres-to-lfs", "csv-to-lfs", "lfs-to-analytics"])
+def test_every_job_starts_by_claiming_its_run_lock_for_its_own_pair(job: str) -> None:
+    claim, tap, target, *_ = JOBS[job]
+    plugin, command = claim.split(":")
+    assert PLUGINS[plugin]["commands"][command]["args"] == f"claim --job {job} --pair {tap}-to-{target}"
+
+
+def test_the_analytics_writers_lock_the_job_that_runs_them() -> None:
+    assert [name for name, tasks in JOBS.items() if tasks[2] == "target-analytics"] == [STEP2_JOB]
 
 
 def test_every_job_has_a_daily_schedule() -> None:

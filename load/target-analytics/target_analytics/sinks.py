@@ -26,6 +26,7 @@ from psycopg import sql
 from singer_sdk import BatchSink
 from singer_sdk.helpers._batch import BaseBatchFileEncoding
 
+from pipeline.crashpoints import pause_point
 from pipeline.errors import PipelineError, TransientPipelineError
 from pipeline.lfs import batch_file_path
 from pipeline.names import analytics_schema
@@ -121,6 +122,7 @@ class LoadSink(BatchSink):
                 key = sql.SQL(", ").join(map(sql.Identifier, [*self.key_properties, DAY_COLUMN]))
                 conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(table, key))
             self._record(schema, rows)
+        pause_point("extract")
         return rows
 
     def _create(self, table: sql.Identifier) -> None:

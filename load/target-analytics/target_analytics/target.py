@@ -26,6 +26,7 @@ from singer_sdk import typing as th
 from pipeline.databases import ANALYTICS, conninfo
 from pipeline.dates import parse_pipeline_date
 from pipeline.errors import PipelineError, TransientPipelineError, run_plugin_cli
+from pipeline.locks import STEP2_JOB, hold_run_lock
 from pipeline.staging import ensure_project_schema, load_schema, loaded_tables, new_load_id
 from target_analytics.sinks import LoadSink
 
@@ -49,6 +50,7 @@ class TargetAnalytics(Target):
     def __init__(self, **kwargs: t.Any) -> None:
         super().__init__(**kwargs)
         self.day: dt.date = parse_pipeline_date(self.config.get("pipeline_date"))
+        hold_run_lock(STEP2_JOB, self.day.isoformat())  # before anything of the day's loads is touched
         self.load_id = new_load_id()
         self.problems: list[str] = []
         self._load_schemas: dict[str, str] = {}

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from meltanolabs_target_csv.sinks import CSVSink
 from singer_sdk.helpers._batch import BaseBatchFileEncoding
 
+from pipeline.crashpoints import pause_point
 from pipeline.errors import PipelineError
 from pipeline.lfs import (
     SOURCE_SCHEMA_KEY,
@@ -174,6 +175,7 @@ class LFSSink(CSVSink):
             path.unlink()
             self.record_counter_metric.increment(rows)
             self.logger.info("Adopted %d rows of %s from %s", rows, self.stream_name, path)
+            pause_point("extract")
 
     def _append_csv_file(self, path: Path) -> int:
         """Append the rows of a PostgreSQL CSV file whose header is the schema's columns; returns them."""

@@ -16,6 +16,7 @@ from singer_sdk import typing as th
 from pipeline.dates import parse_pipeline_date
 from pipeline.errors import PipelineError, run_plugin_cli
 from pipeline.lfs import resolve_data_dir, staging_root, write_folder_metadata
+from pipeline.locks import hold_run_lock
 from pipeline.names import CSV_SOURCE, POSTGRES_SOURCE
 from target_lfs.sinks import LFSSink
 
@@ -73,6 +74,7 @@ class TargetLFS(TargetCSV):
             raise PipelineError(f"target-lfs setting source is {self.source!r}; set it to one of {', '.join(SOURCES)}")
         self.staging = staging_root(data_dir, self.job, self.day)
         self._tables: dict[str, LFSSink] = {}
+        hold_run_lock(self.job, self.day)  # no other run of the job and day writes while this one does
         reset_directory(self.staging)
 
     def claim_table(self, sink: LFSSink) -> None:

@@ -1,0 +1,50 @@
+"""Test-only pause points, so the crash test can kill a job at an exact place.
+
+A crash test must kill a job *between* two particular steps (between two folder
+swaps, inside the analytics transaction, ...), which timing can never hit reliably.
+With ``PIPELINE_TEST_PAUSE_AT=<point>`` set, the process that reaches ``<point>``
+writes its pid to the file named by ``PIPELINE_TEST_PAUSE_MARKER`` and waits there
+while that file exists, at most ``PIPELINE_TEST_PAUSE_SECONDS`` (default 600): the
+test knows that the job is there, kills it, or deletes the file to let it go on.
+Off by default: unset, ``pause_point`` is one dictionary lookup. Never set these
+outside tests.
+
+The points, in the order a job reaches them:
+
+``extract``           the loader is writing the day (the extract is running)
+``before-publish``    the Singer pair has exited, the publish step has not changed anything
+``publish-swap``      step 1's publish has swapped its first day folder, not the others
+``analytics-publish`` inside the analytics publish's transaction, before it commits
+``export-between``    the export has written the result's CSV, not yet its JSON
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+PAUSE_AT_ENV = "PIPELINE_TEST_PAUSE_AT"
+MARKER_ENV = "PIPELINE_TEST_PAUSE_MARKER"
+SECONDS_ENV = "PIPELINE_TEST_PAUSE_SECONDS"
+POINTS = ("extract", "before-publish", "publish-swap", "analytics-publish", "export-between")
+
+_paused: set[str] = set()
+
+
+def pause_point(name: str) -> None:
+    """Pause here once per process if ``PIPELINE_TEST_PAUSE_AT`` names this point (tests only)."""
+    if os.environ.get(PAUSE_AT_ENV) != name or name in _paused:
+        return
+    _paused.add(name)
+    deadline = time.monotonic() + float(os.environ.get(SECONDS_ENV) or 600)
+    marker = os.environ.get(MARKER_ENV)
+    if not marker:
+        time.sleep(max(0.0, deadline - time.monotonic()))
+        return
+    path = Path(marker)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(f"{os.getpid()} {name}\n", encoding="utf-8")
+    os.replace(tmp, path)
+    while path.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)

@@ -1,0 +1,269 @@
+"""One run of a job and day at a time, on any number of hosts, and a dead run never blocks its rerun.
+
+The exclusion lives in Postgres session-level advisory locks in the analytics
+database, which every worker reaches: a lock dies with the connection that holds
+it, and the connection dies with its process (the kernel closes the socket of a
+process killed with ``kill -9``), so nothing a crashed run leaves behind can block
+its rerun; a file lock on NFS has neither property. Two locks per job and day:
+
+* The **run lock** is held for the whole ``meltano run`` by a small *keeper*
+  process that the run's first writer starts and that lives exactly as long as
+  that Meltano process. It closes the gaps between the run's writers (the loader
+  has exited, Meltano has not started the publish yet), so a second run of the
+  same job and day cannot slip in between.
+* The **writer lock** is held by each writing process (the loader, each publish
+  step, the export) for its own life. When only ``meltano`` is killed, its keeper
+  goes with it, but an orphaned loader or publish step still holds this lock, so a
+  rerun waits for it instead of writing beside it.
+
+A writer calls ``hold_run_lock(job, day)`` before it writes anything. It waits up
+to ``PIPELINE_LOCK_WAIT_SECONDS`` (default 10) for each lock, then gives up with a
+``TransientPipelineError`` naming the holder (an orchestrator retries it later).
+Meltano's own guard against a second run of a state ID is not what excludes runs
+(after a crash it would block the rerun for five minutes): see ``pipeline.meltano_runs``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import select
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+from pipeline.databases import ANALYTICS, connect
+from pipeline.errors import PipelineError, TransientPipelineError
+
+# The one job that writes the analytics day (its loader, publish and export take its locks).
+STEP2_JOB = "lfs-to-analytics"
+WAIT_ENV = "PIPELINE_LOCK_WAIT_SECONDS"
+DEFAULT_WAIT_SECONDS = 10.0
+RUN_APP = "pipeline-run"
+WRITER_APP = "pipeline-writer"
+_POLL_SECONDS = 0.25
+_LIVENESS_SECONDS = 0.5
+
+# This process's lock connections and keeper: kept open until the process exits.
+_held: list[object] = []
+_held_days: set[tuple[str, str]] = set()
+
+
+def lock_key(kind: str, job: str, day: str) -> int:
+    """The advisory lock key of ``kind`` ("run" or "writer") for ``job`` and ``day``: the same on every host."""
+    digest = hashlib.sha256("\0".join(("northwind-pipeline", kind, job, day)).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _start_ticks(pid: int) -> str | None:
+    """When ``pid`` started (clock ticks since boot); with the pid, it names one process on this host."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _is_meltano(pid: int) -> bool:
+    """Whether ``pid`` runs the ``meltano`` command (``meltano``, ``python .../meltano``, ``python -m meltano``)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(Path(arg.decode("utf-8", "replace")).name == "meltano" for arg in argv[:3])
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOwner:
+    """The process whose life is the run: Meltano when it started this writer, else the writer itself."""
+
+    pid: int
+    start: str
+    host: str
+
+    @property
+    def token(self) -> str:
+        """A short id of this run, the same in every writer of the run, unique across hosts and time."""
+        return hashlib.sha256(f"{self.host}:{self.pid}:{self.start}".encode()).hexdigest()[:12]
+
+    def application_name(self, role: str, pid: int | None = None) -> str:
+        """What ``pg_stat_activity`` shows for a lock holder of this run: the run, and the holding process.
+
+        The keeper shows the run's owner; a writer shows itself, which may outlive the
+        owner. Postgres keeps 63 bytes.
+        """
+        return f"{role} {self.token} {self.host[:24]}:{pid or self.pid}"
+
+
+def run_owner() -> RunOwner:
+    """The owner of the run this process belongs to."""
+    parent = os.getppid()
+    pid = parent if _is_meltano(parent) else os.getpid()
+    return RunOwner(pid=pid, start=_start_ticks(pid) or "?", host=socket.gethostname())
+
+
+def _wait_seconds() -> float:
+    value = os.environ.get(WAIT_ENV) or str(DEFAULT_WAIT_SECONDS)
+    try:
+        return max(0.0, float(value))
+    except ValueError as exc:
+        raise PipelineError(f"{WAIT_ENV}={value!r} is not a number of seconds") from exc
+
+
+def _connect(application_name: str) -> psycopg.Connection:
+    try:
+        conn = connect(ANALYTICS, autocommit=True)
+    except PipelineError as exc:
+        if not isinstance(exc.__cause__, psycopg.OperationalError):
+            raise  # a missing setting: permanent
+        raise TransientPipelineError(f"cannot reach the analytics database, which holds the run locks: {exc}") from exc
+    conn.execute("SELECT set_config('application_name', %s, false)", (application_name,))
+    return conn
+
+
+def _holder(conn: psycopg.Connection, key: int) -> str | None:
+    """The ``application_name`` of the session holding ``key`` ("" if hidden), or None if it is free."""
+    row = conn.execute(
+        """
+        SELECT coalesce(a.application_name, '')
+        FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND l.classid::int8 = %s AND l.objid::int8 = %s
+        LIMIT 1
+        """,
+        ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF),
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+def _try_lock(conn: psycopg.Connection, key: int) -> bool:
+    return bool(conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0])
+
+
+def _describe(holder: str | None) -> str:
+    """``pipeline-run <token> host:pid`` as words; the holder's own name when it is not one of ours."""
+    parts = (holder or "").split(" ")
+    if len(parts) == 3 and parts[0] in (RUN_APP, WRITER_APP):
+        host, _, pid = parts[2].rpartition(":")
+        return f"process {pid} on {host}"
+    return f"session {holder!r}" if holder else "another session"
+
+
+def _refusal(job: str, day: str, what: str, holder: str | None, wait: float) -> TransientPipelineError:
+    return TransientPipelineError(
+        f"refused: {job} for {day} is {what} ({_describe(holder)}, holding the lock in the analytics database); "
+        f"waited {wait:g}s ({WAIT_ENV}); retry when it has finished: PIPELINE_DATE={day} .venv/bin/meltano run {job}"
+    )
+
+
+def _start_keeper(key: int, owner: RunOwner) -> bool:
+    """Start the keeper of the run lock for ``owner``; True once it holds the lock, False if it is taken."""
+    command = [sys.executable, "-m", "pipeline.locks", str(key), str(owner.pid), owner.start]
+    keeper = subprocess.Popen(
+        [*command, owner.application_name(RUN_APP)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,  # never Meltano's pipes: the keeper outlives this process
+        text=True,
+    )
+    assert keeper.stdout is not None
+    answer = keeper.stdout.readline().strip()
+    keeper.stdout.close()
+    if answer == "held":
+        _held.append(keeper)
+        return True
+    code = keeper.wait()
+    if answer == "taken":
+        return False
+    reason = answer.removeprefix("error ") if answer else f"its keeper process exited with code {code}"
+    raise TransientPipelineError(f"cannot take the run lock: {reason}")
+
+
+def _join_run(conn: psycopg.Connection, key: int, owner: RunOwner, job: str, day: str, wait: float) -> None:
+    """Make sure the run lock is held by ``owner``'s keeper: find it, or start it, or give up."""
+    deadline = time.monotonic() + wait
+    mine = f"{RUN_APP} {owner.token} "
+    while True:
+        holder = _holder(conn, key)
+        if holder is None and _start_keeper(key, owner):
+            return
+        if holder is not None and holder.startswith(mine):
+            return
+        if time.monotonic() >= deadline:
+            raise _refusal(job, day, "already running", holder or _holder(conn, key), wait)
+        time.sleep(_POLL_SECONDS)
+
+
+def _lock_or_refuse(conn: psycopg.Connection, key: int, job: str, day: str, what: str, wait: float) -> None:
+    deadline = time.monotonic() + wait
+    while not _try_lock(conn, key):
+        if time.monotonic() >= deadline:
+            raise _refusal(job, day, what, _holder(conn, key), wait)
+        time.sleep(_POLL_SECONDS)
+
+
+def hold_run_lock(job: str, day: str) -> None:
+    """Hold ``job``'s locks for ``day`` until this process exits; refuse if another run holds them.
+
+    Call it before writing anything. Under ``meltano run`` the run lock is held by
+    the run's keeper (started here if this is the run's first writer); run by hand,
+    this process holds it itself.
+    """
+    if (job, day) in _held_days:
+        return
+    wait = _wait_seconds()
+    owner = run_owner()
+    conn = _connect(owner.application_name(WRITER_APP, os.getpid()))
+    _held.append(conn)
+    if owner.pid == os.getpid():
+        _lock_or_refuse(conn, lock_key("run", job, day), job, day, "already running", wait)
+    else:
+        _join_run(conn, lock_key("run", job, day), owner, job, day, wait)
+    _lock_or_refuse(
+        conn, lock_key("writer", job, day), job, day, "still being written by an earlier run's leftover process", wait
+    )
+    _held_days.add((job, day))
+
+
+def _wait_for_exit(pid: int, start: str) -> None:
+    """Return when process ``pid`` (started at ``start``) has exited."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    except OSError:  # no pidfd on this kernel: poll
+        while _start_ticks(pid) == start:
+            time.sleep(_LIVENESS_SECONDS)
+        return
+    try:
+        if _start_ticks(pid) == start:
+            select.select([pidfd], [], [])
+    finally:
+        os.close(pidfd)
+
+
+def keep(key: int, owner_pid: int, owner_start: str, application_name: str) -> int:
+    """The keeper: hold the run lock ``key`` while the owner lives; says "held", "taken" or "error ..." first."""
+    try:
+        conn = _connect(application_name)
+    except PipelineError as exc:
+        print(f"error {exc}", flush=True)
+        return 1
+    with conn:
+        if not _try_lock(conn, key):
+            print("taken", flush=True)
+            return 1
+        print("held", flush=True)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the writer reads one line only
+        _wait_for_exit(owner_pid, owner_start)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(keep(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]))

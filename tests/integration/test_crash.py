@@ -1,0 +1,337 @@
+"""Each job killed with SIGKILL where a crash could leave a day half-done, then rerun at once.
+
+A job is stopped exactly at a point with the test-only pause (``pipeline.crashpoints``)
+and killed: with all its processes (its session: Meltano, the plugins and the lock's
+keeper), or its ``meltano`` process alone (its plugins go on as orphans). After each
+kill, step 1 leaves the previous complete day or no receipt, and the analytics day
+and the exported result are the old ones or the new ones, never a mix. Then the plain
+``meltano run <job>`` reruns it at once (Meltano's own guard must not refuse it, with
+its system database in SQLite or in Postgres as workers on several hosts share it)
+and the day is checked against the sources. Two runs of the same job and day never
+overlap: the later one is refused with one clear line that Airflow retries.
+
+The tests share one pipeline and build on its day, in order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from psycopg import sql
+
+from pipeline.crashpoints import MARKER_ENV, PAUSE_AT_ENV
+from pipeline.databases import ANALYTICS, SOURCE, drop_database, ensure_database
+from pipeline.lfs import read_day, receipt_path
+from tests.conftest import PROJECT_ROOT, Pipeline
+from tests.integration.test_daily_pipeline import expected_result, source_tables
+
+pytestmark = pytest.mark.integration
+
+DAY, OTHER_DAY = "2024-03-01", "2024-03-02"
+SESSION, MELTANO_ONLY = "session", "meltano alone"
+REACH_TIMEOUT = 300  # seconds for a job to reach its pause point, however loaded the machine
+
+
+@dataclasses.dataclass
+class PausedRun:
+    """A ``meltano run`` in a session of its own, waiting at a pause point."""
+
+    job: str
+    process: subprocess.Popen[bytes]
+    marker: Path
+    log: Path
+
+    def kill(self, how: str) -> None:
+        """SIGKILL the whole session, or Meltano alone and let its orphaned plugins go on."""
+        if how == SESSION:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        else:
+            self.process.kill()
+            self.process.wait()
+            self.marker.unlink()
+
+    def reap(self) -> None:
+        """Whatever is left of the run's session (orphans): killed, so no test leaves a process behind."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+
+def start_paused(pipeline: Pipeline, job: str, point: str, folder: Path, **overrides: str) -> PausedRun:
+    """Start ``meltano run job`` for DAY and return once it waits at ``point``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    marker, log = folder / f"{job}.{point}.paused", folder / f"{job}.{point}.log"
+    env = {**pipeline.env, **overrides, "PIPELINE_DATE": DAY, PAUSE_AT_ENV: point, MARKER_ENV: str(marker)}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(PROJECT_ROOT / ".venv" / "bin" / "meltano"), "run", job],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    run = PausedRun(job, process, marker, log)
+    deadline = time.monotonic() + REACH_TIMEOUT
+    while not marker.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            run.reap()
+            pytest.fail(f"{job} did not reach {point}:\n{log.read_text()[-4000:]}")
+        time.sleep(0.1)
+    return run
+
+
+@pytest.fixture
+def paused() -> Iterator[list[PausedRun]]:
+    """The paused runs a test starts; whatever is left of them is killed afterwards."""
+    runs: list[PausedRun] = []
+    yield runs
+    for run in runs:
+        run.reap()
+
+
+def rerun(pipeline: Pipeline, job: str, **overrides: str) -> None:
+    """The plain documented command, at once."""
+    result = pipeline.run(job, day=DAY, **overrides)
+    if result.returncode != 0:
+        pytest.fail(f"the rerun of {job} failed:\n{result.stderr[-6000:]}")
+
+
+def receipt(pipeline: Pipeline, job: str) -> dict | None:
+    """The job's receipt for DAY, after checking that every folder it lists is complete and matches it."""
+    path = receipt_path(pipeline.data_dir, job, DAY)
+    if not path.is_file():
+        return None
+    read_day(pipeline.data_dir, DAY, [job])
+    return json.loads(path.read_text())
+
+
+def analytics_day(pipeline: Pipeline) -> dict[str, str]:
+    """Each final analytics table's rows of DAY, as an md5 (staging schemas and partitions left out)."""
+    with pipeline.connect(ANALYTICS) as conn:
+        tables = conn.execute(
+            """
+            SELECT n.nspname, c.relname FROM pg_class c
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'pipeline_date' AND NOT a.attisdropped
+            WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+              AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+              AND n.nspname NOT LIKE 'staging\\_%' AND n.nspname NOT LIKE 'pipeline\\_%'
+            ORDER BY 1, 2
+            """
+        ).fetchall()
+        return {
+            f"{schema}.{table}": conn.execute(
+                sql.SQL(
+                    "SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {}.{} t WHERE pipeline_date = %s"
+                ).format(sql.Identifier(schema), sql.Identifier(table)),
+                (DAY,),
+            ).fetchone()[0]
+            for schema, table in tables
+        }
+
+
+def exported(pipeline: Pipeline) -> dict[str, str] | None:
+    """The day's published result files (name -> sha256); None when there is none."""
+    folder = pipeline.data_dir / "results" / DAY
+    if not folder.is_dir():
+        return None
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.iterdir())
+        if p.is_file() and not p.name.startswith(".")
+    }
+
+
+def step2_state(pipeline: Pipeline) -> tuple[dict[str, str], dict[str, str] | None]:
+    return analytics_day(pipeline), exported(pipeline)
+
+
+@dataclasses.dataclass
+class Sources:
+    """The CSV source in two versions, so that a rerun's day differs from the day before it.
+
+    ``published`` is the version step 1's csv-to-lfs day was made from, ``loaded`` the
+    one the analytics day was made from.
+    """
+
+    full: Path
+    shorter: Path
+    published: Path
+    loaded: Path
+
+    def other_than(self, version: Path) -> Path:
+        return self.shorter if version == self.full else self.full
+
+
+@pytest.fixture(scope="module")
+def sources(shared_pipeline: Pipeline, tmp_path_factory: pytest.TempPathFactory) -> Sources:
+    """The first complete day of all three jobs, with the full CSV source."""
+    full = Path(shared_pipeline.env["ORDER_DETAILS_CSV"])
+    shorter = tmp_path_factory.mktemp("sources") / "order_details.csv"
+    shorter.write_text("".join(full.read_text().splitlines(keepends=True)[:-100]))
+    for job in ("postgres-to-lfs", "csv-to-lfs", "lfs-to-analytics"):
+        shared_pipeline.run_ok(job, day=DAY)
+    return Sources(full=full, shorter=shorter, published=full, loaded=full)
+
+
+def check_step1_day(pipeline: Pipeline, job: str, sources: Sources) -> None:
+    """The published day has every table of the source with its rows."""
+    published = {table.table: table.rows for table in read_day(pipeline.data_dir, DAY, [job])}
+    if job == "csv-to-lfs":
+        assert published == {"order_details": len(sources.published.read_text().splitlines()) - 1}
+        return
+    with pipeline.connect(SOURCE) as conn:
+        expected = {
+            table: conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()[0]
+            for table in source_tables(pipeline)
+        }
+    assert published == expected
+
+
+def check_step2_day(pipeline: Pipeline, sources: Sources) -> None:
+    """The exported result is the join computed from the sources, and the analytics view has it too."""
+    rows = json.loads((pipeline.data_dir / "results" / DAY / "orders_with_details.json").read_text())
+    assert rows == expected_result(pipeline, sources.loaded, DAY)
+    with pipeline.connect(ANALYTICS) as conn:
+        (view,) = conn.execute(
+            "SELECT coalesce(to_regclass('pipeline.orders_with_details'), to_regclass('public.orders_with_details'))"
+        ).fetchone()
+        in_view = conn.execute(f"SELECT count(*) FROM {view} WHERE pipeline_date = %s", (DAY,)).fetchone()[0]
+    assert in_view == len(rows)
+
+
+STEP1_CRASHES = [
+    ("postgres-to-lfs", "extract", SESSION),
+    ("postgres-to-lfs", "before-publish", SESSION),
+    ("postgres-to-lfs", "publish-swap", SESSION),
+    ("csv-to-lfs", "publish-swap", SESSION),
+    ("postgres-to-lfs", "extract", MELTANO_ONLY),
+]
+
+
+@pytest.mark.parametrize(("job", "point", "how"), STEP1_CRASHES)
+def test_a_killed_step1_job_leaves_the_previous_day_or_no_receipt_and_reruns_at_once(
+    shared_pipeline: Pipeline, sources: Sources, paused: list[PausedRun], tmp_path: Path, job: str, point: str, how: str
+) -> None:
+    pipeline = shared_pipeline
+    before = receipt(pipeline, job)
+    assert before is not None
+    version = sources.other_than(sources.published)
+    overrides = {"ORDER_DETAILS_CSV": str(version)} if job == "csv-to-lfs" else {}
+    run = start_paused(pipeline, job, point, tmp_path, **overrides)
+    paused.append(run)
+
+    run.kill(how)
+
+    assert receipt(pipeline, job) in (None, before)
+    if overrides:
+        sources.published = version
+    # An orphan still writing holds the writer lock: the rerun waits for it to finish.
+    wait = {"PIPELINE_LOCK_WAIT_SECONDS": "300"} if how == MELTANO_ONLY else {}
+    rerun(pipeline, job, **overrides, **wait)
+    check_step1_day(pipeline, job, sources)
+
+
+STEP2_CRASHES = [
+    ("extract", SESSION),
+    ("before-publish", SESSION),
+    ("analytics-publish", SESSION),
+    ("export-between", SESSION),
+    ("analytics-publish", MELTANO_ONLY),
+]
+
+
+@pytest.mark.parametrize(("point", "how"), STEP2_CRASHES)
+def test_a_killed_step2_job_leaves_the_old_or_the_new_day_and_reruns_at_once(
+    shared_pipeline: Pipeline, sources: Sources, paused: list[PausedRun], tmp_path: Path, point: str, how: str
+) -> None:
+    pipeline = shared_pipeline
+    # A different CSV source than the day in the analytics database was loaded from: new != old.
+    version = sources.other_than(sources.loaded)
+    result = pipeline.run("csv-to-lfs", day=DAY, ORDER_DETAILS_CSV=str(version))
+    assert result.returncode == 0, result.stderr[-4000:]
+    sources.published = version
+    old = step2_state(pipeline)
+    run = start_paused(pipeline, "lfs-to-analytics", point, tmp_path)
+    paused.append(run)
+
+    run.kill(how)
+    after_kill = step2_state(pipeline)
+    wait = {"PIPELINE_LOCK_WAIT_SECONDS": "300"} if how == MELTANO_ONLY else {}
+    rerun(pipeline, "lfs-to-analytics", **wait)
+    sources.loaded = version
+    new = step2_state(pipeline)
+
+    assert old != new
+    assert after_kill[0] in (old[0], new[0]), "the analytics day is a mix of two runs"
+    assert after_kill[1] in (old[1], new[1]), "the exported result is a mix of two runs"
+    check_step2_day(pipeline, sources)
+
+
+def test_two_runs_of_a_job_and_day_never_overlap_and_other_days_run_beside(
+    shared_pipeline: Pipeline, sources: Sources, paused: list[PausedRun], tmp_path: Path
+) -> None:
+    pipeline = shared_pipeline
+    first = start_paused(pipeline, "csv-to-lfs", "before-publish", tmp_path)
+    paused.append(first)
+    failures = tmp_path / "failures.jsonl"
+
+    second = pipeline.run("csv-to-lfs", day=DAY, PIPELINE_FAILURE_FILE=str(failures), PIPELINE_LOCK_WAIT_SECONDS="1")
+    other_day = pipeline.run("csv-to-lfs", day=OTHER_DAY)
+
+    assert second.returncode != 0
+    (record,) = [json.loads(line) for line in failures.read_text().splitlines()]
+    assert record["transient"] is True
+    assert record["message"].startswith(
+        f"refused: csv-to-lfs for {DAY} is already running (process {first.process.pid} "
+    )
+    assert f"PIPELINE_DATE={DAY} .venv/bin/meltano run csv-to-lfs" in record["message"]
+    assert record["message"] in second.stderr
+    assert "Writing order_details" not in second.stderr  # refused before its loader started
+    assert other_day.returncode == 0, other_day.stderr[-4000:]
+
+    first.marker.unlink()  # the first run goes on and publishes its day
+    assert first.process.wait(timeout=REACH_TIMEOUT) == 0, first.log.read_text()[-4000:]
+    sources.published = sources.full
+    check_step1_day(pipeline, "csv-to-lfs", sources)
+
+
+@pytest.fixture
+def postgres_system_database(shared_pipeline: Pipeline) -> Iterator[str]:
+    """Meltano's system database in Postgres, as workers on several hosts share it (a throwaway one)."""
+    env = {**shared_pipeline.env, "TARGET_POSTGRES_DATABASE": f"test_meltano_{uuid.uuid4().hex[:10]}"}
+    ensure_database(ANALYTICS, env)
+    try:
+        user, password = quote(env["TARGET_POSTGRES_USER"]), quote(env.get("TARGET_POSTGRES_PASSWORD", ""))
+        host, port, name = env["TARGET_POSTGRES_HOST"], env["TARGET_POSTGRES_PORT"], env["TARGET_POSTGRES_DATABASE"]
+        yield f"postgresql+psycopg://{user}:{password}@{host}:{port}/{name}"
+    finally:
+        drop_database(ANALYTICS, env)
+
+
+def test_a_killed_run_recorded_in_a_postgres_system_database_does_not_block_its_rerun(
+    shared_pipeline: Pipeline, sources: Sources, paused: list[PausedRun], tmp_path: Path, postgres_system_database: str
+) -> None:
+    system = {"MELTANO_DATABASE_URI": postgres_system_database}
+    run = start_paused(shared_pipeline, "csv-to-lfs", "extract", tmp_path, **system)
+    paused.append(run)
+
+    run.kill(SESSION)
+
+    rerun(shared_pipeline, "csv-to-lfs", **system)
+    sources.published = sources.full
+    check_step1_day(shared_pipeline, "csv-to-lfs", sources)

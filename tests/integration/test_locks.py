@@ -1,0 +1,86 @@
+"""The run lock on a real Postgres: held while its holder lives, gone the moment it is killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from pipeline.databases import ANALYTICS, drop_database, ensure_database
+from pipeline.locks import lock_key
+from tests.conftest import PROJECT_ROOT
+
+
+def hold(job: str, day: str) -> str:
+    """Python code that takes ``job``'s locks for ``day`` (run by hand: this process is the run)."""
+    return f"from pipeline.locks import hold_run_lock; hold_run_lock({job!r}, {day!r}); print('held', flush=True)"
+
+
+@pytest.fixture
+def env(base_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    env = {**base_env, "TARGET_POSTGRES_DATABASE": f"test_locks_{uuid.uuid4().hex[:10]}", "PYTHONPATH": "."}
+    ensure_database(ANALYTICS, env)
+    try:
+        yield env
+    finally:
+        drop_database(ANALYTICS, env)
+
+
+def holder(env: dict[str, str]) -> subprocess.Popen[str]:
+    """A process that takes csv-to-lfs's locks for 2024-01-02 and keeps them until it is killed."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", hold("csv-to-lfs", "2024-01-02") + "; import time; time.sleep(600)"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline() == "held\n"
+    return process
+
+
+def take(env: dict[str, str], job: str = "csv-to-lfs", day: str = "2024-01-02") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", hold(job, day)],
+        cwd=PROJECT_ROOT,
+        env={**env, "PIPELINE_LOCK_WAIT_SECONDS": "0"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_the_key_is_stable_and_differs_per_kind_job_and_day() -> None:
+    assert lock_key("run", "csv-to-lfs", "2024-01-02") == lock_key("run", "csv-to-lfs", "2024-01-02")
+    keys = {
+        lock_key(kind, job, day)
+        for kind in ("run", "writer")
+        for job in ("csv-to-lfs", "postgres-to-lfs")
+        for day in ("2024-01-02", "2024-01-03")
+    }
+    assert len(keys) == 8
+    assert all(-(2**63) <= key < 2**63 for key in keys)
+
+
+def test_a_second_holder_is_refused_naming_the_first_and_a_killed_one_frees_it_at_once(env: dict[str, str]) -> None:
+    first = holder(env)
+    try:
+        refused = take(env)
+        assert refused.returncode != 0
+        assert "TransientPipelineError: refused: csv-to-lfs for 2024-01-02 is already running" in refused.stderr
+        assert f"(process {first.pid} on " in refused.stderr
+        assert "PIPELINE_DATE=2024-01-02 .venv/bin/meltano run csv-to-lfs" in refused.stderr
+        assert take(env, day="2024-01-03").returncode == 0  # another day
+        assert take(env, job="postgres-to-lfs").returncode == 0  # another job
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+
+    assert take(env).returncode == 0  # no waiting: the lock died with its holder
