@@ -52,8 +52,12 @@ def test_step2_refuses_a_day_without_both_step1_jobs(pipeline: Pipeline) -> None
         (lambda text: text.replace("10248,42,9.8,10,0", "10248,42,9.8,10"), "line 3"),
         (lambda text: text.replace("10248,42,9.8,10,0", "10248,42,9.8,ten,0"), "line 3"),
         (lambda text: text.replace(",discount", "", 1), "discount"),
+        (
+            lambda text: text.replace("10248,42,9.8,10,0", "10248,42,9.8,40000,0"),
+            "line 3: column 'quantity': '40000' is out of range for smallint",
+        ),
     ],
-    ids=["ragged-row", "non-numeric-quantity", "missing-column"],
+    ids=["ragged-row", "non-numeric-quantity", "missing-column", "smallint-out-of-range"],
 )
 def test_bad_csv_fails_naming_file_and_line_and_publishes_nothing(
     pipeline: Pipeline, source_files: dict, tmp_path: Path, mangle, message: str

@@ -8,11 +8,12 @@ target-lfs would have written from the records (the same values, same form).
 Two ways through a file, same checks, same output:
 
 * fast: blocks of whole lines matched by one regular expression built from the
-  schema, which accepts only lines whose every field is already in its canonical
-  output form (an integer without sign or leading zeros, ``true``/``false``, a plain
-  unquoted string...). Such a block is valid by construction and is copied as is.
-  Only files whose header is in schema order and whose columns are integer, number,
-  boolean or string without a format take it.
+  columns' declared SQL types, which accepts only lines whose every field is valid,
+  in range and already in its canonical output form (an integer without sign or
+  leading zeros and within its type's range, ``true``/``false``, a calendar date, a
+  plain unquoted string no longer than its varchar...; see tap_typed_csv.patterns).
+  Such a block is valid by construction and is copied as is. Only files whose
+  header is in schema order take it.
 * exact: from the first block that does not match (a quoted field, a NULL, an
   error...) to the end of the file, the RECORD mode's own reader types each row and
   its values are encoded: errors name the file and line as in RECORD mode.
@@ -37,15 +38,6 @@ _BLOCK = 1 << 22
 # space, and COPY's end-of-data marker (as target-lfs's pgcsv does).
 _NEEDS_QUOTES = re.compile(r'[,"\r\n]|^\s|\s$|^\\\.$')
 
-# Field text that is already its own output form; None: no fast path for that type.
-_CANONICAL = {
-    "integer": r"0|-?[1-9][0-9]*",
-    # str(Decimal) keeps a plain literal, except -0 and tiny ones (scientific form).
-    "number": r"0|-?[1-9][0-9]*(?:\.[0-9]+)?|-?0\.(?!0{6})[0-9]+",
-    "boolean": r"true|false",
-    "string": r'[^\s,"\\](?:[^,"\r\n\\]*[^\s,"\\])?',
-}
-
 
 def quote_text(text: str) -> str:
     """Return ``text`` as one PostgreSQL CSV field (quoted when empty or special)."""
@@ -67,20 +59,13 @@ def encode(value: Any) -> str:
     if isinstance(value, str):
         return quote_text(value)
     if isinstance(value, decimal.Decimal) and value.as_tuple().exponent == 0:
-        return str(int(value))  # as a JSON integer would come back
+        return "0" if value.is_zero() else str(value)  # as a JSON integer would come back (no "-0")
     return str(value)
 
 
-def fast_pattern(schema: dict[str, Any], columns: Sequence[Column]) -> re.Pattern[str] | None:
-    """The regular expression of a block of canonical lines, or None if a column has no canonical form."""
-    fields = []
-    for column in columns:
-        prop = schema["properties"][column.name]
-        types = [prop["type"]] if isinstance(prop["type"], str) else prop["type"]
-        [json_type] = [item for item in types if item != "null"]
-        if json_type == "string" and prop.get("format") in ("date", "date-time"):
-            return None
-        fields.append(f"(?:{_CANONICAL[json_type]}){'?' if column.nullable else ''}")
+def fast_pattern(columns: Sequence[Column]) -> re.Pattern[str]:
+    """The regular expression of a block of lines whose every field is valid and canonical."""
+    fields = [f"(?:{column.sql.canonical}){'?' if column.nullable else ''}" for column in columns]
     return re.compile("(?:" + ",".join(fields) + r"\r?\n)*+")
 
 
@@ -89,14 +74,14 @@ def header_line(columns: Sequence[Column]) -> bytes:
     return (",".join(quote_text(column.name) for column in columns) + "\n").encode("utf-8")
 
 
-def write_batch(path: Path, schema: dict[str, Any], columns: Sequence[Column], setting: str, out: BinaryIO) -> int:
+def write_batch(path: Path, columns: Sequence[Column], setting: str, out: BinaryIO) -> int:
     """Check every row of ``path`` and write the PostgreSQL-CSV body to ``out``; returns the rows."""
     with open_source(path, setting) as handle:
         header = next(_numbered_rows(csv.reader(_decoded_lines(handle, path), strict=True), path), None)
         if header is None:
             raise TypedCSVError(f"{path}: empty file, expected a header line")
         order = _check_header(header[1], columns, path)
-        pattern = fast_pattern(schema, columns) if order == list(columns) else None
+        pattern = fast_pattern(columns) if order == list(columns) else None
         rows, line, offset = 0, 2, handle.tell()
         pending = b""
         while pattern is not None:

@@ -1,19 +1,23 @@
-"""A stream's JSON Schema file: loaded as is, and read into one column spec per property.
+"""A stream's JSON Schema file: loaded, its declared SQL types resolved, one column spec per property.
 
-The schema dict itself is sent downstream unchanged (the ``x-sql-datatype`` keys are
-how the loader creates the right column types); the column specs are only what the
-reader needs to type and check each field.
+Every property declares its SQL type in ``x-sql-datatype``; the type decides how each
+field is checked (format and range) and the tap sends the schema downstream with the
+type's canonical name, oid and typmod added (see :mod:`tap_typed_csv.sqltypes`), so
+that the loader creates the column from the catalog. A type the tap cannot check is
+refused here, before a row is read.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
-from tap_typed_csv.convert import SUPPORTED_TYPES, Converter, converter_for
+from tap_typed_csv.convert import Converter
 from tap_typed_csv.errors import TypedCSVError
+from tap_typed_csv.sqltypes import SUPPORTED, SqlType, parse_sql_type
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,8 +25,13 @@ class Column:
     """One property of the schema as the reader uses it."""
 
     name: str
-    convert: Converter
+    sql: SqlType
     nullable: bool
+    # The type's converter, as a field: the reader's hot loop calls it once per field.
+    convert: Converter = dataclasses.field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "convert", self.sql.convert)
 
 
 def load_schema(path: Path, setting: str) -> dict[str, Any]:
@@ -45,22 +54,41 @@ def load_schema(path: Path, setting: str) -> dict[str, Any]:
 
 
 def columns_of(schema: dict[str, Any], path: Path) -> list[Column]:
-    """One :class:`Column` per property, in schema order.
+    """One :class:`Column` per property, in schema order; errors name the file, column and type.
 
     A property is nullable only if its ``type`` lists ``"null"``: a property that is
     ``required`` but typed ``["integer", "null"]`` may still be NULL, as in JSON Schema.
     """
-    columns = []
-    for name, prop in schema["properties"].items():
-        raw_type = prop.get("type") if isinstance(prop, dict) else None
-        types = [raw_type] if isinstance(raw_type, str) else raw_type
-        if not isinstance(types, list) or not all(isinstance(item, str) for item in types):
-            raise TypedCSVError(f"{path}: property {name!r} has no usable 'type'")
-        value_types = [item for item in types if item != "null"]
-        if len(value_types) != 1 or value_types[0] not in SUPPORTED_TYPES:
-            raise TypedCSVError(
-                f"{path}: property {name!r} has type {raw_type!r}; supported: one of "
-                f"{', '.join(SUPPORTED_TYPES)}, optionally with 'null'"
-            )
-        columns.append(Column(name, converter_for(value_types[0], prop.get("format")), "null" in types))
-    return columns
+    return [_column(name, prop, path) for name, prop in schema["properties"].items()]
+
+
+def _column(name: str, prop: Any, path: Path) -> Column:
+    declared = prop.get("x-sql-datatype") if isinstance(prop, dict) else None
+    if not isinstance(declared, str):
+        raise TypedCSVError(f"{path}: column {name!r} declares no x-sql-datatype; declare one of: {SUPPORTED}")
+    try:
+        sql = parse_sql_type(declared)
+    except ValueError as exc:
+        raise TypedCSVError(
+            f"{path}: column {name!r}: type {declared!r} is not supported ({exc}); supported: {SUPPORTED}"
+        ) from None
+    raw_type = prop.get("type")
+    types = [raw_type] if isinstance(raw_type, str) else raw_type
+    if not isinstance(types, list) or [item for item in types if item != "null"] != [sql.json_type]:
+        raise TypedCSVError(
+            f"{path}: column {name!r}: type {declared!r} travels as JSON type {sql.json_type!r}; "
+            f'set "type" to {sql.json_type!r} or [{sql.json_type!r}, "null"], not {raw_type!r}'
+        )
+    if prop.get("format", sql.string_format) != sql.string_format:
+        raise TypedCSVError(
+            f"{path}: column {name!r}: format {prop['format']!r} contradicts type {declared!r}; remove it"
+        )
+    return Column(name, sql, "null" in types)
+
+
+def annotated(schema: dict[str, Any], columns: list[Column]) -> dict[str, Any]:
+    """The schema as sent downstream: each column with its type's canonical name, oid and typmod."""
+    result = copy.deepcopy(schema)
+    for column in columns:
+        result["properties"][column.name].update(column.sql.schema_keys())
+    return result

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tap_typed_csv.errors import TypedCSVError
-from tap_typed_csv.schema import Column, columns_of, load_schema
+from tap_typed_csv.schema import Column, annotated, columns_of, load_schema
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +51,7 @@ def source_from_config(entry: Mapping[str, Any], index: int, base_dir: Path) -> 
         stream=entry["stream"],
         path=base_dir / entry["path"],
         path_setting=f"{setting}.path",
-        schema=schema,
+        schema=annotated(schema, columns),
         columns=columns,
         key_properties=key_properties,
     )

@@ -53,7 +53,7 @@ class TypedCSVStream(Stream):
         try:
             with path.open("wb") as out:
                 out.write(header_line(source.columns))
-                rows = write_batch(source.path, source.schema, source.columns, source.path_setting, out)
+                rows = write_batch(source.path, source.columns, source.path_setting, out)
         except BaseException:
             path.unlink(missing_ok=True)
             raise

@@ -55,6 +55,17 @@ class TapTypedCSV(Tap):
                 raise TypedCSVError(f"setting files: stream {name!r} is declared twice")
         return [TypedCSVStream(self, source) for source in sources]
 
+    def setup_mapper(self) -> None:
+        """Set up stream maps as the SDK does, then give each its stream's whole schema.
+
+        The SDK registers the schemas from its catalog model, which keeps only the JSON
+        Schema keys it knows: ``x-sql-type-oid`` and ``x-sql-typmod`` would be missing
+        from the SCHEMA messages, and step 2 builds its columns from them.
+        """
+        super().setup_mapper()
+        for stream in self.streams.values():
+            self.mapper.register_raw_stream_schema(stream.name, stream.schema, stream.primary_keys)
+
     # The SDK entry points that can reach discover_streams() or a file, wrapped so
     # that bad input ends in one error line and exit status 1 instead of a traceback.
 
