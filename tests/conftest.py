@@ -90,17 +90,18 @@ def source_files() -> dict[str, Path]:
     return files
 
 
-def _make_pipeline(data_dir: Path, source_files: dict[str, Path]) -> Iterator[Pipeline]:
+def make_pipeline(data_dir: Path, dump: Path, details_csv: Path) -> Iterator[Pipeline]:
+    """Throwaway databases, the source seeded from ``dump`` (plain SQL), the CSV source ``details_csv``."""
     suffix = uuid.uuid4().hex[:10]
     env = {
         **project_env(),
         "TAP_POSTGRES_DATABASE": f"test_northwind_{suffix}",
         "TARGET_POSTGRES_DATABASE": f"test_analytics_{suffix}",
         "DATA_DIR": str(data_dir),
-        "ORDER_DETAILS_CSV": str(source_files["order_details.csv"]),
+        "ORDER_DETAILS_CSV": str(details_csv),
     }
     try:
-        provision(source_files["northwind.sql"], env)
+        provision(dump, env)
         yield Pipeline(env=env, data_dir=data_dir)
     finally:
         for prefix in (SOURCE, ANALYTICS):
@@ -110,10 +111,11 @@ def _make_pipeline(data_dir: Path, source_files: dict[str, Path]) -> Iterator[Pi
 @pytest.fixture
 def pipeline(tmp_path: Path, source_files: dict[str, Path]) -> Iterator[Pipeline]:
     """A fresh pipeline for one test."""
-    yield from _make_pipeline(tmp_path / "data", source_files)
+    yield from make_pipeline(tmp_path / "data", source_files["northwind.sql"], source_files["order_details.csv"])
 
 
 @pytest.fixture(scope="module")
 def shared_pipeline(tmp_path_factory: pytest.TempPathFactory, source_files: dict[str, Path]) -> Iterator[Pipeline]:
     """One pipeline for a whole module, whose tests build on the days it ran."""
-    yield from _make_pipeline(tmp_path_factory.mktemp("pipeline") / "data", source_files)
+    data_dir = tmp_path_factory.mktemp("pipeline") / "data"
+    yield from make_pipeline(data_dir, source_files["northwind.sql"], source_files["order_details.csv"])

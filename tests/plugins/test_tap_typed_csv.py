@@ -11,6 +11,7 @@ import csv
 import decimal
 import io
 import json
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -56,9 +57,6 @@ class Run:
     def records(self) -> list[dict[str, Any]]:
         return [message["record"] for message in self.messages("RECORD")]
 
-    def error_lines(self) -> list[str]:
-        return [line for line in self.stderr.splitlines() if "| ERROR" in line]
-
 
 def run_tap(
     tap: Path,
@@ -69,11 +67,13 @@ def run_tap(
     key_properties: list[str] | None = None,
     extra_args: tuple[str, ...] = (),
     batch: bool = False,
+    env: dict[str, str] | None = None,
 ) -> Run:
     """Write data.csv, schema.json and config.json in ``cwd`` and run the tap there.
 
     ``csv_text`` None leaves data.csv absent; ``schema`` None leaves schema.json absent;
-    ``batch``: batch mode (as csv-to-lfs runs it), its file under ``cwd/batches``.
+    ``batch``: batch mode (as csv-to-lfs runs it), its file under ``cwd/batches``;
+    ``env``: variables added to the environment.
     """
     if csv_text is not None:
         (cwd / "data.csv").write_text(csv_text, encoding="utf-8", newline="")
@@ -96,6 +96,7 @@ def run_tap(
     done = subprocess.run(
         [str(tap), "--config", "config.json", *extra_args],
         cwd=cwd,
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=120,
@@ -433,6 +434,7 @@ EDGES_OTHER = (
     '"  spaced, ""quoted""  ",ab \n'
     "3,0012,2147483647,-9223372036854775808,3.4E38,1.7E+308,-999.994,-1E-1000,f,2400-02-29,"
     '2024-02-29T12:34:56.123456789,2024-02-29T12:34:56-0330,tab\there,""""\n'
+    "4,-0,+0,-00,-0,-0.0e5,-0,-0.000,FALSE,,,,,\n"
 )
 
 
@@ -594,6 +596,17 @@ def test_a_value_outside_its_declared_type_fails_naming_file_line_and_column(
         except psycopg.DataError:
             refused = True
     assert refused == postgres_refuses
+
+
+def test_bad_input_is_recorded_for_the_orchestrator_as_a_permanent_failure(tap_typed_csv: Path, tmp_path: Path) -> None:
+    failures = tmp_path / "failures.jsonl"
+    csv_text = f"{HEADER}\n10248,11,14,12,0\n10248,42,9.8,40000,0\n"
+    run = run_tap(tap_typed_csv, tmp_path, csv_text, batch=True, env={"PIPELINE_FAILURE_FILE": str(failures)})
+
+    message = "data.csv line 3: column 'quantity': '40000' is out of range for smallint (-32768 to 32767)"
+    assert_fails_with(run, message)
+    records = [json.loads(line) for line in failures.read_text().splitlines()]
+    assert records == [{"component": "tap-typed-csv", "transient": False, "message": message}]
 
 
 def test_a_value_out_of_range_fails_in_record_mode_too(tap_typed_csv: Path, tmp_path: Path) -> None:

@@ -22,7 +22,6 @@ Two ways through a file, same checks, same output:
 from __future__ import annotations
 
 import csv
-import decimal
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,8 +57,7 @@ def encode(value: Any) -> str:
         return "false"
     if isinstance(value, str):
         return quote_text(value)
-    if isinstance(value, decimal.Decimal) and value.as_tuple().exponent == 0:
-        return "0" if value.is_zero() else str(value)  # as a JSON integer would come back (no "-0")
+    # A Decimal as read: "-0" keeps its sign (a real's -0 is a value of its own).
     return str(value)
 
 

@@ -1,21 +1,20 @@
-"""The one exception the tap raises for bad input, and how the CLI reports it."""
+"""The one exception the tap raises for bad input, and how a value is shown in its message."""
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import sys
-from collections.abc import Iterator
+from pipeline.errors import PipelineError
 
 # Long field values are cut in messages so that one bad row gives one readable line.
 _MAX_SHOWN = 60
 
 
-class TypedCSVError(Exception):
+class TypedCSVError(PipelineError):
     """A source file, its schema or the config does not match what was declared.
 
     The message is always one line naming the file (and the line, for a row), so that
-    the person reading Meltano's log can fix the source without a traceback.
+    the person reading Meltano's log can fix the source without a traceback. It is a
+    permanent ``PipelineError``: the orchestrator fails the task at once instead of
+    retrying a file that will fail the same way.
     """
 
 
@@ -27,18 +26,3 @@ def show(text: str) -> str:
     if len(text) > _MAX_SHOWN:
         return repr(text[:_MAX_SHOWN]) + "..."
     return repr(text)
-
-
-@contextlib.contextmanager
-def exit_on_error(logger: logging.Logger) -> Iterator[None]:
-    """Turn a :class:`TypedCSVError` into one ERROR log line and exit status 1.
-
-    The SDK's default handler logs the full traceback, which buries the one line
-    that matters; bad input is expected, so it gets no traceback. Other exceptions
-    (bugs) pass through untouched and keep theirs.
-    """
-    try:
-        yield
-    except TypedCSVError as exc:
-        logger.error("%s", exc)  # no traceback: noise for bad input
-        sys.exit(1)

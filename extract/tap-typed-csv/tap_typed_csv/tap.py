@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-import click
 from singer_sdk import Tap
 from singer_sdk import typing as th
 
-from tap_typed_csv.errors import TypedCSVError, exit_on_error
+from pipeline.errors import run_plugin_cli
+from tap_typed_csv.errors import TypedCSVError
 from tap_typed_csv.source import source_from_config
 from tap_typed_csv.streams import TypedCSVStream
 
@@ -66,23 +65,7 @@ class TapTypedCSV(Tap):
         for stream in self.streams.values():
             self.mapper.register_raw_stream_schema(stream.name, stream.schema, stream.primary_keys)
 
-    # The SDK entry points that can reach discover_streams() or a file, wrapped so
-    # that bad input ends in one error line and exit status 1 instead of a traceback.
 
-    @classmethod
-    def invoke(cls, **kwargs: Any) -> None:  # type: ignore[override]
-        """Sync, as the SDK does, with bad input reported by :func:`exit_on_error`."""
-        with exit_on_error(cls.logger):
-            super().invoke(**kwargs)
-
-    @classmethod
-    def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:
-        """``--discover``, as the SDK does, with bad input reported by :func:`exit_on_error`."""
-        with exit_on_error(cls.logger):
-            super().cb_discover(ctx, param, value)
-
-    @classmethod
-    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
-        """``--test``, as the SDK does, with bad input reported by :func:`exit_on_error`."""
-        with exit_on_error(cls.logger):
-            super().cb_test(ctx, param, value)
+def main() -> None:
+    """Run the tap; bad input ends it with one line on stderr (and the failure file), not a traceback."""
+    run_plugin_cli("tap-typed-csv", TapTypedCSV.cli)
