@@ -290,6 +290,44 @@ def _locks_in_time(day: dt.date, lock_timeout: str) -> Iterator[None]:
         raise TransientPipelineError(f"publish of {day}: the analytics database went away: {reason}") from exc
 
 
+def _swap_partitions(conn: psycopg.Connection, day: dt.date, loaded: list[LoadedTable]) -> None:
+    """Detach the day's old partitions, attach the loaded tables, drop the old ones and mark the load published."""
+    old = day_partitions(conn, day)
+    for partition in old:
+        conn.execute(
+            sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(
+                sql.Identifier(partition.parent_schema, partition.parent),
+                sql.Identifier(partition.schema, partition.table),
+            )
+        )
+    for table in loaded:
+        if _partition_key(conn, table.schema_name, table.table_name) is None:
+            _create_parent(conn, table)
+        else:
+            _align_columns(conn, table)
+        conn.execute(
+            sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES IN ({})").format(
+                sql.Identifier(table.schema_name, table.table_name),
+                sql.Identifier(table.load_schema, table.table_name),
+                sql.Literal(day),
+            )
+        )
+    replaced = conn.execute(
+        sql.SQL("DELETE FROM {} WHERE pipeline_date = %s AND published_at IS NOT NULL RETURNING load_schema").format(
+            loaded_tables()
+        ),
+        (day,),
+    ).fetchall()
+    for schema in sorted({p.schema for p in old} | {name for (name,) in replaced}):
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+    conn.execute(
+        sql.SQL("UPDATE {} SET published_at = now() WHERE pipeline_date = %s AND published_at IS NULL").format(
+            loaded_tables()
+        ),
+        (day,),
+    )
+
+
 def publish_day(
     conn: psycopg.Connection, day: dt.date, receipts: list[TableFile], lock_timeout: str = DEFAULT_LOCK_TIMEOUT
 ) -> Published:
@@ -311,40 +349,7 @@ def publish_day(
         reconcile(day, loaded, receipts)
         if problems := [line for table in loaded for line in _check_table(conn, table)]:
             raise PipelineError(f"refused to publish {day}: {'; '.join(problems)}")
-        old = day_partitions(conn, day)
-        for partition in old:
-            conn.execute(
-                sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(
-                    sql.Identifier(partition.parent_schema, partition.parent),
-                    sql.Identifier(partition.schema, partition.table),
-                )
-            )
-        for table in loaded:
-            if _partition_key(conn, table.schema_name, table.table_name) is None:
-                _create_parent(conn, table)
-            else:
-                _align_columns(conn, table)
-            conn.execute(
-                sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES IN ({})").format(
-                    sql.Identifier(table.schema_name, table.table_name),
-                    sql.Identifier(table.load_schema, table.table_name),
-                    sql.Literal(day),
-                )
-            )
-        replaced = conn.execute(
-            sql.SQL(
-                "DELETE FROM {} WHERE pipeline_date = %s AND published_at IS NOT NULL RETURNING load_schema"
-            ).format(loaded_tables()),
-            (day,),
-        ).fetchall()
-        for schema in sorted({p.schema for p in old} | {name for (name,) in replaced}):
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-        conn.execute(
-            sql.SQL("UPDATE {} SET published_at = now() WHERE pipeline_date = %s AND published_at IS NULL").format(
-                loaded_tables()
-            ),
-            (day,),
-        )
+        _swap_partitions(conn, day, loaded)
         note = _ensure_result_view(conn)
         pause_point("analytics-publish")
     return Published({table.label: table.loaded_rows for table in loaded}, note)

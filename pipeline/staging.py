@@ -78,8 +78,3 @@ def load_schema(day: dt.date, load_id: str, ordinal: int) -> str:
     E.g. ``pipeline_20240102_5f1c9a3e_0``: at most 37 bytes whatever the source's names.
     """
     return f"{LOAD_SCHEMA_PREFIX}{day:%Y%m%d}_{load_id}_{ordinal}"
-
-
-def day_literal(day: dt.date) -> sql.Literal:
-    """The day as a SQL literal, for DDL (which takes no parameters)."""
-    return sql.Literal(day)
