@@ -120,7 +120,11 @@ def receipt(pipeline: Pipeline, job: str) -> dict | None:
 
 
 def analytics_day(pipeline: Pipeline) -> dict[str, str]:
-    """Each final analytics table's rows of DAY, as an md5 (staging schemas and partitions left out)."""
+    """Each source table's rows of DAY in the analytics database, as an md5.
+
+    Only the source tables: the project's own schema ``pipeline`` (bookkeeping with load ids
+    and times) and its load schemas ``pipeline_*`` differ between two runs of the same day.
+    """
     with pipeline.connect(ANALYTICS) as conn:
         tables = conn.execute(
             """
@@ -129,7 +133,7 @@ def analytics_day(pipeline: Pipeline) -> dict[str, str]:
             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'pipeline_date' AND NOT a.attisdropped
             WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
               AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-              AND n.nspname NOT LIKE 'staging\\_%' AND n.nspname NOT LIKE 'pipeline\\_%'
+              AND n.nspname <> 'pipeline' AND n.nspname NOT LIKE 'pipeline\\_%'
             ORDER BY 1, 2
             """
         ).fetchall()
