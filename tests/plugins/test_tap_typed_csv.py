@@ -458,7 +458,9 @@ def test_each_declared_type_carries_the_oid_typmod_and_name_postgresql_gives_it(
         name: (prop["x-sql-type-oid"], prop["x-sql-typmod"], prop["x-sql-datatype"])
         for name, prop in schema_message["schema"]["properties"].items()
     }
-    with psycopg.connect(conninfo(SOURCE, base_env, database=throwaway_database("typed_csv"), admin=True), autocommit=True) as conn:
+    with psycopg.connect(
+        conninfo(SOURCE, base_env, database=throwaway_database("typed_csv"), admin=True), autocommit=True
+    ) as conn:
         typed_table(conn, "declared", TYPED_COLUMNS)
         postgres_says = {
             name: (oid, typmod, datatype)
@@ -488,7 +490,9 @@ def test_values_at_the_edges_of_each_type_load_as_postgresql_reads_them(
     assert len(records.records()) == rows.count("\n")
     [batch_file] = (tmp_path / "batches").iterdir()
     source_rows = list(csv.reader(io.StringIO(rows)))
-    with psycopg.connect(conninfo(SOURCE, base_env, database=throwaway_database("typed_csv"), admin=True), autocommit=True) as conn:
+    with psycopg.connect(
+        conninfo(SOURCE, base_env, database=throwaway_database("typed_csv"), admin=True), autocommit=True
+    ) as conn:
         typed_table(conn, "loaded", TYPED_COLUMNS)
         with conn.cursor().copy("COPY loaded FROM STDIN (FORMAT csv, HEADER true)") as copy:
             copy.write(batch_file.read_bytes())
@@ -588,7 +592,9 @@ def test_a_value_outside_its_declared_type_fails_naming_file_line_and_column(
     assert f"data.csv line 3: column {column!r}: " in errors[0]
     assert message in errors[0]
     # Where the tap claims "out of range", PostgreSQL agrees; the rest are stricter on purpose.
-    with psycopg.connect(conninfo(SOURCE, base_env, database=throwaway_database("typed_csv"), admin=True), autocommit=True) as conn:
+    with psycopg.connect(
+        conninfo(SOURCE, base_env, database=throwaway_database("typed_csv"), admin=True), autocommit=True
+    ) as conn:
         typed_table(conn, "one", {column: TYPED_COLUMNS[column]})
         try:
             conn.execute("INSERT INTO one VALUES (%s)", (field,))
