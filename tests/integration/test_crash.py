@@ -32,7 +32,7 @@ import pytest
 from psycopg import sql
 
 from pipeline.crashpoints import MARKER_ENV, PAUSE_AT_ENV
-from pipeline.databases import ANALYTICS, SOURCE, drop_database, ensure_database
+from pipeline.databases import ADMIN, ANALYTICS, SOURCE, drop_database, ensure_database
 from pipeline.lfs import read_day, receipt_path
 from tests.conftest import PROJECT_ROOT, Pipeline
 from tests.integration.test_daily_pipeline import expected_result, source_tables
@@ -320,7 +320,9 @@ def postgres_system_database(shared_pipeline: Pipeline) -> Iterator[str]:
     env = {**shared_pipeline.env, "TARGET_POSTGRES_DATABASE": f"test_meltano_{uuid.uuid4().hex[:10]}"}
     ensure_database(ANALYTICS, env)
     try:
-        user, password = quote(env["TARGET_POSTGRES_USER"]), quote(env.get("TARGET_POSTGRES_PASSWORD", ""))
+        # Meltano's system database belongs to an account of its own (in Docker, the Airflow
+        # database's owner); here the administrator, who owns the throwaway database.
+        user, password = quote(env[f"{ADMIN}_USER"]), quote(env.get(f"{ADMIN}_PASSWORD", ""))
         host, port, name = env["TARGET_POSTGRES_HOST"], env["TARGET_POSTGRES_PORT"], env["TARGET_POSTGRES_DATABASE"]
         yield f"postgresql+psycopg://{user}:{password}@{host}:{port}/{name}"
     finally:
