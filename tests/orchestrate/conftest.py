@@ -11,10 +11,12 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.orchestrate.airflow_server import AirflowServer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ORCHESTRATE = PROJECT_ROOT / "orchestrate"
@@ -24,14 +26,28 @@ AIRFLOW_VENV = PROJECT_ROOT / ".meltano" / "utilities" / "airflow" / "venv"
 if str(ORCHESTRATE) not in sys.path:
     sys.path.insert(0, str(ORCHESTRATE))
 
-# A stand-in for `.venv/bin/meltano` in fake projects: records the day it was given and
-# fails for jobs whose name starts with `fail`, so Airflow's side is tested in seconds.
+# A stand-in for `.venv/bin/meltano` in fake projects, so Airflow's side is tested in seconds.
+# It appends "<PIPELINE_DATE> <FAKE_SETTING>" to out/<job>-<day> and, by the job's name:
+#   fail*   exits 3 without recording why (a crash)
+#   bad*    records a permanent failure in PIPELINE_FAILURE_FILE, exits 1
+#   flaky*  records a transient failure on its first attempt of a day, succeeds on the next
+# A successful job writes a receipt listing two tables (alpha, beta) under DATA_DIR/_runs.
 FAKE_MELTANO = textwrap.dedent(
     """\
     #!/bin/sh
     echo "fake meltano $* PIPELINE_DATE=$PIPELINE_DATE"
-    mkdir -p "$PWD/out" && echo "$PIPELINE_DATE" > "$PWD/out/$2-${PIPELINE_DATE:-UNDATED}"
-    case "$2" in fail*) exit 3;; esac
+    out="$PWD/out/$2-${PIPELINE_DATE:-UNDATED}"
+    mkdir -p "$PWD/out" && echo "$PIPELINE_DATE ${FAKE_SETTING:-}" >> "$out"
+    record() {
+      printf '{"component": "fake-%s", "transient": %s, "message": "%s"}\\n' "$2" "$1" "$3" >> "$PIPELINE_FAILURE_FILE"
+    }
+    case "$2" in
+      fail*) exit 3;;
+      bad*) record false "$2" "bad input in fake.csv line 3: 2 fields, expected 3"; exit 1;;
+      flaky*) if [ "$(wc -l < "$out")" -lt 2 ]; then record true "$2" "database at 127.0.0.1:1 is down"; exit 1; fi;;
+    esac
+    receipts="${DATA_DIR:-data}/_runs/$2"
+    mkdir -p "$receipts" && echo '{"tables": {"alpha": {}, "beta": {}}}' > "$receipts/$PIPELINE_DATE.json"
     """
 )
 
@@ -106,6 +122,22 @@ def migrated_airflow(venv: Path, home: Path, project: Path, extra_env: dict[str,
     result = airflow.run("db", "migrate")
     assert result.returncode == 0, result.stdout + result.stderr
     return airflow
+
+
+@pytest.fixture
+def airflow_server(airflow_venv: Path, tmp_path: Path) -> Iterator[Callable[..., AirflowServer]]:
+    """Start a real Airflow (api-server, scheduler, dag-processor) on free ports for a project; stopped after the test."""
+    servers: list[AirflowServer] = []
+
+    def start(project: Path, dag_ids: list[str], extra_env: dict[str, str] | None = None) -> AirflowServer:
+        server = AirflowServer(airflow_venv, tmp_path / f"airflow_home{len(servers)}", project, extra_env)
+        servers.append(server)
+        server.start(dag_ids)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
 
 
 @pytest.fixture
