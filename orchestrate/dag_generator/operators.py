@@ -107,9 +107,7 @@ class MeltanoJobOperator(BaseOperator):
 
     ui_color = "#d6eaf8"
 
-    def __init__(
-        self, *, job: str, root: Path, meltano: Path, writes: Sequence[AssetSpec] = (), **kwargs: Any
-    ) -> None:
+    def __init__(self, *, job: str, root: Path, meltano: Path, writes: Sequence[AssetSpec] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.job = job
         self.root = Path(root)
@@ -136,7 +134,7 @@ class MeltanoJobOperator(BaseOperator):
 
     def _run(self, argv: list[str], env: dict[str, str]) -> int:
         """Run ``argv`` in the project root, its output line by line into the task log."""
-        self._process = subprocess.Popen(  # noqa: S603 - argv, no shell
+        self._process = subprocess.Popen(
             argv,
             cwd=self.root,
             env=env,
@@ -206,7 +204,7 @@ def log_upstream_failure(context: Any) -> None:
     log.info(END_GROUP)
     log.error(
         "FAILED: %s waits for DAG %s, whose latest run of %s failed or did not finish in time. "
-        "Rerun the whole day: trigger %s for %s with {\"%s\": true} (UI: Trigger; CLI: see orchestrate/README.md).",
+        'Rerun the whole day: trigger %s for %s with {"%s": true} (UI: Trigger; CLI: see orchestrate/README.md).',
         task.dag_id,
         task.upstream_dag_id,
         day or "this run (no logical date)",

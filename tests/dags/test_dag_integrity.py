@@ -51,7 +51,8 @@ def test_each_dag_runs_its_job_for_the_day(dagbag: dict[str, Any]) -> None:
         assert task["retry_delay_seconds"] > 0
         assert task["retry_exponential_backoff"] > 1  # transient failures back off
         assert task["owner"]
-        assert task["has_failure_callback"] and task["has_retry_callback"]
+        assert task["has_failure_callback"]
+        assert task["has_retry_callback"]
         assert f".venv/bin/meltano run {schedule.job}" in dag["doc_md"]
 
 

@@ -21,7 +21,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +70,7 @@ def http(method: str, url: str, body: Any = None, token: str | None = None) -> A
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(request, timeout=60) as answer:  # noqa: S310 - loopback test server
+        with urllib.request.urlopen(request, timeout=60) as answer:
             text = answer.read().decode()
     except urllib.error.HTTPError as exc:
         raise ApiError(exc.code, exc.read().decode(errors="replace")) from exc
@@ -121,9 +121,15 @@ class AirflowServer:
         """Migrate, write the login, start the three processes; return when the DAGs are parsed."""
         self.home.mkdir(parents=True, exist_ok=True)
         users = subprocess.run(
-            [str(self.venv / "bin" / "python"), str(PROJECT_ROOT / "scripts" / "airflow_auth.py"),
-             str(self.home / "simple_auth_manager_passwords.json.generated")],
-            env=self.env, capture_output=True, text=True, check=True,
+            [
+                str(self.venv / "bin" / "python"),
+                str(PROJECT_ROOT / "scripts" / "airflow_auth.py"),
+                str(self.home / "simple_auth_manager_passwords.json.generated"),
+            ],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         self.env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = users
         migrate = subprocess.run(
@@ -142,8 +148,11 @@ class AirflowServer:
             )
             if name == "api-server":
                 self.wait_for(lambda: self._healthy(), "the api-server's health endpoint", 180)
-        self.wait_for(lambda: set(dag_ids) <= {d["dag_id"] for d in self.get("/api/v2/dags")["dags"]},
-                      f"the DAGs {dag_ids} to be parsed", 180)
+        self.wait_for(
+            lambda: set(dag_ids) <= {d["dag_id"] for d in self.get("/api/v2/dags")["dags"]},
+            f"the DAGs {dag_ids} to be parsed",
+            180,
+        )
 
     def _healthy(self) -> bool:
         if self.processes["api-server"].poll() is not None:
@@ -161,15 +170,11 @@ class AirflowServer:
             if process is None or process.poll() is not None:
                 continue
             os.killpg(process.pid, signal.SIGTERM)
-            try:
+            with suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                pass
         for process in self.processes.values():
-            try:
+            with suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             process.wait(timeout=30)
 
     @staticmethod
@@ -224,7 +229,14 @@ class AirflowServer:
 
     def log_lines(self, dag_id: str, run_id: str, task_id: str, attempt: int = 1) -> list[str]:
         """The task attempt's log as the UI shows its lines (Airflow 3 writes JSON events; no group markers)."""
-        path = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}" / f"attempt={attempt}.log"
+        path = (
+            self.home
+            / "logs"
+            / f"dag_id={dag_id}"
+            / f"run_id={run_id}"
+            / f"task_id={task_id}"
+            / f"attempt={attempt}.log"
+        )
         lines = []
         for raw in path.read_text(encoding="utf-8").splitlines():
             try:

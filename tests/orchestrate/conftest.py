@@ -11,12 +11,10 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from tests.orchestrate.airflow_server import AirflowServer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ORCHESTRATE = PROJECT_ROOT / "orchestrate"
@@ -122,22 +120,6 @@ def migrated_airflow(venv: Path, home: Path, project: Path, extra_env: dict[str,
     result = airflow.run("db", "migrate")
     assert result.returncode == 0, result.stdout + result.stderr
     return airflow
-
-
-@pytest.fixture
-def airflow_server(airflow_venv: Path, tmp_path: Path) -> Iterator[Callable[..., AirflowServer]]:
-    """Start a real Airflow (api-server, scheduler, dag-processor) on free ports for a project; stopped after the test."""
-    servers: list[AirflowServer] = []
-
-    def start(project: Path, dag_ids: list[str], extra_env: dict[str, str] | None = None) -> AirflowServer:
-        server = AirflowServer(airflow_venv, tmp_path / f"airflow_home{len(servers)}", project, extra_env)
-        servers.append(server)
-        server.start(dag_ids)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 @pytest.fixture

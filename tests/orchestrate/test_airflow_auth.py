@@ -46,5 +46,6 @@ def test_a_missing_or_unusable_setting_is_one_line(tmp_path: Path) -> None:
         "airflow login: AIRFLOW_ADMIN_PASSWORD not set in the environment: set it (see .env.example)\n",
     )
     odd = run({"AIRFLOW_ADMIN_USER": "a:b", "AIRFLOW_ADMIN_PASSWORD": "x"}, str(tmp_path / "p.json"))
-    assert odd.returncode == 1 and "AIRFLOW_ADMIN_USER='a:b'" in odd.stderr
+    assert odd.returncode == 1
+    assert "AIRFLOW_ADMIN_USER='a:b'" in odd.stderr
     assert not (tmp_path / "p.json").exists()

@@ -8,9 +8,7 @@ Each test works on a day of its own, so the tests do not see each other's runs.
 
 from __future__ import annotations
 
-import json
-import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +38,7 @@ jobs:
       airflow:
         depends_on: [extract-a, extract-b]
         poke_interval_seconds: 3
-        assets: [analytics://combined]
+        assets: [analytics://c/combined]
     tasks: [tap-c target-c]
   - name: bad-extract
     tasks: [tap-d target-d]
@@ -190,7 +188,9 @@ def test_a_backfilled_day_runs_both_steps(airflow: AirflowServer, project: Path)
         )
 
     def backfill_run() -> dict[str, Any] | None:
-        runs = [r for r in airflow.runs("nightly-combine") if r["run_type"] == "backfill" and r["logical_date"][:10] == day]
+        runs = [
+            r for r in airflow.runs("nightly-combine") if r["run_type"] == "backfill" and r["logical_date"][:10] == day
+        ]
         return runs[0] if runs else None
 
     airflow.wait_for(lambda: backfill_run() is not None, "the backfill run of step 2", 120)
@@ -209,7 +209,10 @@ def test_one_trigger_reruns_a_whole_day(airflow: AirflowServer, project: Path) -
     again = airflow.trigger("nightly-combine", f"{day}T16:00:00+00:00", {"rerun_step1": True})
     assert airflow.wait_finished("nightly-combine", again)["state"] == "success"
     assert [len(recorded(project, job, day)) for job in ("extract-a", "extract-b", "combine")] == [2, 2, 2]
-    assert [len([r for r in airflow.runs(d) if r["logical_date"][:10] == day]) for d in ("nightly-a", "nightly-b")] == [1, 1]
+    assert [len([r for r in airflow.runs(d) if r["logical_date"][:10] == day]) for d in ("nightly-a", "nightly-b")] == [
+        1,
+        1,
+    ]
 
 
 def test_assets_are_listed_with_tables_found_at_run_time(airflow: AirflowServer) -> None:
@@ -217,11 +220,13 @@ def test_assets_are_listed_with_tables_found_at_run_time(airflow: AirflowServer)
     run = airflow.trigger("nightly-a", f"{day}T01:00:00+00:00")
     assert airflow.wait_finished("nightly-a", run)["state"] == "success"
     uris = {a["uri"] for a in airflow.get("/api/v2/assets?limit=100")["assets"]}
-    assert {"lfs://b/all", "analytics://combined", "lfs://a/alpha", "lfs://a/beta"} <= uris
+    assert {"lfs://b/all", "analytics://c/combined", "lfs://a/alpha", "lfs://a/beta"} <= uris
     aliases = {a["name"] for a in airflow.get("/api/v2/assets/aliases")["asset_aliases"]}
     assert "lfs://a/{folder}" in aliases
     events = airflow.get("/api/v2/assets/events?limit=100")["asset_events"]
-    assert {"uri": "lfs://a/alpha", "day": day} in [{"uri": e["uri"], "day": (e.get("extra") or {}).get("day")} for e in events]
+    assert {"uri": "lfs://a/alpha", "day": day} in [
+        {"uri": e["uri"], "day": (e.get("extra") or {}).get("day")} for e in events
+    ]
 
 
 def test_an_edit_of_the_project_env_reaches_the_next_task_without_a_restart(

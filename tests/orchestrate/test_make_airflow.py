@@ -8,6 +8,7 @@ a one-task DAG folder keep the project's DAGs and metadata out of it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -93,20 +94,18 @@ def test_make_airflow_honours_a_changed_port_and_requires_a_login(tmp_path: Path
         run = http("POST", f"{url}/api/v2/dags/ping/dagRuns", {"logical_date": None}, token=token)["dag_run_id"]
 
         def state() -> str:
-            return str(http("GET", f"{url}/api/v2/dags/ping/dagRuns/{urllib.parse.quote(run, safe='')}", token=token)["state"])
+            return str(
+                http("GET", f"{url}/api/v2/dags/ping/dagRuns/{urllib.parse.quote(run, safe='')}", token=token)["state"]
+            )
 
         AirflowServer.wait_for(lambda: state() in ("success", "failed"), "the ping run", 180)
         assert state() == "success", log.read_text()[-3000:]
     finally:
         others = descendants(script.pid)
         script.send_signal(signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             script.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            pass
         for pid in [script.pid, *others]:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         script.wait(timeout=30)

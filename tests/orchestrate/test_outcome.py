@@ -37,7 +37,10 @@ def test_a_permanent_record_fails_at_once_even_after_a_transient_one(
     record(path, "target-analytics", TransientPipelineError("analytics database is down"), monkeypatch)
     record(path, "tap-typed-csv", PipelineError("order_details.csv line 7: 4 fields, expected 5"), monkeypatch)
     outcome = classify("csv-to-lfs", 1, read_failures(path))
-    assert (outcome.transient, outcome.cause) == (False, "tap-typed-csv: order_details.csv line 7: 4 fields, expected 5")
+    assert (outcome.transient, outcome.cause) == (
+        False,
+        "tap-typed-csv: order_details.csv line 7: 4 fields, expected 5",
+    )
 
 
 def test_only_transient_records_are_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
