@@ -20,4 +20,6 @@ if ! .venv-ui/bin/python -c 'import playwright' 2>/dev/null || ! cmp -s tests/ui
   .venv-ui/bin/pip install -q --no-deps -r tests/ui/requirements.txt
   cp tests/ui/requirements.txt .venv-ui/requirements.txt
 fi
+# Screenshots of each step, to look at after a run (git-ignored, like all of AIRFLOW_HOME).
+export UI_TEST_SCREENSHOTS=${UI_TEST_SCREENSHOTS:-$PWD/orchestrate/airflow/ui-test}
 PIPELINE_UI_TEST=1 exec .venv/bin/pytest -q tests/ui "$@"

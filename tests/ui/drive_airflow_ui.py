@@ -58,17 +58,21 @@ def trigger_a_day(page: Page, url: str, dag_id: str, out: Path) -> tuple[str, st
     return prefilled, run_id
 
 
-def wait_for_run(page: Page, run_id: str, job: str, timeout: float) -> str:
-    """Reload the run's page until its state badge says it finished; that state."""
+def wait_for_run(page: Page, run_id: str, job: str, timeout: float) -> tuple[str, str]:
+    """Reload the run's page until the job's row and the run's state badge both say finished; both texts."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         page.reload()
         page.locator(f"[data-testid='grid-{run_id}-{job}']").wait_for()
+        row = page.locator("tr", has=page.get_by_role("link", name=job, exact=True)).first
+        row.wait_for()
+        row_text = " ".join(row.inner_text().split())
         state = page.locator("[data-testid=state-badge]").first.inner_text().strip()
-        if state in FINISHED:
-            return state
+        if state in FINISHED and any(f" {s} " in f" {row_text} " for s in FINISHED):
+            return state, row_text
+        if time.monotonic() > deadline:
+            return f"timeout ({state})", row_text
         time.sleep(3)
-    return "timeout"
 
 
 def main(url: str, user: str, password: str, dag_id: str, job: str, out_dir: str, *dag_ids: str) -> None:
@@ -86,8 +90,7 @@ def main(url: str, user: str, password: str, dag_id: str, job: str, out_dir: str
             dags_seen = [name for name in dag_ids if page.get_by_text(name, exact=True).count()]
             page.screenshot(path=str(out / "2-dags.png"))
             prefilled, run_id = trigger_a_day(page, url, dag_id, out)
-            state = wait_for_run(page, run_id, job, timeout=300)
-            row = page.locator("tr", has=page.get_by_role("link", name=job, exact=True)).first.inner_text()
+            state, row = wait_for_run(page, run_id, job, timeout=300)
             page.screenshot(path=str(out / "4-step-2-grid.png"))
         finally:
             browser.close()
@@ -97,7 +100,7 @@ def main(url: str, user: str, password: str, dag_id: str, job: str, out_dir: str
         "prefilled": prefilled,
         "run_id": run_id,
         "run_state": state,
-        "job_row": " ".join(row.split()),
+        "job_row": row,
     }
     print(json.dumps(result))
 

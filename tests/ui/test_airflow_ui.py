@@ -2,12 +2,14 @@
 
 A real Airflow (tests/orchestrate/airflow_server.py) over a fake project (jobs that
 only record their day), driven by Debian's chromium through Playwright in the UI
-venv (drive_airflow_ui.py). Screenshots of each step are kept in the test's tmp dir.
+venv (drive_airflow_ui.py). Screenshots of each step go to UI_TEST_SCREENSHOTS
+(`make ui-test`: orchestrate/airflow/ui-test/), else to the test's tmp dir.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -60,8 +62,10 @@ def airflow(tmp_path: Path) -> Iterator[AirflowServer]:
 
 def test_an_operator_triggers_a_day_from_the_ui_and_sees_step_2_succeed(airflow: AirflowServer, tmp_path: Path) -> None:
     assert UI_PYTHON.exists(), "run `make ui-test` (it makes .venv-ui with Playwright)"
-    shots = tmp_path / "screenshots"
-    shots.mkdir()
+    shots = Path(os.environ.get("UI_TEST_SCREENSHOTS") or tmp_path / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    for old in shots.glob("*.png"):
+        old.unlink()
     result = subprocess.run(
         [
             str(UI_PYTHON),
