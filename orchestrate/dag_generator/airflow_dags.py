@@ -4,7 +4,7 @@ Each DAG is ``[start-upstream-runs >> wait-for-<upstream dag>, ...] >> <job>``. 
 sensors run in reschedule mode (a waiting sensor frees its worker slot, which
 matters with parallelism 4 on 2 cores) and poke every few seconds; they decide on
 the upstream DAG's latest run of the same UTC day and fail at once, without
-retries, when it failed. ``soft_fail`` stays off: a skipped sensor would make a day
+retries, when it failed (their retries only cover an Airflow race, see SENSOR_RETRIES). ``soft_fail`` stays off: a skipped sensor would make a day
 whose input failed look like a success. A DAG with upstream DAGs has the param
 ``rerun_step1``: true makes one trigger (re)run the whole day.
 """
@@ -27,6 +27,12 @@ from dag_generator.operators import (
 from dag_generator.plan import AssetSpec, DagSpec, Plan
 
 log = logging.getLogger(__name__)
+# Retries of a sensor, which never cover a failed upstream run (AirflowFailException) or
+# the timeout, only Airflow's own race: the scheduler may read the executor's "success"
+# of one reschedule-mode poke after the next poke has started, and fail the sensor
+# ("finished with state success, but the task instance's state attribute is running";
+# apache/airflow#71172, seen here under load).
+SENSOR_RETRIES = 2
 # Exponential backoff of a transient failure's retries: delay, 2x delay, 4x delay, ..., at most this.
 MAX_RETRY_DELAY = dt.timedelta(hours=1)
 
@@ -88,7 +94,8 @@ def build_dag(spec: DagSpec) -> DAG:
                     mode="reschedule",
                     poke_interval=spec.poke_interval.total_seconds(),
                     timeout=spec.sensor_timeout.total_seconds(),
-                    retries=0,
+                    retries=SENSOR_RETRIES,
+                    retry_delay=spec.poke_interval,
                     soft_fail=False,
                     on_failure_callback=log_upstream_failure,
                 )

@@ -244,7 +244,7 @@ def _doc(spec_job: Job, schedule: Schedule, upstream: tuple[str, ...], writes: s
         "A run's day is the UTC date of its logical date, whatever its time of day.",
         "",
         "**Rerun a day**: clear this DAG's run of that day in the UI (Grid view, the run, *Clear*), or",
-        f"`meltano invoke airflow tasks clear {schedule.name} -s DAY -e DAY -y`, or outside Airflow:",
+        f"`meltano invoke airflow tasks clear {schedule.name} -s DAYT00:00:00 -e DAYT23:59:59 -y`, or outside Airflow:",
         f"`{rerun_command(spec_job.name, 'DAY')}`. A trigger needs a logical date (the UI's Trigger",
         "dialog fills one in).",
     ]

@@ -66,7 +66,7 @@ def test_sensors_wait_for_existing_dags_and_fail_instead_of_skipping(dagbag: dic
             assert sensor["mode"] == "reschedule"
             assert sensor["poke_interval"] <= 30  # step 2 starts soon after step 1
             assert sensor["soft_fail"] is False
-            assert sensor["retries"] == 0
+            assert sensor["retries"] >= 1  # Airflow's reschedule race only: a failed upstream fails at once
             assert sensor["has_failure_callback"]
             assert sensor["upstream"] == ["start-upstream-runs"]
             assert sensor["downstream"] == [t for t in dag["tasks"] if dag["tasks"][t]["type"] == "MeltanoJobOperator"]

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.orchestrate.fake_project import write_fake_project
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ORCHESTRATE = PROJECT_ROOT / "orchestrate"
 DAGS_FOLDER = ORCHESTRATE / "dags"
@@ -23,31 +25,6 @@ AIRFLOW_VENV = PROJECT_ROOT / ".meltano" / "utilities" / "airflow" / "venv"
 
 if str(ORCHESTRATE) not in sys.path:
     sys.path.insert(0, str(ORCHESTRATE))
-
-# A stand-in for `.venv/bin/meltano` in fake projects, so Airflow's side is tested in seconds.
-# It appends "<PIPELINE_DATE> <FAKE_SETTING>" to out/<job>-<day> and, by the job's name:
-#   fail*   exits 3 without recording why (a crash)
-#   bad*    records a permanent failure in PIPELINE_FAILURE_FILE, exits 1
-#   flaky*  records a transient failure on its first attempt of a day, succeeds on the next
-# A successful job writes a receipt listing two tables (alpha, beta) under DATA_DIR/_runs.
-FAKE_MELTANO = textwrap.dedent(
-    """\
-    #!/bin/sh
-    echo "fake meltano $* PIPELINE_DATE=$PIPELINE_DATE"
-    out="$PWD/out/$2-${PIPELINE_DATE:-UNDATED}"
-    mkdir -p "$PWD/out" && echo "$PIPELINE_DATE ${FAKE_SETTING:-}" >> "$out"
-    record() {
-      printf '{"component": "fake-%s", "transient": %s, "message": "%s"}\\n' "$2" "$1" "$3" >> "$PIPELINE_FAILURE_FILE"
-    }
-    case "$2" in
-      fail*) exit 3;;
-      bad*) record false "$2" "bad input in fake.csv line 3: 2 fields, expected 3"; exit 1;;
-      flaky*) if [ "$(wc -l < "$out")" -lt 2 ]; then record true "$2" "database at 127.0.0.1:1 is down"; exit 1; fi;;
-    esac
-    receipts="${DATA_DIR:-data}/_runs/$2"
-    mkdir -p "$receipts" && echo '{"tables": {"alpha": {}, "beta": {}}}' > "$receipts/$PIPELINE_DATE.json"
-    """
-)
 
 
 @pytest.fixture(scope="session")
@@ -63,13 +40,7 @@ def make_project(tmp_path: Path) -> Callable[[str], Path]:
     """Write a Meltano project whose meltano.yml is the given text (and a fake meltano)."""
 
     def make(meltano_yml: str, name: str = "project") -> Path:
-        root = tmp_path / name
-        (root / ".venv" / "bin").mkdir(parents=True)
-        (root / "meltano.yml").write_text(textwrap.dedent(meltano_yml), encoding="utf-8")
-        fake = root / ".venv" / "bin" / "meltano"
-        fake.write_text(FAKE_MELTANO, encoding="utf-8")
-        fake.chmod(0o755)
-        return root
+        return write_fake_project(tmp_path / name, textwrap.dedent(meltano_yml))
 
     return make
 

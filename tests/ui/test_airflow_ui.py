@@ -18,39 +18,17 @@ from pathlib import Path
 import pytest
 
 from tests.orchestrate.airflow_server import ADMIN, AirflowServer, postgres_metadata_db
-from tests.orchestrate.conftest import AIRFLOW_VENV, FAKE_MELTANO
+from tests.orchestrate.conftest import AIRFLOW_VENV
+from tests.orchestrate.fake_project import FAKE, write_fake_project
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 UI_PYTHON = PROJECT_ROOT / ".venv-ui" / "bin" / "python"
-FAKE = """\
-version: 1
-jobs:
-  - name: extract-a
-    tasks: [tap-a target-a]
-  - name: extract-b
-    tasks: [tap-b target-b]
-  - name: combine
-    annotations:
-      airflow:
-        depends_on: [extract-a, extract-b]
-        poke_interval_seconds: 3
-    tasks: [tap-c target-c]
-schedules:
-  - {name: nightly-a, interval: "@daily", job: extract-a}
-  - {name: nightly-b, interval: "@daily", job: extract-b}
-  - {name: nightly-combine, interval: "@daily", job: combine}
-"""
 DAG_IDS = ["nightly-a", "nightly-b", "nightly-combine"]
 
 
 @pytest.fixture
 def airflow(tmp_path: Path) -> Iterator[AirflowServer]:
-    root = tmp_path / "project"
-    (root / ".venv" / "bin").mkdir(parents=True)
-    (root / "meltano.yml").write_text(FAKE, encoding="utf-8")
-    fake = root / ".venv" / "bin" / "meltano"
-    fake.write_text(FAKE_MELTANO, encoding="utf-8")
-    fake.chmod(0o755)
+    root = write_fake_project(tmp_path / "project", FAKE)
     with postgres_metadata_db() as db_url:
         server = AirflowServer(AIRFLOW_VENV, tmp_path / "airflow", root, db_url=db_url)
         try:
