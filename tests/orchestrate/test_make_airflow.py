@@ -60,6 +60,8 @@ def test_make_airflow_honours_a_changed_port_and_requires_a_login(tmp_path: Path
             "AIRFLOW_HOME": str(tmp_path / "home"),
             "AIRFLOW_CORE_DAGS_FOLDER": str(dags),
             "AIRFLOW_CORE_PARALLELISM": "2",
+            # Not a plugin setting: passed through as is; the scheduler's log server (8793 by default).
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW_ADMIN_USER": ADMIN[0],
             "AIRFLOW_ADMIN_PASSWORD": ADMIN[1],
         }
