@@ -37,6 +37,11 @@ export AIRFLOW_API_PORT=$port
 export AIRFLOW_CORE_EXECUTION_API_SERVER_URL="http://$client_host:$port/execution/"
 url="http://$client_host:$port"
 
+# Tasks read .env afresh at each run (orchestrate/dag_generator/job_env.py): they drop
+# the values `meltano invoke` put into Airflow's environment from .env at this start.
+PIPELINE_DOTENV_KEYS=$(.venv/bin/python -c 'import dotenv; print(",".join(dotenv.dotenv_values(".env")))')
+export PIPELINE_DOTENV_KEYS
+
 # The login: users setting and passwords file from AIRFLOW_ADMIN_USER / AIRFLOW_ADMIN_PASSWORD.
 users=$(.venv/bin/python scripts/airflow_auth.py "$home/simple_auth_manager_passwords.json.generated" .env)
 export AIRFLOW_CORE_SIMPLE_AUTH_MANAGER_USERS=$users

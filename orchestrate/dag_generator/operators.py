@@ -28,8 +28,8 @@ from typing import Any
 
 from airflow.sdk import Asset, AssetAlias, BaseOperator, BaseSensorOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
-from dotenv import dotenv_values
 
+from dag_generator.job_env import job_environment
 from dag_generator.outcome import classify, day_end, day_of, read_failures
 from dag_generator.plan import RECEIPT_TEMPLATE, TABLE_PLACEHOLDER, AssetSpec, failure_line
 
@@ -66,17 +66,6 @@ def latest_run_of_day(dag_id: str, day: dt.date) -> Any | None:
     if run is None or day_of(run.logical_date) != day:
         return None
     return run
-
-
-def project_env(root: Path) -> dict[str, str]:
-    """The task's environment: Airflow's, updated with the project's ``.env`` as it is now.
-
-    Airflow's processes keep the environment they started with; reading ``.env`` here
-    makes an edit reach the next task run without restarting Airflow (a variable
-    deleted from ``.env`` stays as Airflow started with it).
-    """
-    values = {k: v for k, v in dotenv_values(root / ".env").items() if v is not None}
-    return {**os.environ, **values}
 
 
 # Airflow runs callbacks inside a collapsed "Post Execute" group of the UI's log view;
@@ -118,7 +107,7 @@ class MeltanoJobOperator(BaseOperator):
     def execute(self, context: Any) -> None:
         """Run the job; raise the failure's class with its one-line cause."""
         day = run_day(context).isoformat()
-        env = project_env(self.root)
+        env = job_environment(self.root, os.environ)
         with tempfile.TemporaryDirectory(prefix="pipeline-failure-") as tmp:
             failure_file = Path(tmp) / "failures.jsonl"
             env.update({"PIPELINE_DATE": day, FAILURE_FILE_ENV: str(failure_file)})

@@ -30,8 +30,8 @@ def airflow(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     if not (AIRFLOW_VENV / "bin" / "airflow").exists():
         pytest.fail("Airflow is not installed: run `make setup`")
     with postgres_metadata_db() as db_url:
-        # What Airflow's processes inherited at start; the project's .env says otherwise.
-        env = {"FAKE_SETTING": "stale"}
+        # What Airflow's processes got from .env at start, as `make airflow` marks it.
+        env = {"FAKE_SETTING": "stale", "PIPELINE_DOTENV_KEYS": "FAKE_SETTING"}
         server = AirflowServer(AIRFLOW_VENV, tmp_path_factory.mktemp("airflow"), project, env, db_url)
         try:
             server.start(DAG_IDS)

@@ -2,7 +2,8 @@
 
 The port set by its Meltano name (AIRFLOW_API_PORT) must reach the api-server, the
 tasks' execution API URL and the script's readiness wait: a task that runs to
-success proves the execution API was found on that port. Its own AIRFLOW_HOME and
+success proves the execution API was found on that port. The task also sees which
+variables came from `.env` (PIPELINE_DOTENV_KEYS), which a job task reads afresh. Its own AIRFLOW_HOME and
 a one-task DAG folder keep the project's DAGs and metadata out of it.
 """
 
@@ -27,7 +28,7 @@ PING_DAG = textwrap.dedent(
     from airflow.sdk import DAG
 
     with DAG("ping", schedule=None):
-        BashOperator(task_id="ping", bash_command="echo pong")
+        BashOperator(task_id="ping", bash_command='echo "$PIPELINE_DOTENV_KEYS" > "$PING_OUT"')
     """
 )
 
@@ -64,6 +65,7 @@ def test_make_airflow_honours_a_changed_port_and_requires_a_login(tmp_path: Path
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW_ADMIN_USER": ADMIN[0],
             "AIRFLOW_ADMIN_PASSWORD": ADMIN[1],
+            "PING_OUT": str(tmp_path / "ping.out"),
         }
     )
     log = tmp_path / "airflow.out"
@@ -102,6 +104,8 @@ def test_make_airflow_honours_a_changed_port_and_requires_a_login(tmp_path: Path
 
         AirflowServer.wait_for(lambda: state() in ("success", "failed"), "the ping run", 180)
         assert state() == "success", log.read_text()[-3000:]
+        # Tasks know which of their variables came from .env at start, so they read it afresh.
+        assert "TAP_POSTGRES_DATABASE" in (tmp_path / "ping.out").read_text().strip().split(",")
     finally:
         others = descendants(script.pid)
         script.send_signal(signal.SIGTERM)
