@@ -55,6 +55,8 @@ fi
 # also ends the workers Airflow forks (an api-server worker outlived its parent's
 # SIGTERM in a test here). The api-server stops last: task workers still running
 # report to it, and hang when it is gone.
+# A scheduler sometimes hangs in its shutdown with idle LocalExecutor workers (seen
+# here): a group still there 30 s after SIGTERM gets SIGKILL.
 set -m
 pids=()
 stop() {
@@ -62,8 +64,13 @@ stop() {
   local i
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
     kill -TERM -- "-${pids[i]}" 2>/dev/null || true
-    wait "${pids[i]}" 2>/dev/null || true
+    for _ in $(seq 30); do
+      kill -0 -- "-${pids[i]}" 2>/dev/null || break
+      sleep 1
+    done
+    kill -KILL -- "-${pids[i]}" 2>/dev/null || true
   done
+  wait 2>/dev/null || true
 }
 trap stop EXIT INT TERM
 

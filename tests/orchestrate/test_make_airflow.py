@@ -47,6 +47,15 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a process that has not ended (a zombie has ended)."""
+    status = Path(f"/proc/{pid}/stat")
+    try:
+        return status.read_text().split(") ", 1)[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
 def test_make_airflow_honours_a_changed_port_and_requires_a_login(tmp_path: Path) -> None:
     if not (PROJECT_ROOT / ".venv" / "bin" / "meltano").exists():
         pytest.fail("run `make setup` first")
@@ -106,11 +115,14 @@ def test_make_airflow_honours_a_changed_port_and_requires_a_login(tmp_path: Path
         assert state() == "success", log.read_text()[-3000:]
         # Tasks know which of their variables came from .env at start, so they read it afresh.
         assert "TAP_POSTGRES_DATABASE" in (tmp_path / "ping.out").read_text().strip().split(",")
-    finally:
+
+        # Ctrl-C (SIGTERM) stops the script and everything it started.
         others = descendants(script.pid)
         script.send_signal(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            script.wait(timeout=90)
+        script.wait(timeout=180)
+        assert [pid for pid in others if alive(pid)] == []
+    finally:
+        others = descendants(script.pid) if script.poll() is None else []
         for pid in [script.pid, *others]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
