@@ -88,6 +88,7 @@ def test_make_airflow_honours_a_changed_port_and_requires_a_login(tmp_path: Path
             start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
+    started: list[int] = []
     try:
         AirflowServer.wait_for(
             lambda: f"UI on {url}" in log.read_text(errors="replace") or script.poll() is not None,
@@ -117,13 +118,14 @@ def test_make_airflow_honours_a_changed_port_and_requires_a_login(tmp_path: Path
         assert "TAP_POSTGRES_DATABASE" in (tmp_path / "ping.out").read_text().strip().split(",")
 
         # Ctrl-C (SIGTERM) stops the script and everything it started.
-        others = descendants(script.pid)
+        started = descendants(script.pid)
         script.send_signal(signal.SIGTERM)
         script.wait(timeout=180)
-        assert [pid for pid in others if alive(pid)] == []
+        assert [pid for pid in started if alive(pid)] == []
     finally:
-        others = descendants(script.pid) if script.poll() is None else []
-        for pid in [script.pid, *others]:
+        if script.poll() is None:
+            started += descendants(script.pid)
+        for pid in [script.pid, *started]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         script.wait(timeout=30)
