@@ -3,7 +3,7 @@ SHELL := /bin/bash
 DATE ?= $(shell date -u +%Y-%m-%d)
 SCALE ?= 1000
 
-.PHONY: setup run test lint bench airflow airflow-init compose-test docker-lint
+.PHONY: setup run test lint bench airflow airflow-init ui-test compose-test docker-lint
 
 setup:  ## venv, plugins, source files, databases (idempotent)
 	scripts/setup.sh
@@ -24,8 +24,11 @@ lint:
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 
-airflow:  ## local Airflow on 127.0.0.1:8080: db migrate, dag-processor, scheduler, api-server
+airflow:  ## local Airflow on 127.0.0.1:8080 (AIRFLOW_API_PORT), login from .env: db migrate, api-server, dag-processor, scheduler
 	scripts/airflow.sh
+
+ui-test:  ## the Airflow UI in Debian's chromium (Playwright): log in, trigger a day, see step 2 succeed
+	scripts/ui_test.sh
 
 airflow-init:  ## only migrate Airflow's metadata DB
 	scripts/airflow.sh init

@@ -1,93 +1,65 @@
-"""Build Airflow DAG objects from DagSpecs: the only module here that imports Airflow.
+"""Build Airflow DAG objects from DagSpecs: with ``operators``, the only modules here that import Airflow.
 
-Each DAG is ``[wait-for-<upstream dag>, ...] >> <job>``: reschedule-mode sensors
-(a waiting sensor frees its worker slot, which matters with parallelism 4 on 2
-cores) that wait for the upstream DAG run of the same logical date to succeed and
-fail at once, without retries, when it failed. ``soft_fail`` stays off: a skipped
-sensor would make a day whose input failed look like a success.
+Each DAG is ``[start-upstream-runs >> wait-for-<upstream dag>, ...] >> <job>``. The
+sensors run in reschedule mode (a waiting sensor frees its worker slot, which
+matters with parallelism 4 on 2 cores) and poke every few seconds; they decide on
+the upstream DAG's latest run of the same UTC day and fail at once, without
+retries, when it failed (their retries only cover an Airflow race, see
+SENSOR_RETRIES). ``soft_fail`` stays off: a skipped sensor would make a day whose
+input failed look like a success. A DAG with upstream DAGs has the param
+``rerun_step1``: true makes one trigger (re)run the whole day.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any
 
-from airflow.providers.standard.operators.bash import BashOperator
-from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
-from airflow.sdk import DAG
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk import DAG, Asset, AssetAlias, Param
 
-from dag_generator.plan import DagSpec, Plan, failure_line
+from dag_generator.operators import (
+    RERUN_PARAM,
+    MeltanoJobOperator,
+    SameDayRunSensor,
+    StartDayRuns,
+    log_failure_lines,
+    log_upstream_failure,
+)
+from dag_generator.plan import AssetSpec, DagSpec, Plan
 
 log = logging.getLogger(__name__)
+# Retries of a sensor, which never cover a failed upstream run (AirflowFailException) or
+# the timeout, only Airflow's own race: the scheduler may read the executor's "success"
+# of one reschedule-mode poke after the next poke has started, and fail the sensor
+# ("finished with state success, but the task instance's state attribute is running";
+# apache/airflow#71172, seen here under load).
+SENSOR_RETRIES = 2
+# Exponential backoff of a transient failure's retries: delay, 2x delay, 4x delay, ..., at most this.
+MAX_RETRY_DELAY = dt.timedelta(hours=1)
 
 
-class NoLogicalDateError(AirflowFailException):
-    """A run without a logical date: there is no day to process.
-
-    An AirflowFailException, so the task fails at once instead of retrying what
-    cannot succeed.
-    """
-
-
-def _no_date_message(dag_id: str) -> str:
-    return (
-        f"refused: this run of {dag_id} has no logical date, so it has no day to process. "
-        f"Trigger it with one: meltano invoke airflow dags trigger {dag_id} --logical-date 2024-01-02T00:00:00+00:00 "
-        "(or in the UI: Trigger, then set the logical date), or backfill a range."
-    )
-
-
-def require_logical_date(dag_run: Any) -> str:
-    """Template macro: nothing for a dated run; for an undated one, fail the rendering with why."""
-    if getattr(dag_run, "logical_date", None) is None:
-        raise NoLogicalDateError(_no_date_message(getattr(dag_run, "dag_id", "this DAG")))
-    return ""
-
-
-def same_logical_date(logical_date: dt.datetime, dag_run: Any = None, **_: Any) -> dt.datetime:
-    """Return the upstream logical date to wait for: the same one (the sensors' ``execution_date_fn``).
-
-    Airflow would fall back to the trigger time for an undated run, which no
-    upstream run matches, and the sensor would wait until its timeout: refuse instead.
-    """
-    if dag_run is not None and dag_run.logical_date is None:
-        raise NoLogicalDateError(_no_date_message(dag_run.dag_id))
-    return logical_date
-
-
-def log_failure_line(context: Any) -> None:
-    """``on_failure_callback`` of the job task: the log's last line names job, day and the rerun."""
-    task = context["task"]
-    dag_run = context.get("dag_run")
-    day = context.get("ds")
-    job = task.task_id  # the job task is named after its job
-    if day is None:
-        log.error("FAILED: job %s: %s", job, _no_date_message(getattr(dag_run, "dag_id", task.dag_id)))
-    else:
-        log.error("%s", failure_line(job, day))
-
-
-def log_upstream_failure(context: Any) -> None:
-    """``on_failure_callback`` of a sensor: say which upstream day failed and what to do."""
-    task = context["task"]
-    day = context.get("ds", "this day")
-    log.error(
-        "FAILED: %s waits for DAG %s, whose run of %s failed or did not finish in time. "
-        "Rerun that day of %s first, then clear this run.",
-        task.dag_id,
-        task.external_dag_id,
-        day,
-        task.external_dag_id,
-    )
+def airflow_asset(spec: AssetSpec) -> Asset | AssetAlias:
+    """A fixed URI is an Asset; a URI with ``{folder}`` an AssetAlias filled in at run time."""
+    return AssetAlias(spec.alias_name) if spec.tables_from else Asset(spec.uri)
 
 
 def build_dag(spec: DagSpec) -> DAG:
     """Build the DAG of one schedule."""
+    params = {}
+    if spec.upstream_dag_ids:
+        params[RERUN_PARAM] = Param(
+            False,
+            type="boolean",
+            title="Rerun step 1 of this day",
+            description=(
+                "Start (or clear and rerun) the runs of "
+                + ", ".join(spec.upstream_dag_ids)
+                + " for this run's day, then wait for them: the whole day in one action."
+            ),
+        )
     dag = DAG(
         dag_id=spec.dag_id,
-        description=f"Meltano job {spec.job} for the run's logical date (PIPELINE_DATE={{{{ ds }}}})",
+        description=f"Meltano job {spec.job} for the UTC day of the run's logical date",
         schedule=spec.schedule,
         start_date=spec.start_date,
         catchup=spec.catchup,
@@ -95,36 +67,40 @@ def build_dag(spec: DagSpec) -> DAG:
         max_active_runs=1,
         tags=list(spec.tags),
         doc_md=spec.doc_md,
-        user_defined_macros={"require_logical_date": require_logical_date},
+        params=params,
         default_args={"owner": spec.owner},
     )
     with dag:
-        run = BashOperator(
+        run = MeltanoJobOperator(
             task_id=spec.job,
-            bash_command=spec.bash_command,
-            # Meltano's exit code 99 must fail the task, not skip it (BashOperator's default).
-            skip_on_exit_code=None,
+            job=spec.job,
+            root=spec.root,
+            meltano=spec.meltano,
+            writes=spec.writes,
+            outlets=[airflow_asset(a) for a in spec.writes],
+            inlets=[airflow_asset(a) for a in spec.reads],
             retries=spec.retries,
             retry_delay=spec.retry_delay,
-            on_failure_callback=log_failure_line,
+            retry_exponential_backoff=2.0,
+            max_retry_delay=MAX_RETRY_DELAY,
+            on_failure_callback=log_failure_lines,
+            on_retry_callback=log_failure_lines,
         )
-        for upstream in spec.upstream_dag_ids:
-            (
-                ExternalTaskSensor(
+        if spec.upstream_dag_ids:
+            start = StartDayRuns(task_id="start-upstream-runs", upstream_dag_ids=spec.upstream_dag_ids, retries=0)
+            for upstream in spec.upstream_dag_ids:
+                sensor = SameDayRunSensor(
                     task_id=f"wait-for-{upstream}",
-                    external_dag_id=upstream,
-                    external_task_id=None,
-                    allowed_states=["success"],
-                    failed_states=["failed"],
-                    execution_date_fn=same_logical_date,
+                    upstream_dag_id=upstream,
                     mode="reschedule",
                     poke_interval=spec.poke_interval.total_seconds(),
                     timeout=spec.sensor_timeout.total_seconds(),
-                    retries=0,
+                    retries=SENSOR_RETRIES,
+                    retry_delay=spec.poke_interval,
                     soft_fail=False,
+                    on_failure_callback=log_upstream_failure,
                 )
-                >> run
-            )
+                start >> sensor >> run
     return dag
 
 

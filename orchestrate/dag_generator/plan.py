@@ -15,13 +15,15 @@ the same logical date.
 Options, in ``annotations.airflow`` of a job, overridden by its schedule's:
 ``owner``, ``retries``, ``retry_delay_minutes``, ``tags``, ``catchup``,
 ``sensor_timeout_hours``, ``poke_interval_seconds``, ``writes`` (text for the
-DAG's doc), ``enabled`` (false: no DAG), ``depends_on`` (jobs only).
+DAG's doc), ``enabled`` (false: no DAG); on the job only: ``depends_on`` and
+``assets`` (what the job writes, for Airflow's lineage; see :func:`asset_specs`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 import shlex
 from pathlib import Path
 from typing import Any
@@ -50,11 +52,35 @@ DEFAULTS: dict[str, Any] = {
     "tags": [],
     "catchup": False,
     "sensor_timeout_hours": 12,
-    "poke_interval_seconds": 60,
+    # Short: step 2 starts within seconds of step 1's success; a reschedule-mode poke is one cheap API call.
+    "poke_interval_seconds": 10,
     "writes": None,
     "enabled": True,
 }
-JOB_ONLY_OPTIONS = frozenset({"depends_on"})
+JOB_ONLY_OPTIONS = frozenset({"depends_on", "assets"})
+# The placeholder of an asset URI that stands for each table a job's receipt lists.
+TABLE_PLACEHOLDER = "{folder}"
+# Where a job's receipt for a day is, relative to DATA_DIR (pipeline.lfs.receipt_path).
+RECEIPT_TEMPLATE = "_runs/{job}/{day}.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class AssetSpec:
+    """An Airflow asset a job writes: a fixed URI, or one per table of a job's receipt (``tables_from``).
+
+    A URI with ``{folder}`` cannot be declared when the DAG is parsed (the tables are
+    discovered by the job at run time): it becomes an AssetAlias, named by
+    ``alias_name``, to which the task attaches one asset per folder key of the day's
+    receipt of job ``tables_from``.
+    """
+
+    uri: str
+    tables_from: str | None = None
+
+    @property
+    def alias_name(self) -> str:
+        """The AssetAlias's name: the URI template itself, unique and readable in the UI."""
+        return self.uri
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +100,10 @@ class DagSpec:
     tags: tuple[str, ...]
     sensor_timeout: dt.timedelta
     poke_interval: dt.timedelta
-    bash_command: str
+    root: Path
+    meltano: Path
+    writes: tuple[AssetSpec, ...]
+    reads: tuple[AssetSpec, ...]
     doc_md: str
 
 
@@ -98,23 +127,6 @@ def rerun_command(job: str, day: str) -> str:
 def failure_line(job: str, day: str) -> str:
     """Return the one line a failed task's log ends with."""
     return f"FAILED: job {job} for {day}. Rerun: {rerun_command(job, day)}  (or clear the task in Airflow)"
-
-
-def bash_command(root: Path, job: str) -> str:
-    """Return the task's command template: the job for the logical date, and a clear line on failure.
-
-    ``require_logical_date`` (a DAG macro) renders nothing for a run with a
-    logical date and fails the rendering of one without (a manual trigger with no
-    date), so no job ever runs with an empty or made-up PIPELINE_DATE.
-    """
-    meltano = shlex.quote(str(root / ".venv" / "bin" / "meltano"))
-    line = shlex.quote(failure_line(job, "{{ ds }}"))
-    return (
-        "{{ require_logical_date(dag_run) }}"
-        f"cd {shlex.quote(str(root))} && "
-        f"PIPELINE_DATE={{{{ ds }}}} {meltano} run {shlex.quote(job)} || "
-        f"{{ rc=$?; echo {line}; exit $rc; }}"
-    )
 
 
 def normalized_interval(interval: str | None) -> str | None:
@@ -154,6 +166,27 @@ def depends_on(job: Job) -> tuple[str, ...]:
     if isinstance(value, str) or not all(isinstance(v, str) for v in value):
         raise ProjectError(f"job {job.name}: annotations.{ANNOTATION_KEY}.depends_on must be a list of job names")
     return tuple(value)
+
+
+def asset_specs(job: Job) -> tuple[AssetSpec, ...]:
+    """What ``job`` writes, from ``annotations.airflow.assets``: URIs, or ``{uri, tables_from}`` mappings.
+
+    ``uri`` must have a scheme (``lfs://...``); a ``{folder}`` in it needs
+    ``tables_from``, the job whose receipt for the day lists the tables.
+    """
+    value = (job.annotations.get(ANNOTATION_KEY) or {}).get("assets") or []
+    where = f"job {job.name}: annotations.{ANNOTATION_KEY}.assets"
+    if not isinstance(value, list):
+        raise ProjectError(f"{where} must be a list of URIs or {{uri, tables_from}} mappings")
+    specs = []
+    for entry in value:
+        uri, tables_from = (entry, None) if isinstance(entry, str) else (entry.get("uri"), entry.get("tables_from"))
+        if not isinstance(uri, str) or not re.match(r"^[a-z][a-z0-9+.-]*://.+", uri):
+            raise ProjectError(f"{where}: {entry!r} is not a URI like lfs://csv/order_details")
+        if (TABLE_PLACEHOLDER in uri) != bool(tables_from):
+            raise ProjectError(f"{where}: {uri} needs tables_from (a job) exactly when it contains {TABLE_PLACEHOLDER}")
+        specs.append(AssetSpec(uri=uri, tables_from=tables_from))
+    return tuple(specs)
 
 
 def _check_acyclic(project: Project) -> None:
@@ -208,11 +241,19 @@ def _doc(spec_job: Job, schedule: Schedule, upstream: tuple[str, ...], writes: s
             "",
         ]
     lines += [
+        "A run's day is the UTC date of its logical date, whatever its time of day.",
+        "",
         "**Rerun a day**: clear this DAG's run of that day in the UI (Grid view, the run, *Clear*), or",
-        f"`meltano invoke airflow tasks clear {schedule.name} -s DAY -e DAY -y`, or outside Airflow:",
-        f"`{rerun_command(spec_job.name, 'DAY')}`. A trigger needs a logical date:",
-        f"`meltano invoke airflow dags trigger {schedule.name} --logical-date DAYT00:00:00+00:00`.",
+        f"`meltano invoke airflow tasks clear {schedule.name} -s DAYT00:00:00 -e DAYT23:59:59 -y`, or outside Airflow:",
+        f"`{rerun_command(spec_job.name, 'DAY')}`. A trigger needs a logical date (the UI's Trigger",
+        "dialog fills one in).",
     ]
+    if upstream:
+        lines += [
+            "",
+            "**The whole day in one action**: *Trigger* this DAG with `rerun_step1` on; it starts (or clears)",
+            "the runs above for that day and waits for them.",
+        ]
     return "\n".join(lines)
 
 
@@ -272,7 +313,10 @@ def plan_dags(project: Project, retries: int | None = None) -> Plan:
                 tags=tuple(dict.fromkeys(["meltano", f"job:{job.name}", *map(str, options["tags"])])),
                 sensor_timeout=dt.timedelta(hours=float(options["sensor_timeout_hours"])),
                 poke_interval=dt.timedelta(seconds=float(options["poke_interval_seconds"])),
-                bash_command=bash_command(project.root, job.name),
+                root=project.root,
+                meltano=project.root / ".venv" / "bin" / "meltano",
+                writes=asset_specs(job),
+                reads=tuple(a for u in depends_on(job) for a in asset_specs(project.jobs[u])),
                 doc_md=_doc(job, schedule, upstream, options["writes"]),
             )
         )

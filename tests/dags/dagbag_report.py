@@ -26,12 +26,16 @@ def describe_task(task: Any) -> dict[str, Any]:
         "retry_delay_seconds": task.retry_delay.total_seconds(),
         "owner": task.owner,
         "has_failure_callback": bool(task.on_failure_callback),
+        "has_retry_callback": bool(task.on_retry_callback),
+        "retry_exponential_backoff": task.retry_exponential_backoff,
+        "outlets": sorted(f"{type(a).__name__}:{getattr(a, 'uri', None) or a.name}" for a in task.outlets),
+        "inlets": sorted(f"{type(a).__name__}:{getattr(a, 'uri', None) or a.name}" for a in task.inlets),
     }
-    for name in ("bash_command", "skip_on_exit_code", "mode", "external_dag_id", "external_task_id", "soft_fail"):
+    for name in ("job", "root", "meltano", "mode", "upstream_dag_id", "upstream_dag_ids", "soft_fail"):
         if hasattr(task, name):
             value = getattr(task, name)
-            info[name] = sorted(value) if isinstance(value, (list, set, tuple)) else value
-    for name in ("allowed_states", "failed_states", "timeout", "poke_interval"):
+            info[name] = list(value) if isinstance(value, (list, set, tuple)) else value
+    for name in ("timeout", "poke_interval"):
         if hasattr(task, name):
             info[name] = getattr(task, name)
     return info
@@ -55,6 +59,7 @@ def main(dags_folder: str) -> None:
                 "catchup": dag.catchup,
                 "max_active_runs": dag.max_active_runs,
                 "doc_md": dag.doc_md,
+                "params": {k: dag.params.get_param(k).value for k in dag.params},
                 "fileloc": dag.fileloc,
                 "tasks": {task.task_id: describe_task(task) for task in dag.tasks},
             }

@@ -40,35 +40,41 @@ def test_schedules_and_run_limits(dagbag: dict[str, Any]) -> None:
         assert f"job:{schedule.job}" in dag["tags"]
 
 
-def test_each_dag_runs_its_job_for_the_logical_date(dagbag: dict[str, Any]) -> None:
+def test_each_dag_runs_its_job_for_the_day(dagbag: dict[str, Any]) -> None:
     for schedule in PROJECT.schedules:
         dag = dagbag["dags"][schedule.name]
         task = dag["tasks"][schedule.job]
-        assert task["type"] == "BashOperator"
-        assert f"PIPELINE_DATE={{{{ ds }}}} {PROJECT_ROOT}/.venv/bin/meltano run {schedule.job}" in task["bash_command"]
-        assert task["bash_command"].startswith("{{ require_logical_date(dag_run) }}")
-        assert task["skip_on_exit_code"] == []
+        assert task["type"] == "MeltanoJobOperator"
+        assert (task["job"], task["root"]) == (schedule.job, str(PROJECT_ROOT))
+        assert task["meltano"] == str(PROJECT_ROOT / ".venv" / "bin" / "meltano")
         assert task["retries"] >= 1
         assert task["retry_delay_seconds"] > 0
+        assert task["retry_exponential_backoff"] > 1  # transient failures back off
         assert task["owner"]
         assert task["has_failure_callback"]
+        assert task["has_retry_callback"]
         assert f".venv/bin/meltano run {schedule.job}" in dag["doc_md"]
 
 
-def test_sensors_target_existing_dags_and_fail_instead_of_skipping(dagbag: dict[str, Any]) -> None:
+def test_sensors_wait_for_existing_dags_and_fail_instead_of_skipping(dagbag: dict[str, Any]) -> None:
     dags = dagbag["dags"]
     for dag_id, dag in dags.items():
-        sensors = {k: t for k, t in dag["tasks"].items() if t["type"] == "ExternalTaskSensor"}
+        sensors = {k: t for k, t in dag["tasks"].items() if t["type"] == "SameDayRunSensor"}
         for task_id, sensor in sensors.items():
-            assert sensor["external_dag_id"] in dags, f"{dag_id}.{task_id} waits for a DAG that does not exist"
-            assert sensor["external_dag_id"] != dag_id
-            assert sensor["external_task_id"] is None  # the whole upstream run, with its retries
+            assert sensor["upstream_dag_id"] in dags, f"{dag_id}.{task_id} waits for a DAG that does not exist"
+            assert sensor["upstream_dag_id"] != dag_id
             assert sensor["mode"] == "reschedule"
+            assert sensor["poke_interval"] <= 30  # step 2 starts soon after step 1
             assert sensor["soft_fail"] is False
-            assert sensor["failed_states"] == ["failed"]
-            assert sensor["allowed_states"] == ["success"]
-            assert sensor["retries"] == 0
-            assert sensor["downstream"] == [t for t in dag["tasks"] if dag["tasks"][t]["type"] == "BashOperator"]
+            assert sensor["retries"] >= 1  # Airflow's reschedule race only: a failed upstream fails at once
+            assert sensor["has_failure_callback"]
+            assert sensor["upstream"] == ["start-upstream-runs"]
+            assert sensor["downstream"] == [t for t in dag["tasks"] if dag["tasks"][t]["type"] == "MeltanoJobOperator"]
+        if sensors:
+            assert dag["params"] == {"rerun_step1": False}
+            assert dag["tasks"]["start-upstream-runs"]["upstream_dag_ids"] == [
+                s["upstream_dag_id"] for s in sensors.values()
+            ]
 
 
 def test_step_2_waits_for_both_step_1_dags_as_its_tap_gates(dagbag: dict[str, Any]) -> None:
@@ -76,8 +82,21 @@ def test_step_2_waits_for_both_step_1_dags_as_its_tap_gates(dagbag: dict[str, An
     tap_lfs = next(p for p in extractors["plugins"]["extractors"] if p["name"] == "tap-lfs")
     job_of = {s.name: s.job for s in PROJECT.schedules}
     step2 = dagbag["dags"]["daily-lfs-to-analytics"]
-    waited = {t["external_dag_id"] for t in step2["tasks"].values() if t["type"] == "ExternalTaskSensor"}
+    waited = {t["upstream_dag_id"] for t in step2["tasks"].values() if t["type"] == "SameDayRunSensor"}
     assert {job_of[d] for d in waited} == set(tap_lfs["config"]["jobs"]) == {"postgres-to-lfs", "csv-to-lfs"}
     assert step2["tasks"]["lfs-to-analytics"]["upstream"] == sorted(f"wait-for-{d}" for d in waited)
     for step1 in waited:
-        assert [t["type"] for t in dagbag["dags"][step1]["tasks"].values()] == ["BashOperator"]
+        assert [t["type"] for t in dagbag["dags"][step1]["tasks"].values()] == ["MeltanoJobOperator"]
+
+
+def test_lineage_from_the_sources_to_the_result(dagbag: dict[str, Any]) -> None:
+    dags = dagbag["dags"]
+    postgres = dags["daily-postgres-to-lfs"]["tasks"]["postgres-to-lfs"]
+    csv = dags["daily-csv-to-lfs"]["tasks"]["csv-to-lfs"]
+    step2 = dags["daily-lfs-to-analytics"]["tasks"]["lfs-to-analytics"]
+    assert postgres["outlets"] == ["AssetAlias:lfs://postgres/{folder}"]
+    assert csv["outlets"] == ["Asset:lfs://csv/order_details"]
+    # Step 2 reads what step 1 writes, and writes the analytics tables and the result.
+    assert step2["inlets"] == sorted(postgres["outlets"] + csv["outlets"])
+    assert "Asset:lfs://results/orders_with_details" in step2["outlets"]
+    assert "Asset:analytics://pipeline/orders_with_details" in step2["outlets"]

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.orchestrate.fake_project import write_fake_project
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ORCHESTRATE = PROJECT_ROOT / "orchestrate"
 DAGS_FOLDER = ORCHESTRATE / "dags"
@@ -23,17 +25,6 @@ AIRFLOW_VENV = PROJECT_ROOT / ".meltano" / "utilities" / "airflow" / "venv"
 
 if str(ORCHESTRATE) not in sys.path:
     sys.path.insert(0, str(ORCHESTRATE))
-
-# A stand-in for `.venv/bin/meltano` in fake projects: records the day it was given and
-# fails for jobs whose name starts with `fail`, so Airflow's side is tested in seconds.
-FAKE_MELTANO = textwrap.dedent(
-    """\
-    #!/bin/sh
-    echo "fake meltano $* PIPELINE_DATE=$PIPELINE_DATE"
-    mkdir -p "$PWD/out" && echo "$PIPELINE_DATE" > "$PWD/out/$2-${PIPELINE_DATE:-UNDATED}"
-    case "$2" in fail*) exit 3;; esac
-    """
-)
 
 
 @pytest.fixture(scope="session")
@@ -49,13 +40,7 @@ def make_project(tmp_path: Path) -> Callable[[str], Path]:
     """Write a Meltano project whose meltano.yml is the given text (and a fake meltano)."""
 
     def make(meltano_yml: str, name: str = "project") -> Path:
-        root = tmp_path / name
-        (root / ".venv" / "bin").mkdir(parents=True)
-        (root / "meltano.yml").write_text(textwrap.dedent(meltano_yml), encoding="utf-8")
-        fake = root / ".venv" / "bin" / "meltano"
-        fake.write_text(FAKE_MELTANO, encoding="utf-8")
-        fake.chmod(0o755)
-        return root
+        return write_fake_project(tmp_path / name, textwrap.dedent(meltano_yml))
 
     return make
 

@@ -53,7 +53,12 @@ def test_a_real_day_through_airflow(airflow_for: Callable[..., Any], pipeline: P
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     assert states(airflow, dag_id) == (
         "success",
-        {"wait-for-daily-postgres-to-lfs": "success", "wait-for-daily-csv-to-lfs": "success", job: "success"},
+        {
+            "start-upstream-runs": "success",
+            "wait-for-daily-postgres-to-lfs": "success",
+            "wait-for-daily-csv-to-lfs": "success",
+            job: "success",
+        },
     )
 
     # Every file the day wrote is under a path that names the day (no undated paths).

@@ -76,17 +76,18 @@ def test_upstream_failure_fails_the_downstream_run_not_skips_it(
     assert failed.returncode != 0
     output = failed.stdout + failed.stderr
     line = failure_line("fail-extract-b", DAY)
-    # Echoed by the command (its text also shows in the "Running command" line), and
-    # logged again by the failure callback, after the traceback.
-    assert output.count(line) == 3, output[-3000:]
-    assert output.rfind(line) > output.rfind("Task failed with exception")
+    # Logged by the failure callback, after the traceback, with the cause before it.
+    assert output.count(line) == 1, output[-3000:]
+    assert output.rfind(line) > output.rfind("CAUSE: transient failure, retried: job fail-extract-b exited with code 3")
+    assert output.rfind("CAUSE:") > output.rfind("Task failed with exception")
 
     downstream = airflow.run("dags", "test", "nightly-combine", DAY, timeout=120)
     assert downstream.returncode != 0
-    assert "The external DAG nightly-b failed." in downstream.stdout + downstream.stderr
+    assert f"upstream DAG nightly-b failed for {DAY}" in downstream.stdout + downstream.stderr
     state, tasks = run_states(airflow, "nightly-combine")
     assert state == "failed"
     assert tasks == {
+        "start-upstream-runs": "success",
         "wait-for-nightly-a": "success",
         "wait-for-nightly-b": "failed",
         "combine": "upstream_failed",

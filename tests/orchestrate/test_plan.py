@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from dag_generator.plan import bash_command, failure_line, plan_dags, rerun_command
+from dag_generator.plan import AssetSpec, failure_line, plan_dags, rerun_command
 from dag_generator.project import ProjectError, read_project
 
 from pipeline.lfs import rerun_command as pipeline_rerun_command
@@ -97,13 +97,38 @@ def test_options_defaults_job_then_schedule(make_project: Callable[..., Path]) -
     assert dags["b-6h"].start_date == dt.datetime(2023, 5, 1, tzinfo=dt.UTC)
 
 
-def test_command_passes_the_logical_date_and_ends_with_the_rerun_line(make_project: Callable[..., Path]) -> None:
+def test_each_dag_runs_its_job_with_the_projects_meltano(make_project: Callable[..., Path]) -> None:
     root, plan = plan_for(make_project, OTHER)
-    command = plan.dags[0].bash_command
-    assert command.startswith("{{ require_logical_date(dag_run) }}")
-    assert f"PIPELINE_DATE={{{{ ds }}}} {root}/.venv/bin/meltano run ingest-a" in command
-    assert "exit $rc" in command
-    assert "Rerun: PIPELINE_DATE={{ ds }} .venv/bin/meltano run ingest-a" in command
+    spec = plan.dags[0]
+    assert (spec.job, spec.root, spec.meltano) == ("ingest-a", root, root / ".venv" / "bin" / "meltano")
+
+
+def test_assets_are_declared_per_job_and_read_downstream(make_project: Callable[..., Path]) -> None:
+    text = OTHER.replace(
+        "  - name: ingest-a\n    tasks",
+        "  - name: ingest-a\n    annotations:\n      airflow:\n        assets:\n"
+        "          - lfs://a/all\n          - uri: db://a/{folder}\n            tables_from: ingest-a\n    tasks",
+    )
+    _, plan = plan_for(make_project, text)
+    dags = {d.dag_id: d for d in plan.dags}
+    written = (AssetSpec("lfs://a/all"), AssetSpec("db://a/{folder}", tables_from="ingest-a"))
+    assert dags["a-every-6h"].writes == written
+    assert dags["report-6h"].reads == written  # ingest-b declares none
+    assert dags["report-6h"].writes == ()
+
+
+@pytest.mark.parametrize(
+    ("assets", "message"),
+    [
+        ("[not-a-uri]", "is not a URI"),
+        ("['db://a/{folder}']", "needs tables_from"),
+        ("{x: 1}", "must be a list"),
+    ],
+)
+def test_bad_asset_declarations_are_refused(make_project: Callable[..., Path], assets: str, message: str) -> None:
+    text = OTHER.replace("        tags: [reporting]\n", f"        tags: [reporting]\n        assets: {assets}\n")
+    with pytest.raises(ProjectError, match=message):
+        plan_dags(read_project(make_project(text)))
 
 
 def test_rerun_command_is_the_pipelines() -> None:
@@ -112,10 +137,6 @@ def test_rerun_command_is_the_pipelines() -> None:
         "FAILED: job lfs-to-analytics for 2024-01-02. Rerun: PIPELINE_DATE=2024-01-02 "
         ".venv/bin/meltano run lfs-to-analytics  (or clear the task in Airflow)"
     )
-
-
-def test_odd_names_are_quoted_for_the_shell() -> None:
-    assert "'/my project/.venv/bin/meltano' run 'job; rm -rf x'" in bash_command(Path("/my project"), "job; rm -rf x")
 
 
 def test_included_files_add_jobs_and_schedules(make_project: Callable[..., Path]) -> None:

@@ -1,0 +1,248 @@
+"""The operators of the generated DAGs: a Meltano job, the same-day sensor, the step-1 (re)start.
+
+A day is a day: every task works on the UTC date of its run's logical date
+(``outcome.day_of``), whatever its time of day, so a run triggered from the UI at
+09:42 and one triggered by the CLI at 09:42:05 belong to the same day. A run without
+a logical date (an API/CLI trigger that set none) is refused with one line: there
+is no day to process, and guessing one (the trigger time) would silently process a
+day nobody asked for.
+
+The upstream runs are found through the task SDK's execution API
+(``GetPreviousDagRun``: the latest run of a DAG before an instant, by logical date,
+which is unique per DAG), asked for the instant the day ends: the answer is that
+DAG's latest run of the day if its logical date falls on the day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import Asset, AssetAlias, BaseOperator, BaseSensorOperator
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from dag_generator.job_env import job_environment
+from dag_generator.outcome import classify, day_end, day_of, read_failures
+from dag_generator.plan import RECEIPT_TEMPLATE, TABLE_PLACEHOLDER, AssetSpec, failure_line
+
+log = logging.getLogger(__name__)
+
+FAILURE_FILE_ENV = "PIPELINE_FAILURE_FILE"
+RERUN_PARAM = "rerun_step1"
+
+
+class NoLogicalDateError(AirflowFailException):
+    """A run without a logical date: there is no day to process (fails at once, no retry)."""
+
+
+def run_day(context: Any) -> dt.date:
+    """The day of the task's run; refuse an undated run with one line that says how to give it one."""
+    dag_run = context["dag_run"]
+    day = day_of(dag_run.logical_date)
+    if day is None:
+        raise NoLogicalDateError(
+            f"refused: this run of {dag_run.dag_id} has no logical date, so it has no day to process. "
+            f"Trigger it with one (UI: Trigger, keep the Logical Date; CLI: meltano invoke airflow dags trigger "
+            f"{dag_run.dag_id} --logical-date 2024-01-02T00:00:00+00:00), or backfill a range."
+        )
+    return day
+
+
+def latest_run_of_day(dag_id: str, day: dt.date) -> Any | None:
+    """The run of ``dag_id`` with the latest logical date on ``day`` (UTC), or None."""
+    from airflow.sdk.execution_time import task_runner
+    from airflow.sdk.execution_time.comms import GetPreviousDagRun
+
+    answer = task_runner.SUPERVISOR_COMMS.send(GetPreviousDagRun(dag_id=dag_id, logical_date=day_end(day)))
+    run = getattr(answer, "dag_run", None)
+    if run is None or day_of(run.logical_date) != day:
+        return None
+    return run
+
+
+# Airflow runs callbacks inside a collapsed "Post Execute" group of the UI's log view;
+# closing it first keeps the lines that say why in sight, at the end of the log.
+END_GROUP = "::endgroup::"
+
+
+def log_failure_lines(context: Any) -> None:
+    """``on_failure_callback``/``on_retry_callback``: the log ends with the cause, then the rerun line."""
+    log.info(END_GROUP)
+    exc = context.get("exception")
+    task = context["task"]
+    cause = str(exc).strip().splitlines()[0] if exc is not None and str(exc).strip() else type(exc).__name__
+    log.error("CAUSE: %s", cause)
+    day = day_of(context["dag_run"].logical_date)
+    if day is not None:
+        log.error("%s", failure_line(task.task_id, day.isoformat()))
+
+
+class MeltanoJobOperator(BaseOperator):
+    """Run ``meltano run <job>`` for the run's day; map its recorded failure class to Airflow's.
+
+    A permanent failure raises AirflowFailException (no retry); a transient one, or a
+    crash with no record, a plain AirflowException (retried with exponential backoff).
+    On success, attach the assets discovered at run time (one per table of the day's
+    receipt) to their AssetAlias, with the day in the event's extra.
+    """
+
+    ui_color = "#d6eaf8"
+
+    def __init__(self, *, job: str, root: Path, meltano: Path, writes: Sequence[AssetSpec] = (), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.job = job
+        self.root = Path(root)
+        self.meltano = Path(meltano)
+        self.writes = tuple(writes)
+        self._process: subprocess.Popen[str] | None = None
+
+    def execute(self, context: Any) -> None:
+        """Run the job; raise the failure's class with its one-line cause."""
+        day = run_day(context).isoformat()
+        env = job_environment(self.root, os.environ)
+        with tempfile.TemporaryDirectory(prefix="pipeline-failure-") as tmp:
+            failure_file = Path(tmp) / "failures.jsonl"
+            env.update({"PIPELINE_DATE": day, FAILURE_FILE_ENV: str(failure_file)})
+            self.log.info("PIPELINE_DATE=%s %s run %s (in %s)", day, self.meltano, self.job, self.root)
+            exit_code = self._run([str(self.meltano), "run", self.job], env)
+            records = read_failures(failure_file)
+        if exit_code != 0:
+            outcome = classify(self.job, exit_code, records)
+            if outcome.transient:
+                raise AirflowException(f"transient failure, retried: {outcome.cause}")
+            raise AirflowFailException(f"permanent failure, not retried: {outcome.cause}")
+        self._attach_tables(context, env, day)
+
+    def _run(self, argv: list[str], env: dict[str, str]) -> int:
+        """Run ``argv`` in the project root, its output line by line into the task log."""
+        self._process = subprocess.Popen(
+            argv,
+            cwd=self.root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            self.log.info("%s", line.rstrip())
+        return self._process.wait()
+
+    def on_kill(self) -> None:
+        """Stop the job's whole process group (Meltano and its plugins) with the task."""
+        if self._process is not None and self._process.poll() is None:
+            os.killpg(self._process.pid, signal.SIGTERM)
+
+    def _attach_tables(self, context: Any, env: dict[str, str], day: str) -> None:
+        """One asset event per table of the receipt, on each ``{folder}`` alias; the day on every event."""
+        events = context["outlet_events"]
+        data_dir = self.root / env.get("DATA_DIR", "data")
+        for spec in self.writes:
+            if spec.tables_from is None:
+                events[Asset(spec.uri)].extra = {"day": day}
+                continue
+            receipt = data_dir / RECEIPT_TEMPLATE.format(job=spec.tables_from, day=day)
+            try:
+                folders = sorted(json.loads(receipt.read_text(encoding="utf-8")).get("tables") or {})
+            except (OSError, ValueError) as exc:
+                self.log.warning("lineage: no tables for %s from %s (%s)", spec.uri, receipt, exc)
+                continue
+            for folder in folders:
+                events[AssetAlias(spec.alias_name)].add(
+                    Asset(spec.uri.replace(TABLE_PLACEHOLDER, folder)), extra={"day": day}
+                )
+
+
+class SameDayRunSensor(BaseSensorOperator):
+    """Wait for the latest run of ``upstream_dag_id`` on this run's day; fail at once if it failed."""
+
+    ui_color = "#fdebd0"
+
+    def __init__(self, *, upstream_dag_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.upstream_dag_id = upstream_dag_id
+
+    def poke(self, context: Any) -> bool:
+        """True when the day's latest upstream run succeeded; AirflowFailException when it failed."""
+        day = run_day(context)
+        run = latest_run_of_day(self.upstream_dag_id, day)
+        if run is None:
+            self.log.info("no run of %s on %s yet: waiting", self.upstream_dag_id, day)
+            return False
+        state = str(getattr(run.state, "value", run.state))
+        self.log.info("latest run of %s on %s: %s (%s)", self.upstream_dag_id, day, run.run_id, state)
+        if state == "failed":
+            raise AirflowFailException(f"upstream DAG {self.upstream_dag_id} failed for {day} (run {run.run_id})")
+        return state == "success"
+
+
+def log_upstream_failure(context: Any) -> None:
+    """``on_failure_callback`` of a sensor: name the upstream DAG and day, and the one action that reruns it."""
+    task = context["task"]
+    dag_run = context["dag_run"]
+    day = day_of(dag_run.logical_date)
+    log.info(END_GROUP)
+    log.error(
+        "FAILED: %s waits for DAG %s, whose latest run of %s failed or did not finish in time. "
+        'Rerun the whole day: trigger %s for %s with {"%s": true} (UI: Trigger; CLI: see orchestrate/README.md).',
+        task.dag_id,
+        task.upstream_dag_id,
+        day or "this run (no logical date)",
+        task.dag_id,
+        day,
+        RERUN_PARAM,
+    )
+
+
+class StartDayRuns(BaseOperator):
+    """With param ``rerun_step1``: (re)start the upstream DAGs' runs of this run's day, which the sensors then wait for.
+
+    For each upstream DAG, its latest finished run of the day is cleared (it runs
+    again, same run, same day); a day with no run gets one, with this run's logical
+    date; a run still queued or running is left alone. Without the param: nothing.
+    """
+
+    ui_color = "#e8daef"
+
+    def __init__(self, *, upstream_dag_ids: Sequence[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.upstream_dag_ids = tuple(upstream_dag_ids)
+
+    def execute(self, context: Any) -> None:
+        """Start or clear each upstream run of the day."""
+        from airflow.sdk.execution_time import task_runner
+        from airflow.sdk.execution_time.comms import ErrorResponse, TriggerDagRun
+
+        day = run_day(context)
+        if not context["params"].get(RERUN_PARAM):
+            self.log.info("%s is false: waiting for the upstream runs of %s as they are", RERUN_PARAM, day)
+            return
+        for dag_id in self.upstream_dag_ids:
+            run = latest_run_of_day(dag_id, day)
+            if run is not None and str(getattr(run.state, "value", run.state)) not in ("success", "failed"):
+                self.log.info("%s: run %s of %s is still %s: left alone", dag_id, run.run_id, day, run.state)
+                continue
+            if run is None:
+                message = TriggerDagRun(
+                    dag_id=dag_id,
+                    run_id=f"{RERUN_PARAM}__{context['run_id']}",
+                    logical_date=context["dag_run"].logical_date,
+                    conf={},
+                )
+            else:
+                message = TriggerDagRun(
+                    dag_id=dag_id, run_id=run.run_id, logical_date=run.logical_date, conf={}, reset_dag_run=True
+                )
+            answer = task_runner.SUPERVISOR_COMMS.send(message)
+            if isinstance(answer, ErrorResponse):
+                raise AirflowException(f"could not start {dag_id} for {day}: {answer.error}")
+            self.log.info("%s: %s run %s for %s", dag_id, "cleared" if run else "started", message.run_id, day)

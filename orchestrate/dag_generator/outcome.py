@@ -1,0 +1,79 @@
+"""What a finished job run means for Airflow: pure functions, no Airflow import (tested in milliseconds).
+
+``meltano run`` exits 1 for every failure, so the class of a failure reaches the
+task through the file named by ``PIPELINE_FAILURE_FILE``: every project component
+appends ``{"component", "transient", "message"}`` to it when it fails
+(``pipeline.errors.report_failure``). The task reads it after the job:
+
+- a permanent record (bad input, a refused gate, a type conflict): fail at once, no retry;
+- only transient records (a database that is down, a lock held by another run): retry with backoff;
+- no record at all (the job crashed before a component could say why: killed, out of
+  memory, a plugin's own traceback): counted as transient, so it is retried; if it is
+  deterministic, the retries end with the same line and the task fails.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from pathlib import Path
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """A failed job run as the task reports it: retry or not, and the one line that says why."""
+
+    transient: bool
+    cause: str
+
+
+def day_of(logical_date: dt.datetime | None) -> dt.date | None:
+    """The day a run processes: the UTC date of its logical date, whatever its time of day."""
+    if logical_date is None:
+        return None
+    if logical_date.tzinfo is None:
+        raise ValueError(f"logical date {logical_date} has no time zone")
+    return logical_date.astimezone(dt.UTC).date()
+
+
+def day_end(day: dt.date) -> dt.datetime:
+    """The first instant after ``day`` (UTC midnight of the next day)."""
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+
+
+def read_failures(path: Path) -> list[dict[str, object]]:
+    """The records in a failure file; a line that is not a JSON object counts as a permanent record."""
+    if not path.is_file():
+        return []
+    records: list[dict[str, object]] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = {"component": "?", "transient": False, "message": line.strip()}
+        if not isinstance(record, dict):
+            record = {"component": "?", "transient": False, "message": str(record)}
+        records.append(record)
+    return records
+
+
+def classify(job: str, exit_code: int, records: list[dict[str, object]]) -> Outcome:
+    """Decide what a failed ``meltano run`` (exit code not 0) means, from its failure records.
+
+    The first permanent record wins: a retry would meet it again. The cause names the
+    component and carries its own one-line message.
+    """
+    permanent = [r for r in records if not r.get("transient")]
+    chosen = permanent[0] if permanent else (records[0] if records else None)
+    if chosen is None:
+        return Outcome(
+            transient=True,
+            cause=(
+                f"job {job} exited with code {exit_code} without recording a cause (a crash?): "
+                "retried as transient; the lines above are its output"
+            ),
+        )
+    return Outcome(transient=not permanent, cause=f"{chosen.get('component', '?')}: {chosen.get('message', '')}")
