@@ -68,7 +68,9 @@ def _config_jsonschema() -> dict:
     properties.update(
         th.PropertiesList(
             th.Property("pipeline_date", th.StringType, description="The day being loaded, YYYY-MM-DD."),
-            th.Property("password", th.StringType, secret=True, description=properties["password"]["description"]),
+            th.Property(
+                "password", th.StringType, secret=True, default="", description=properties["password"]["description"]
+            ),
         ).to_dict()["properties"]
     )
     for name in ("add_record_metadata", "activate_version"):
