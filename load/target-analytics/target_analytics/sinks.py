@@ -1,14 +1,29 @@
-r"""The sink: one day file COPYed, as it is, into a fresh table of the load.
+r"""The sink: target-postgres's ``PostgresSink``, loading one day file by COPY into a fresh table.
 
-Each stream's SCHEMA message carries the table's identity under ``x-pipeline-table``
-(source, source schema, exact table name, its file's key, sha256 and manifest row
-count, written by tap-lfs), so the table is named from there, never from the stream
-name (the SDK's ``table_name`` splits it on ``-``). The table gets the day column
-(defaulting to, and checked to be, the day: attaching it as the day's partition then
-needs no scan), the file's columns with the types the analytics database resolves,
-and, after the COPY (building an index once is faster than growing it row by row),
-the source's key plus the day column as primary key. The row counts go into the
-bookkeeping table in the same transaction.
+Why target-postgres is the base: it is the project's Postgres loader (the stack is
+MeltanoLabs tap-postgres, target-csv and target-postgres, each extended in-repo), so
+this sink keeps its stream handling, settings and SDK plumbing and replaces only what
+a day load must do differently:
+
+- identity: the table is named from the ``x-pipeline-table`` entry of the SCHEMA
+  message (source, source schema, exact table name, its file's key, sha256 and
+  manifest row count, written by tap-lfs), never from the stream name, which the SDK
+  splits on ``-`` (``table_name``, ``schema_name``);
+- ``setup``: instead of target-postgres's ``prepare_schema``/``prepare_table``
+  (SQLAlchemy DDL in ``default_target_schema``), the column types are resolved by the
+  analytics database from ``format_type(oid, typmod)`` (``target_analytics.columns``);
+  refusals are collected, one line each;
+- rows: RECORD messages are refused in one line and ``process_batch`` does nothing (no
+  temp table, no upsert); each table arrives as one ``csv`` BATCH file;
+- ``process_batch_files``: the table is created in the load's own schema with
+  ``psycopg.sql.Identifier`` for every name, gets the day column (defaulting to, and
+  checked to be, the day: attaching it as the day's partition then needs no scan), the
+  file is COPYed in as it is, then the source's key plus the day column becomes the
+  primary key (building an index once is faster than growing it row by row), and the
+  counts go into the bookkeeping table, all in one transaction.
+
+So target-postgres's own table creation, name conforming and SQLAlchemy DDL never run
+for these streams, and no name is ever changed on its way into the database.
 
 The files are PostgreSQL CSV text (NULL unquoted, empty string quoted, bytea as
 ``\x`` hex), so ``COPY ... (FORMAT csv, HEADER MATCH)`` reads every value back
@@ -23,8 +38,9 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
-from singer_sdk import BatchSink
 from singer_sdk.helpers._batch import BaseBatchFileEncoding
+from target_postgres.connector import PostgresConnector
+from target_postgres.sinks import PostgresSink
 
 from pipeline.crashpoints import pause_point
 from pipeline.errors import PipelineError, TransientPipelineError
@@ -45,24 +61,46 @@ def _label(schema: str, table: str) -> str:
     return f"{schema!r}.{table!r}"
 
 
-class LoadSink(BatchSink):
+class LoadSink(PostgresSink):
     """Loads one table of the day into the load's schema for its analytics schema."""
 
-    def __init__(self, target: TargetAnalytics, stream_name: str, schema: dict, key_properties: t.Any) -> None:
-        self.target = target
-        super().__init__(target, stream_name, schema, key_properties)
+    def __init__(
+        self,
+        target: TargetAnalytics,
+        stream_name: str,
+        schema: dict,
+        key_properties: t.Any,
+        connector: PostgresConnector | None = None,
+    ) -> None:
         identity = schema.get(IDENTITY)
         if not isinstance(identity, dict):
             raise PipelineError(f"stream {stream_name!r} has no {IDENTITY} in its SCHEMA message; use tap-lfs")
+        self.target = target
         self.identity = identity
-        self.schema_name = analytics_schema(identity["source"], identity["source_schema"])
-        self.table_name: str = identity["table"]
         self.label = _label(self.schema_name, self.table_name)
         self.column_types: dict[str, str] = {}
         self.loaded = False
+        super().__init__(target, stream_name, schema, key_properties, connector=connector)
+
+    @property
+    def schema_name(self) -> str:
+        """The table's analytics schema (``postgres``, ``postgres__S``, ``csv``), from its identity.
+
+        The table itself is created in the load's own schema for it (``TargetAnalytics.load_schema_for``).
+        """
+        return analytics_schema(self.identity["source"], self.identity["source_schema"])
+
+    @property
+    def table_name(self) -> str:
+        """The source table's exact name, from its identity (not split out of the stream name)."""
+        return str(self.identity["table"])
 
     def setup(self) -> None:
-        """Resolve the column types before any row moves; a refusal is collected, not raised."""
+        """Resolve the column types before any row moves; a refusal is collected, not raised.
+
+        Replaces target-postgres's ``setup``, which would create a schema and a table
+        through SQLAlchemy now; here the table is created with the COPY, in its transaction.
+        """
         resolved = resolve_columns(self.target.connection, self.label, self.schema["properties"])
         self.target.problems.extend(resolved.problems)
         if unknown := [k for k in self.key_properties if k not in self.schema["properties"]]:
@@ -74,7 +112,7 @@ class LoadSink(BatchSink):
         raise PipelineError(f"target-analytics loads {self.stream_name} from BATCH files only, never RECORD messages")
 
     def process_batch(self, context: dict) -> None:
-        """Nothing to do: the COPY happens when the BATCH message arrives."""
+        """Nothing to do: the COPY happens when the BATCH message arrives (no temp table, no upsert)."""
 
     def _header(self, path: Path) -> list[str]:
         """The file's columns, in its order; each must be a property of the stream's schema."""

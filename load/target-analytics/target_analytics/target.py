@@ -1,27 +1,41 @@
-"""The target: loads one day's files into fresh tables, for the publish step to attach.
+"""The target: MeltanoLabs target-postgres, loading one day's files into fresh tables for the publish step.
 
-Every run is a new load with an id of its own: its tables go into schemas
-``pipeline_{day}_{load id}_{n}`` (one per analytics schema), so a load never touches
-the published day that readers see, and two days loading at once never meet. A run
-starts by removing what earlier, unpublished loads of the same day left behind.
-Nothing here changes a published table: ``pipeline publish-analytics`` does, after
-reconciling the counts this load recorded with the step-1 receipts.
+Why target-postgres is the base: it is the project's Postgres loader (the stack is
+MeltanoLabs tap-postgres, target-csv and target-postgres, each extended in-repo), so
+its settings (host, port, user, password, database, as Meltano passes them), its
+checks of them and its SQL-target plumbing stay; ``TargetAnalytics`` adds the day
+(``pipeline_date``) and replaces how a day is written:
 
-A table that cannot be loaded (a reserved or untyped column, a type the analytics
-database lacks) does not stop the others from being checked: the run prints one line
-per bad table and column, then fails, so the day is not published.
+- every run is a new load with an id of its own: its tables go into schemas
+  ``pipeline_{day}_{load id}_{n}`` (one per analytics schema), so a load never touches
+  the published day that readers see, and two days loading at once never meet. A run
+  starts by taking the day's run lock and removing what earlier, unpublished loads of
+  the same day left behind. Nothing here changes a published table:
+  ``pipeline publish-analytics`` does, after reconciling the counts this load recorded
+  with the step-1 receipts;
+- the load uses one psycopg connection built by ``pipeline.databases.conninfo`` (the
+  project's one way to reach the analytics database), not target-postgres's SQLAlchemy
+  engine, which is never opened; target-postgres settings this load does not honour
+  (another connection, another schema, record metadata, versions) are refused in one
+  line instead of being ignored;
+- a table that cannot be loaded (a reserved or untyped column, a type the analytics
+  database lacks) does not stop the others from being checked: the run prints one line
+  per bad table and column, then fails, so the day is not published.
+
+The sink (``target_analytics.sinks``) says what it overrides of ``PostgresSink``.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import sys
 import typing as t
 
 import psycopg
 from psycopg import sql
-from singer_sdk import Target
 from singer_sdk import typing as th
+from target_postgres.target import TargetPostgres
 
 from pipeline.databases import ANALYTICS, conninfo
 from pipeline.dates import parse_pipeline_date
@@ -31,24 +45,64 @@ from pipeline.staging import ensure_project_schema, load_schema, loaded_tables, 
 from target_analytics.sinks import LoadSink
 
 _CONNECTION = ("host", "port", "user", "password", "database")
+_OWN_CONNECTION = "the connection is made from host, port, user, password and database"
+_SNAPSHOTS = "the tables are typed day snapshots: no _sdc_ columns, no versions"
+# target-postgres settings a day load does not honour: given, they are refused, not ignored.
+_NOT_HONOURED = {
+    "sqlalchemy_url": _OWN_CONNECTION,
+    "ssl_enable": _OWN_CONNECTION,
+    "ssl_client_certificate_enable": _OWN_CONNECTION,
+    "default_target_schema": "each table's schema follows from its x-pipeline-table entry",
+    "add_record_metadata": _SNAPSHOTS,
+    "activate_version": _SNAPSHOTS,
+    "hard_delete": _SNAPSHOTS,
+    "interpret_content_encoding": "the day files are COPYed as they are",
+    "sanitize_null_text_characters": "the day files are COPYed as they are",
+}
 
 
-class TargetAnalytics(Target):
-    """Loads one day of tap-lfs's files into the analytics database."""
+def _config_jsonschema() -> dict:
+    """target-postgres's settings plus the day, with defaults that fit a day load."""
+    schema = copy.deepcopy(TargetPostgres.config_jsonschema)
+    properties = schema["properties"]
+    properties.update(
+        th.PropertiesList(
+            th.Property("pipeline_date", th.StringType, description="The day being loaded, YYYY-MM-DD."),
+            th.Property(
+                "password", th.StringType, secret=True, default="", description=properties["password"]["description"]
+            ),
+        ).to_dict()["properties"]
+    )
+    for name in ("add_record_metadata", "activate_version"):
+        properties[name]["default"] = False
+    del properties["default_target_schema"]["default"]
+    schema["required"] = ["host", "user", "database"]
+    return schema
+
+
+def not_honoured(config: t.Mapping[str, t.Any]) -> str | None:
+    """The one-line refusal of the first target-postgres setting given that this load does not honour."""
+    given = [(name, why) for name, why in _NOT_HONOURED.items() if config.get(name)]
+    if (config.get("ssh_tunnel") or {}).get("enable"):
+        given.append(("ssh_tunnel", _OWN_CONNECTION))
+    if not given:
+        return None
+    name, why = given[0]
+    return f"target-analytics setting {name} is not supported ({why}): remove it from the loader's config"
+
+
+class TargetAnalytics(TargetPostgres):
+    """target-postgres loading one day of tap-lfs's files into the analytics database."""
 
     name = "target-analytics"
-    config_jsonschema = th.PropertiesList(
-        th.Property("host", th.StringType, required=True),
-        th.Property("port", th.IntegerType, default=5432),
-        th.Property("user", th.StringType, required=True),
-        th.Property("password", th.StringType, secret=True),
-        th.Property("database", th.StringType, required=True),
-        th.Property("pipeline_date", th.StringType, description="The day being loaded, YYYY-MM-DD."),
-    ).to_dict()
+    package_name = "target-analytics"
+    config_jsonschema = _config_jsonschema()
     default_sink_class = LoadSink
 
     def __init__(self, **kwargs: t.Any) -> None:
         super().__init__(**kwargs)
+        if refusal := not_honoured(self.config):
+            raise PipelineError(refusal)
         self.day: dt.date = parse_pipeline_date(self.config.get("pipeline_date"))
         hold_run_lock(STEP2_JOB, self.day.isoformat())  # before anything of the day's loads is touched
         self.load_id = new_load_id()
