@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import config
-from pipeline.databases import ADMIN, ANALYTICS, drop_database, ensure_database
+from pipeline.databases import ADMIN as DB_ADMIN
+from pipeline.databases import ANALYTICS, drop_database, ensure_database
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DAGS_FOLDER = PROJECT_ROOT / "orchestrate" / "dags"
@@ -50,7 +51,7 @@ def postgres_metadata_db() -> Iterator[str]:
     """
     env = {**config.project_env(PROJECT_ROOT), f"{ANALYTICS}_DATABASE": f"test_airflow_{uuid.uuid4().hex[:10]}"}
     ensure_database(ANALYTICS, env)
-    user, password = (urllib.parse.quote(env.get(f"{ADMIN}_{k}") or "", safe="") for k in ("USER", "PASSWORD"))
+    user, password = (urllib.parse.quote(env.get(f"{DB_ADMIN}_{k}") or "", safe="") for k in ("USER", "PASSWORD"))
     host, port, name = (env[f"{ANALYTICS}_{k}"] for k in ("HOST", "PORT", "DATABASE"))
     try:
         yield f"postgresql+psycopg2://{user}:{password}@{host}:{port}/{name}"
