@@ -25,6 +25,7 @@ Meltano's own guard against a second run of a state ID is not what excludes runs
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import hashlib
 import os
@@ -50,7 +51,8 @@ _POLL_SECONDS = 0.25
 _LIVENESS_SECONDS = 0.5
 
 # This process's lock connections and keeper: kept open until the process exits.
-_held: list[object] = []
+_held: list[psycopg.Connection] = []
+_keepers: list[subprocess.Popen[str]] = []
 _held_days: set[tuple[str, str]] = set()
 
 
@@ -176,7 +178,7 @@ def _start_keeper(key: int, owner: RunOwner) -> bool:
     answer = keeper.stdout.readline().strip()
     keeper.stdout.close()
     if answer == "held":
-        _held.append(keeper)
+        _keepers.append(keeper)
         return True
     code = keeper.wait()
     if answer == "taken":
@@ -206,6 +208,20 @@ def _lock_or_refuse(conn: psycopg.Connection, key: int, job: str, day: str, what
         if time.monotonic() >= deadline:
             raise _refusal(job, day, what, _holder(conn, key), wait)
         time.sleep(_POLL_SECONDS)
+
+
+def _release_held() -> None:
+    """Close the held connections at exit (their locks go with them), not leave them to the collector.
+
+    Left open, every job's log would end with psycopg's ResourceWarning about a
+    connection deleted while open. A kill skips this, and the server ends the
+    session, and so the locks, all the same.
+    """
+    for conn in _held:
+        conn.close()
+
+
+atexit.register(_release_held)
 
 
 def hold_run_lock(job: str, day: str) -> None:
