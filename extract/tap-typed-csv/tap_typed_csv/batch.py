@@ -27,24 +27,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from pipeline.pgcsv import quote_text
 from tap_typed_csv.errors import TypedCSVError
 from tap_typed_csv.reader import _check_header, _decoded_lines, _numbered_rows, _typed, open_source
 from tap_typed_csv.schema import Column
 
 _BLOCK = 1 << 22
-
-# Quoted in output: the delimiter, the quote, line breaks, leading or trailing white
-# space, and COPY's end-of-data marker (as target-lfs's pgcsv does).
-_NEEDS_QUOTES = re.compile(r'[,"\r\n]|^\s|\s$|^\\\.$')
-
-
-def quote_text(text: str) -> str:
-    """Return ``text`` as one PostgreSQL CSV field (quoted when empty or special)."""
-    if text == "":
-        return '""'
-    if _NEEDS_QUOTES.search(text):
-        return '"' + text.replace('"', '""') + '"'
-    return text
 
 
 def encode(value: Any) -> str:

@@ -10,28 +10,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
+
+from pipeline.pgcsv import quote_text
 
 Encoder = Callable[[Any], str]
 
 NULL = ""
 JSON_SQL_TYPES = frozenset({"json", "jsonb"})
-
-# Quoted: the delimiter, the quote, line breaks, and leading or trailing white space
-# (kept as data). ``\.`` alone is COPY's end-of-data marker, so it is quoted too.
-_NEEDS_QUOTES = re.compile(r'[,"\r\n]|^\s|\s$|^\\\.$')
-
-
-def quote_text(text: str) -> str:
-    """Return ``text`` as one CSV field: quoted when it is empty or has special characters."""
-    if text == "":
-        return '""'
-    if _NEEDS_QUOTES.search(text):
-        return '"' + text.replace('"', '""') + '"'
-    return text
 
 
 def json_text(value: Any) -> str:
