@@ -33,6 +33,8 @@ USER ${APP_UID}:${APP_UID}
 # plugins (their definitions and in-repo code), then everything else.
 COPY --chown=app:app requirements.txt constraints.txt pyproject.toml ./
 COPY --chown=app:app pipeline/ pipeline/
+COPY --chown=app:app orchestrate/pyproject.toml orchestrate/
+COPY --chown=app:app orchestrate/dag_generator/ orchestrate/dag_generator/
 COPY --chown=app:app scripts/setup.sh scripts/
 RUN scripts/setup.sh venv
 

@@ -4,7 +4,7 @@
 # Also the image's build and start-up, step by step, so that the tested path and
 # the image cannot drift apart (see Dockerfile and docker-compose.yml):
 #   scripts/setup.sh          all the steps below, in order (make setup)
-#   scripts/setup.sh venv     .venv with Meltano and the project's package   (image build)
+#   scripts/setup.sh venv     .venv with Meltano and the project's packages  (image build)
 #   scripts/setup.sh plugins  every Meltano plugin, installed now, never at run time (image build)
 #   scripts/setup.sh sources  source files, databases, seed                  (container start)
 set -euo pipefail
@@ -33,7 +33,7 @@ if [ "$step" = all ] || [ "$step" = venv ]; then
   if [ ! -x .venv/bin/python ]; then
     python3.11 -m venv .venv
   fi
-  .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt -e '.[analytics]'
+  .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt -e '.[analytics]' -e ./orchestrate
 fi
 
 if [ "$step" = all ] || [ "$step" = plugins ]; then

@@ -31,7 +31,8 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from dag_generator.job_env import job_environment
 from dag_generator.outcome import classify, day_end, day_of, read_failures
-from dag_generator.plan import RECEIPT_TEMPLATE, TABLE_PLACEHOLDER, AssetSpec, failure_line
+from dag_generator.plan import RECEIPT_TEMPLATE, TABLE_PLACEHOLDER, AssetSpec
+from dag_generator.texts import failure_line
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +107,11 @@ class MeltanoJobOperator(BaseOperator):
 
     def execute(self, context: Any) -> None:
         """Run the job; raise the failure's class with its one-line cause."""
-        day = run_day(context).isoformat()
+        day = run_day(context)
         env = job_environment(self.root, os.environ)
         with tempfile.TemporaryDirectory(prefix="pipeline-failure-") as tmp:
             failure_file = Path(tmp) / "failures.jsonl"
-            env.update({"PIPELINE_DATE": day, FAILURE_FILE_ENV: str(failure_file)})
+            env.update({"PIPELINE_DATE": day.isoformat(), FAILURE_FILE_ENV: str(failure_file)})
             self.log.info("PIPELINE_DATE=%s %s run %s (in %s)", day, self.meltano, self.job, self.root)
             exit_code = self._run([str(self.meltano), "run", self.job], env)
             records = read_failures(failure_file)
@@ -142,24 +143,23 @@ class MeltanoJobOperator(BaseOperator):
         if self._process is not None and self._process.poll() is None:
             os.killpg(self._process.pid, signal.SIGTERM)
 
-    def _attach_tables(self, context: Any, env: dict[str, str], day: str) -> None:
+    def _attach_tables(self, context: Any, env: dict[str, str], day: dt.date) -> None:
         """One asset event per table of the receipt, on each ``{folder}`` alias; the day on every event."""
         events = context["outlet_events"]
+        extra = {"day": day.isoformat()}
         data_dir = self.root / env.get("DATA_DIR", "data")
         for spec in self.writes:
             if spec.tables_from is None:
-                events[Asset(spec.uri)].extra = {"day": day}
+                events[Asset(spec.uri)].extra = extra
                 continue
-            receipt = data_dir / RECEIPT_TEMPLATE.format(job=spec.tables_from, day=day)
+            receipt = data_dir / RECEIPT_TEMPLATE.format(job=spec.tables_from, day=day.isoformat())
             try:
                 folders = sorted(json.loads(receipt.read_text(encoding="utf-8")).get("tables") or {})
             except (OSError, ValueError) as exc:
                 self.log.warning("lineage: no tables for %s from %s (%s)", spec.uri, receipt, exc)
                 continue
             for folder in folders:
-                events[AssetAlias(spec.alias_name)].add(
-                    Asset(spec.uri.replace(TABLE_PLACEHOLDER, folder)), extra={"day": day}
-                )
+                events[AssetAlias(spec.alias_name)].add(Asset(spec.uri.replace(TABLE_PLACEHOLDER, folder)), extra=extra)
 
 
 class SameDayRunSensor(BaseSensorOperator):

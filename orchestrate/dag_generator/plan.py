@@ -24,11 +24,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
-import shlex
 from pathlib import Path
 from typing import Any
 
 from dag_generator.project import Job, Project, ProjectError, Schedule
+from dag_generator.texts import dag_doc
 
 ANNOTATION_KEY = "airflow"
 # Meltano's presets that mean "never on a timer": a DAG that runs when triggered.
@@ -113,20 +113,6 @@ class Plan:
 
     dags: list[DagSpec]
     skipped: dict[str, str]
-
-
-def rerun_command(job: str, day: str) -> str:
-    """Return the command, from the project root, that reruns ``job`` for ``day``.
-
-    The same text as ``pipeline.lfs.rerun_command`` (a test checks it), written
-    again here because the generator must work for projects without that package.
-    """
-    return f"PIPELINE_DATE={day} .venv/bin/meltano run {shlex.quote(job)}"
-
-
-def failure_line(job: str, day: str) -> str:
-    """Return the one line a failed task's log ends with."""
-    return f"FAILED: job {job} for {day}. Rerun: {rerun_command(job, day)}  (or clear the task in Airflow)"
 
 
 def normalized_interval(interval: str | None) -> str | None:
@@ -219,44 +205,6 @@ def _parse_start(schedule: Schedule) -> dt.datetime:
     return start if start.tzinfo else start.replace(tzinfo=dt.UTC)
 
 
-def _doc(spec_job: Job, schedule: Schedule, upstream: tuple[str, ...], writes: str | None) -> str:
-    """Write the DAG's doc: what the job does and writes, what it waits for, how to rerun a day."""
-    tasks = spec_job.tasks if isinstance(spec_job.tasks, list) else [spec_job.tasks]
-    lines = [
-        f"### Meltano job `{spec_job.name}` (schedule `{schedule.name}`, `{schedule.interval}`)",
-        "",
-        "Runs, from the project root, with the run's logical date as the day:",
-        "",
-        f"    {rerun_command(spec_job.name, 'YYYY-MM-DD')}",
-        "",
-        "Tasks: " + "; ".join(f"`{t if isinstance(t, str) else ' '.join(t)}`" for t in tasks),
-        "",
-        f"Writes: {writes or 'see the job in meltano.yml.'}",
-        "",
-    ]
-    if upstream:
-        lines += [
-            "Waits for these DAGs' runs of the same logical date (fails at once if one failed): "
-            + ", ".join(f"`{u}`" for u in upstream),
-            "",
-        ]
-    lines += [
-        "A run's day is the UTC date of its logical date, whatever its time of day.",
-        "",
-        "**Rerun a day**: clear this DAG's run of that day in the UI (Grid view, the run, *Clear*), or",
-        f"`meltano invoke airflow tasks clear {schedule.name} -s DAYT00:00:00 -e DAYT23:59:59 -y`, or outside Airflow:",
-        f"`{rerun_command(spec_job.name, 'DAY')}`. A trigger needs a logical date (the UI's Trigger",
-        "dialog fills one in).",
-    ]
-    if upstream:
-        lines += [
-            "",
-            "**The whole day in one action**: *Trigger* this DAG with `rerun_step1` on; it starts (or clears)",
-            "the runs above for that day and waits for them.",
-        ]
-    return "\n".join(lines)
-
-
 def plan_dags(project: Project, retries: int | None = None) -> Plan:
     """One DagSpec per enabled schedule that runs a job; the others in ``skipped`` with why.
 
@@ -317,7 +265,7 @@ def plan_dags(project: Project, retries: int | None = None) -> Plan:
                 meltano=project.root / ".venv" / "bin" / "meltano",
                 writes=asset_specs(job),
                 reads=tuple(a for u in depends_on(job) for a in asset_specs(project.jobs[u])),
-                doc_md=_doc(job, schedule, upstream, options["writes"]),
+                doc_md=dag_doc(job, schedule, upstream, options["writes"]),
             )
         )
     return Plan(dags=dags, skipped=skipped)

@@ -1,25 +1,21 @@
 """The DAG file Airflow parses: one DAG per Meltano schedule of this project.
 
-All logic is in ``orchestrate/dag_generator``; this file only finds the project
-(``MELTANO_PROJECT_ROOT``, which ``meltano invoke`` sets, else two folders up) and
-puts each DAG in the module's globals, where Airflow looks for them.
+All logic is in the package ``dag_generator`` (``orchestrate/dag_generator``, installed
+into Airflow's virtualenv by the `airflow` plugin's pip_url); this file only finds the
+project (``MELTANO_PROJECT_ROOT``, which ``meltano invoke`` sets, else two folders up)
+and puts each DAG in the module's globals, where Airflow looks for them.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
-_ORCHESTRATE = Path(__file__).resolve().parents[1]
-if str(_ORCHESTRATE) not in sys.path:
-    sys.path.insert(0, str(_ORCHESTRATE))
+from dag_generator.airflow_dags import build_dags
+from dag_generator.plan import plan_dags
+from dag_generator.project import read_project
 
-from dag_generator.airflow_dags import build_dags  # noqa: E402
-from dag_generator.plan import plan_dags  # noqa: E402
-from dag_generator.project import read_project  # noqa: E402
-
-PROJECT_ROOT = Path(os.environ.get("MELTANO_PROJECT_ROOT") or _ORCHESTRATE.parent)
+PROJECT_ROOT = Path(os.environ.get("MELTANO_PROJECT_ROOT") or Path(__file__).resolve().parents[2])
 # For tests and debugging only: e.g. 0, so that `airflow dags test` of a failing job
 # ends at once instead of waiting out the retry delays.
 _RETRIES = os.environ.get("MELTANO_DAGS_RETRIES")

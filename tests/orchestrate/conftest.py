@@ -1,18 +1,20 @@
-"""Fixtures for the orchestration tests: the generator on sys.path, Airflow's venv, fake projects.
+"""Fixtures for the orchestration tests: Airflow's venv, the DagBag report, fake projects.
 
 Airflow lives in its own virtualenv (.meltano/utilities/airflow/venv, made by
 `meltano install`), because Airflow and Meltano need different SQLAlchemy versions;
-the tests that need Airflow run it there by subprocess and skip when it is missing.
+the tests that need Airflow run it there by subprocess. The generator (package
+``dag_generator``) is installed in both that venv and the project's .venv.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
-import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,9 +25,6 @@ ORCHESTRATE = PROJECT_ROOT / "orchestrate"
 DAGS_FOLDER = ORCHESTRATE / "dags"
 AIRFLOW_VENV = PROJECT_ROOT / ".meltano" / "utilities" / "airflow" / "venv"
 
-if str(ORCHESTRATE) not in sys.path:
-    sys.path.insert(0, str(ORCHESTRATE))
-
 
 @pytest.fixture(scope="session")
 def airflow_venv() -> Path:
@@ -33,6 +32,28 @@ def airflow_venv() -> Path:
     if not (AIRFLOW_VENV / "bin" / "airflow").exists():
         pytest.fail("Airflow is not installed: run `make setup` (or `.venv/bin/meltano install utility airflow`)")
     return AIRFLOW_VENV
+
+
+@pytest.fixture(scope="session")
+def dagbag(airflow_venv: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The report on this project's DAG folder, as Airflow parses it (see dagbag_report.py)."""
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path_factory.mktemp("airflow_home")),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+        "MELTANO_PROJECT_ROOT": str(PROJECT_ROOT),
+    }
+    result = subprocess.run(
+        [str(airflow_venv / "bin" / "python"), str(Path(__file__).with_name("dagbag_report.py")), str(DAGS_FOLDER)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dag_generator.plan import failure_line
+from dag_generator.texts import failure_line
 
 DAGS_FOLDER = Path(__file__).resolve().parents[2] / "orchestrate" / "dags"
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dag_generator.plan import failure_line
 
+from dag_generator.texts import failure_line
 from tests.orchestrate.airflow_server import ADMIN, AirflowServer, ApiError, http, postgres_metadata_db
 from tests.orchestrate.conftest import AIRFLOW_VENV
 from tests.orchestrate.fake_project import DAG_IDS, FAKE, write_fake_project

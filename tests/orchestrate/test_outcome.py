@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from dag_generator.outcome import classify, day_end, day_of, read_failures
 
+from dag_generator.outcome import classify, day_end, day_of, read_failures
 from pipeline.errors import PipelineError, TransientPipelineError, report_failure
 
 

@@ -7,9 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from dag_generator.plan import AssetSpec, failure_line, plan_dags, rerun_command
-from dag_generator.project import ProjectError, read_project
 
+from dag_generator.plan import AssetSpec, plan_dags
+from dag_generator.project import ProjectError, read_project
+from dag_generator.texts import failure_line, rerun_command
 from pipeline.lfs import rerun_command as pipeline_rerun_command
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -132,7 +133,9 @@ def test_bad_asset_declarations_are_refused(make_project: Callable[..., Path], a
 
 
 def test_rerun_command_is_the_pipelines() -> None:
-    assert rerun_command("lfs-to-analytics", "2024-01-02") == pipeline_rerun_command("lfs-to-analytics", "2024-01-02")
+    assert rerun_command("lfs-to-analytics", "2024-01-02") == pipeline_rerun_command(
+        "lfs-to-analytics", dt.date(2024, 1, 2)
+    )
     assert failure_line("lfs-to-analytics", "2024-01-02") == (
         "FAILED: job lfs-to-analytics for 2024-01-02. Rerun: PIPELINE_DATE=2024-01-02 "
         ".venv/bin/meltano run lfs-to-analytics  (or clear the task in Airflow)"

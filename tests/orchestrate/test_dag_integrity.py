@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(PROJECT_ROOT / "orchestrate"))
+from dag_generator.project import read_project
 
-from dag_generator.project import read_project  # noqa: E402
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 PROJECT = read_project(PROJECT_ROOT)
 
