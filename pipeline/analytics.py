@@ -95,9 +95,7 @@ def reconcile(day: dt.date, loaded: list[LoadedTable], receipts: list[TableFile]
             problems.append(f"table {label}: loaded {table.loaded_rows} rows, its manifest says {expected.rows}")
     problems += [f"table {table.label} was loaded but is not in the step-1 receipts" for table in by_file.values()]
     if problems:
-        raise PipelineError(
-            f"refused to publish {day}: {'; '.join(problems)}; rerun: {rerun_command(STEP2_JOB, day.isoformat())}"
-        )
+        raise PipelineError(f"refused to publish {day}: {'; '.join(problems)}; rerun: {rerun_command(STEP2_JOB, day)}")
 
 
 def _columns(conn: psycopg.Connection, schema: str, table: str) -> dict[str, str]:
@@ -343,9 +341,7 @@ def publish_day(
         ensure_project_schema(conn)
         loaded = _unpublished_load(conn, day)
         if not loaded and receipts:
-            raise PipelineError(
-                f"nothing loaded for {day} awaits publishing; rerun: {rerun_command(STEP2_JOB, day.isoformat())}"
-            )
+            raise PipelineError(f"nothing loaded for {day} awaits publishing; rerun: {rerun_command(STEP2_JOB, day)}")
         reconcile(day, loaded, receipts)
         if problems := [line for table in loaded for line in _check_table(conn, table)]:
             raise PipelineError(f"refused to publish {day}: {'; '.join(problems)}")

@@ -31,7 +31,7 @@ def _data_dir() -> Path:
 
 def _claim(args: argparse.Namespace) -> None:
     """Take the job's run lock for the day, then fail Meltano's records of its dead runs (see meltano_runs)."""
-    day = parse_pipeline_date(os.environ.get("PIPELINE_DATE")).isoformat()
+    day = parse_pipeline_date(os.environ.get("PIPELINE_DATE"))
     hold_run_lock(args.job, day)
     database_uri, environment = os.environ.get(DATABASE_URI_ENV), os.environ.get(ENVIRONMENT_ENV)
     if database_uri and environment:
@@ -41,7 +41,7 @@ def _claim(args: argparse.Namespace) -> None:
 
 
 def _publish_lfs(args: argparse.Namespace) -> None:
-    day = parse_pipeline_date(os.environ.get("PIPELINE_DATE")).isoformat()
+    day = parse_pipeline_date(os.environ.get("PIPELINE_DATE"))
     hold_run_lock(args.job, day)
     pause_point("before-publish")
     receipt = publish_staged_day(_data_dir(), args.job, day)
@@ -51,9 +51,9 @@ def _publish_lfs(args: argparse.Namespace) -> None:
 
 def _publish_analytics(args: argparse.Namespace) -> None:
     day = parse_pipeline_date(os.environ.get("PIPELINE_DATE"))
-    hold_run_lock(STEP2_JOB, day.isoformat())
+    hold_run_lock(STEP2_JOB, day)
     pause_point("before-publish")
-    receipts = read_day(_data_dir(), day.isoformat(), args.jobs)
+    receipts = read_day(_data_dir(), day, args.jobs)
     lock_timeout = os.environ.get("PIPELINE_LOCK_TIMEOUT") or DEFAULT_LOCK_TIMEOUT
     with connect(ANALYTICS) as conn:
         published = publish_day(conn, day, receipts, lock_timeout)
@@ -64,7 +64,7 @@ def _publish_analytics(args: argparse.Namespace) -> None:
 
 def _export(_: argparse.Namespace) -> None:
     day = parse_pipeline_date(os.environ.get("PIPELINE_DATE"))
-    hold_run_lock(STEP2_JOB, day.isoformat())
+    hold_run_lock(STEP2_JOB, day)
     with connect(ANALYTICS) as conn:
         print(export_day(conn, day, _data_dir()))
 

@@ -24,10 +24,11 @@ import os
 import time
 from pathlib import Path
 
+from pipeline.files import write_text_atomic
+
 PAUSE_AT_ENV = "PIPELINE_TEST_PAUSE_AT"
 MARKER_ENV = "PIPELINE_TEST_PAUSE_MARKER"
 SECONDS_ENV = "PIPELINE_TEST_PAUSE_SECONDS"
-POINTS = ("extract", "before-publish", "publish-swap", "analytics-publish", "export-between")
 
 _paused: set[str] = set()
 
@@ -43,8 +44,6 @@ def pause_point(name: str) -> None:
         time.sleep(max(0.0, deadline - time.monotonic()))
         return
     path = Path(marker)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(f"{os.getpid()} {name}\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, f"{os.getpid()} {name}\n")
     while path.exists() and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -1,4 +1,8 @@
-"""The contract between step 1 (files on local disk) and step 2 (the analytics load).
+"""The day-folder contract between step 1 and step 2, on the local file system ("lfs").
+
+"lfs" in this project's names (this module, ``postgres-to-lfs``, tap-lfs,
+target-lfs, ``lfs://`` assets) means the local file system: the dated files under
+``DATA_DIR`` that step 1 writes and step 2 reads, not Git LFS.
 
 Layout under ``DATA_DIR`` (``{date}`` is the run's ``PIPELINE_DATE``)::
 
@@ -12,11 +16,12 @@ Layout under ``DATA_DIR`` (``{date}`` is the run's ``PIPELINE_DATE``)::
     _runs/{job}/{date}.json                    the job's receipt for the day: each
                                                table's folder and sha256, and each
                                                folder's metadata files' sha256
+    .staging/{job}/{date}/...                  where a running job writes
 
 A table's ``key`` is its folder name, ``pipeline.names.table_folder`` of its source
 schema and name (``orders``, ``%4frders``, ``sales.orders``): a name is data, and only
-its encoded form ever becomes part of a path.
-    .staging/{job}/{date}/...                  where a running job writes
+its encoded form ever becomes part of a path. Days are ``datetime.date`` everywhere
+here; only a path or a message turns one into text.
 
 Why a receipt on top of the folders' own markers: a job writes many folders, and
 only the receipt says that *all* of them are from one run that succeeded. A job's
@@ -30,17 +35,16 @@ step 2 refuses the day), never a half-written day that step 2 would read.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
+import datetime as dt
 import os
 import shutil
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from pipeline.crashpoints import pause_point
 from pipeline.errors import PipelineError
+from pipeline.files import dump_json, read_json, sha256_file, write_text_atomic
 
 SCHEMA_FILE = "_schema.json"
 MANIFEST_FILE = "_manifest.json"
@@ -69,37 +73,29 @@ def resolve_data_dir(value: str) -> Path:
     return Path(os.environ.get("MELTANO_PROJECT_ROOT") or ".").resolve() / path
 
 
-def batch_file_path(uri: str) -> Path:
-    """The local path of a BATCH message's ``file://`` manifest entry (the only kind the plugins hand over)."""
-    parsed = urlparse(uri)
-    if parsed.scheme != "file":
-        raise PipelineError(f"batch file {uri} is not a local file:// path")
-    return Path(unquote(parsed.path))
-
-
-def rerun_command(job: str, day: str) -> str:
+def rerun_command(job: str, day: dt.date) -> str:
     """The exact command that (re)runs ``job`` for ``day`` from the project root."""
-    return f"PIPELINE_DATE={day} .venv/bin/meltano run {job}"
+    return f"PIPELINE_DATE={day.isoformat()} .venv/bin/meltano run {job}"
 
 
-def staging_root(data_dir: Path, job: str, day: str) -> Path:
+def staging_root(data_dir: Path, job: str, day: dt.date) -> Path:
     """Where ``job`` writes its day before the publish step moves it into place."""
-    return data_dir / STAGING_DIR / job / day
+    return data_dir / STAGING_DIR / job / day.isoformat()
 
 
-def receipt_path(data_dir: Path, job: str, day: str) -> Path:
+def receipt_path(data_dir: Path, job: str, day: dt.date) -> Path:
     """The receipt that says ``job`` succeeded for ``day``."""
-    return data_dir / RUNS_DIR / job / f"{day}.json"
+    return data_dir / RUNS_DIR / job / f"{day.isoformat()}.json"
 
 
-def day_folder(template: str, table: str, day: str) -> str:
+def day_folder(template: str, table: str, day: dt.date) -> str:
     """The folder (relative to the data dir) of ``table`` for ``day``.
 
     ``template`` uses ``{table}`` and ``{date}``, e.g. ``postgres/{table}/{date}``.
     """
     if "{date}" not in template:
         raise PipelineError(f"folder template {template!r} has no {{date}}: days would overwrite each other")
-    return template.format(table=table, date=day)
+    return template.format(table=table, date=day.isoformat())
 
 
 def data_file_name(key: str) -> str:
@@ -115,43 +111,6 @@ def data_file_name(key: str) -> str:
             f"{MAX_FILE_NAME_BYTES}; rename the table (or its schema) to something shorter, or leave it out"
         )
     return name
-
-
-def sha256_file(path: Path) -> str:
-    """The hex sha256 of a file, read in blocks so any size fits in memory."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def dump_json(obj: Any) -> str:
-    """JSON text for metadata files.
-
-    Keys keep their order (a schema's properties are the table's column order); the
-    callers build their dicts in a deterministic order, so a rerun of a day writes
-    byte-identical metadata.
-    """
-    return json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> Any:
-    """Read a metadata file, with an error that names it when it is missing or broken."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise PipelineError(f"{path} is missing") from exc
-    except json.JSONDecodeError as exc:
-        raise PipelineError(f"{path} is not valid JSON: {exc}") from exc
 
 
 @dataclasses.dataclass(frozen=True)
@@ -235,7 +194,7 @@ def metadata_checksums(folder: Path) -> dict[str, str]:
     return {name: sha256_file(folder / name) for name in (SCHEMA_FILE, MANIFEST_FILE)}
 
 
-def publish_staged_day(data_dir: Path, job: str, day: str) -> dict[str, Any]:
+def publish_staged_day(data_dir: Path, job: str, day: dt.date) -> dict[str, Any]:
     """Move every staged folder of ``job``/``day`` into place, then write the receipt.
 
     The receipt lists each table (by its key) with its folder and data checksum, and
@@ -279,14 +238,14 @@ def publish_staged_day(data_dir: Path, job: str, day: str) -> dict[str, Any]:
             os.replace(destination, trash / uuid.uuid4().hex)
         os.replace(folder, destination)
         pause_point("publish-swap")
-    content = {"job": job, "date": day, "folders": checksums, "tables": tables}
+    content = {"job": job, "date": day.isoformat(), "folders": checksums, "tables": tables}
     write_text_atomic(receipt, dump_json(content))
     shutil.rmtree(trash, ignore_errors=True)
     shutil.rmtree(staging, ignore_errors=True)
     return content
 
 
-def _receipt_tables(data_dir: Path, job: str, day: str) -> list[TableFile]:
+def _receipt_tables(data_dir: Path, job: str, day: dt.date) -> list[TableFile]:
     """The tables one job's receipt lists for ``day``, each checked against its folder's metadata.
 
     A folder whose ``_schema.json`` or ``_manifest.json`` is not the one the receipt
@@ -324,7 +283,7 @@ def _receipt_tables(data_dir: Path, job: str, day: str) -> list[TableFile]:
     return tables
 
 
-def read_day(data_dir: Path, day: str, jobs: list[str]) -> list[TableFile]:
+def read_day(data_dir: Path, day: dt.date, jobs: list[str]) -> list[TableFile]:
     """Every table that ``jobs`` published for ``day``; refuses the day if one did not succeed.
 
     The refusal names the missing job and the command that produces it. Keys are

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import datetime as dt
 import hashlib
 import os
 import select
@@ -40,6 +41,7 @@ import psycopg
 
 from pipeline.databases import ANALYTICS, connect
 from pipeline.errors import PipelineError, TransientPipelineError
+from pipeline.lfs import rerun_command
 
 # The one job that writes the analytics day (its loader, publish and export take its locks).
 STEP2_JOB = "lfs-to-analytics"
@@ -53,12 +55,12 @@ _LIVENESS_SECONDS = 0.5
 # This process's lock connections and keeper: kept open until the process exits.
 _held: list[psycopg.Connection] = []
 _keepers: list[subprocess.Popen[str]] = []
-_held_days: set[tuple[str, str]] = set()
+_held_days: set[tuple[str, dt.date]] = set()
 
 
-def lock_key(kind: str, job: str, day: str) -> int:
+def lock_key(kind: str, job: str, day: dt.date) -> int:
     """The advisory lock key of ``kind`` ("run" or "writer") for ``job`` and ``day``: the same on every host."""
-    digest = hashlib.sha256("\0".join(("northwind-pipeline", kind, job, day)).encode("utf-8")).digest()
+    digest = hashlib.sha256("\0".join(("northwind-pipeline", kind, job, day.isoformat())).encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
@@ -157,10 +159,10 @@ def _describe(holder: str | None) -> str:
     return f"session {holder!r}" if holder else "another session"
 
 
-def _refusal(job: str, day: str, what: str, holder: str | None, wait: float) -> TransientPipelineError:
+def _refusal(job: str, day: dt.date, what: str, holder: str | None, wait: float) -> TransientPipelineError:
     return TransientPipelineError(
         f"refused: {job} for {day} is {what} ({_describe(holder)}, holding the lock in the analytics database); "
-        f"waited {wait:g}s ({WAIT_ENV}); retry when it has finished: PIPELINE_DATE={day} .venv/bin/meltano run {job}"
+        f"waited {wait:g}s ({WAIT_ENV}); retry when it has finished: {rerun_command(job, day)}"
     )
 
 
@@ -187,7 +189,7 @@ def _start_keeper(key: int, owner: RunOwner) -> bool:
     raise TransientPipelineError(f"cannot take the run lock: {reason}")
 
 
-def _join_run(conn: psycopg.Connection, key: int, owner: RunOwner, job: str, day: str, wait: float) -> None:
+def _join_run(conn: psycopg.Connection, key: int, owner: RunOwner, job: str, day: dt.date, wait: float) -> None:
     """Make sure the run lock is held by ``owner``'s keeper: find it, or start it, or give up."""
     deadline = time.monotonic() + wait
     mine = f"{RUN_APP} {owner.token} "
@@ -202,7 +204,7 @@ def _join_run(conn: psycopg.Connection, key: int, owner: RunOwner, job: str, day
         time.sleep(_POLL_SECONDS)
 
 
-def _lock_or_refuse(conn: psycopg.Connection, key: int, job: str, day: str, what: str, wait: float) -> None:
+def _lock_or_refuse(conn: psycopg.Connection, key: int, job: str, day: dt.date, what: str, wait: float) -> None:
     deadline = time.monotonic() + wait
     while not _try_lock(conn, key):
         if time.monotonic() >= deadline:
@@ -224,7 +226,7 @@ def _release_held() -> None:
 atexit.register(_release_held)
 
 
-def hold_run_lock(job: str, day: str) -> None:
+def hold_run_lock(job: str, day: dt.date) -> None:
     """Hold ``job``'s locks for ``day`` until this process exits; refuse if another run holds them.
 
     Call it before writing anything. Under ``meltano run`` the run lock is held by

@@ -33,9 +33,9 @@ ENVIRONMENT_ENV = "MELTANO_ENVIRONMENT"
 REASON = "The run's processes died (killed); failed by `pipeline claim` of the next run, which holds the run lock."
 
 
-def state_id(environment: str, pair: str, day: str) -> str:
+def state_id(environment: str, pair: str, day: dt.date) -> str:
     """Meltano's state ID of ``pair`` (``<tap>-to-<target>``) for ``day`` (``state_id_suffix`` in meltano.yml)."""
-    return f"{environment}:{pair}:{day}"
+    return f"{environment}:{pair}:{day.isoformat()}"
 
 
 # The statements in each driver's parameter style: sqlite3 ("?") and psycopg ("%s").

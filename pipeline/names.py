@@ -29,7 +29,6 @@ from pipeline.errors import PipelineError
 
 _PLAIN = re.compile(r"[a-z0-9_]+")
 _PLAIN_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789_")
-_ENCODED = re.compile(r"(?:[a-z0-9_]|%[0-9a-f]{2})+")
 
 POSTGRES_SOURCE = "postgres"
 CSV_SOURCE = "csv"
@@ -45,28 +44,6 @@ def encode_name(name: str) -> str:
     if _PLAIN.fullmatch(name):
         return name
     return "".join(chr(byte) if byte in _PLAIN_BYTES else f"%{byte:02x}" for byte in name.encode("utf-8"))
-
-
-def decode_name(encoded: str) -> str:
-    """The name whose folder-name form is ``encoded``; refuses anything ``encode_name`` cannot produce."""
-    if not _ENCODED.fullmatch(encoded):
-        raise PipelineError(f"{encoded!r} is not an encoded table name")
-    raw = bytearray()
-    index = 0
-    while index < len(encoded):
-        if encoded[index] == "%":
-            raw.append(int(encoded[index + 1 : index + 3], 16))
-            index += 3
-        else:
-            raw.append(ord(encoded[index]))
-            index += 1
-    try:
-        name = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise PipelineError(f"{encoded!r} is not an encoded table name: not UTF-8") from exc
-    if encode_name(name) != encoded:
-        raise PipelineError(f"{encoded!r} is not an encoded table name: not in canonical form")
-    return name
 
 
 def table_folder(source_schema: str, table: str) -> str:

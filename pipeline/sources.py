@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from pipeline.errors import PipelineError
-from pipeline.lfs import sha256_file
+from pipeline.files import sha256_file
 
 UPSTREAM_URL = "https://raw.githubusercontent.com/techindicium/code-challenge/main/data/{name}"
 PINNED_SHA256 = {

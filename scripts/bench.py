@@ -49,7 +49,8 @@ from psycopg import sql
 
 from pipeline.config import project_env
 from pipeline.databases import ANALYTICS, SOURCE, conninfo, drop_database
-from pipeline.lfs import receipt_path, resolve_data_dir, write_text_atomic
+from pipeline.files import write_text_atomic
+from pipeline.lfs import receipt_path, resolve_data_dir
 from pipeline.provision import provision
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -264,7 +265,7 @@ def csv_copy_baseline(env: dict[str, str], scaled_csv: Path) -> dict[str, float]
 
 def receipt_rows(data_dir: Path, job: str) -> int:
     """Rows a step-1 job published for the day, from its receipt."""
-    receipt = json.loads(receipt_path(data_dir, job, DAY).read_text())
+    receipt = json.loads(receipt_path(data_dir, job, dt.date.fromisoformat(DAY)).read_text())
     return sum(entry["rows"] for entry in receipt["tables"].values())
 
 

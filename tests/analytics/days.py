@@ -20,12 +20,12 @@ import psycopg
 import pytest
 
 from pipeline.databases import ANALYTICS, drop_database, ensure_database
+from pipeline.files import sha256_file
 from pipeline.lfs import (
     TableFile,
     data_file_name,
     publish_staged_day,
     read_folder,
-    sha256_file,
     staging_root,
     write_folder_metadata,
 )
@@ -84,7 +84,7 @@ def write_day(data_dir: Path, day: str, job: str, tables: list[Table]) -> None:
         else:
             key = table_folder(table.source_schema or "public", table.name)
             relative = f"postgres/{key}/{day}"
-        folder = staging_root(data_dir, job, day) / relative
+        folder = staging_root(data_dir, job, as_date(day)) / relative
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / data_file_name(key)
         path.write_text(table.body, encoding="utf-8")
@@ -94,7 +94,7 @@ def write_day(data_dir: Path, day: str, job: str, tables: list[Table]) -> None:
         )
         existing = read_folder(folder) if (folder / "_SUCCESS").is_file() else []
         write_folder_metadata(folder, [*existing, described])
-    publish_staged_day(data_dir, job, day)
+    publish_staged_day(data_dir, job, as_date(day))
 
 
 class Analytics(Pipeline):

@@ -15,7 +15,7 @@ import pytest
 from pipeline.analytics import publish_day
 from pipeline.errors import PipelineError, TransientPipelineError
 from pipeline.lfs import read_day
-from tests.analytics.days import JOBS, Analytics, Table, csv_table, write_day
+from tests.analytics.days import JOBS, Analytics, Table, as_date, csv_table, write_day
 
 pytestmark = pytest.mark.integration
 
@@ -264,16 +264,16 @@ def test_a_lock_held_too_long_is_a_transient_refusal_and_changes_nothing(analyti
     write_day(analytics.data_dir, DAY1, JOBS[0], [orders(5), *AWKWARD])
     write_day(analytics.data_dir, DAY1, JOBS[1], [details(5)])
     analytics.meltano_ok("tap-lfs", "target-analytics", day=DAY1)
-    receipts = read_day(analytics.data_dir, DAY1, list(JOBS))
+    receipts = read_day(analytics.data_dir, as_date(DAY1), list(JOBS))
 
     with analytics.connect() as reader, analytics.connect() as conn:
         reader.execute("BEGIN")
         reader.execute("SELECT count(*) FROM postgres.orders")  # holds its lock until the end of the transaction
         with pytest.raises(TransientPipelineError, match="lock_timeout 200ms"):
-            publish_day(conn, dt.date.fromisoformat(DAY1), receipts, lock_timeout="200ms")
+            publish_day(conn, as_date(DAY1), receipts, lock_timeout="200ms")
         reader.execute("ROLLBACK")
         assert conn.execute("SELECT order_id FROM postgres.orders").fetchall() == [(1,), (2,)]
-        published = publish_day(conn, dt.date.fromisoformat(DAY1), receipts)
+        published = publish_day(conn, as_date(DAY1), receipts)
         assert conn.execute("SELECT order_id FROM postgres.orders").fetchall() == [(5,)]
     assert published.rows["'postgres'.'orders'"] == 1
 
@@ -285,7 +285,7 @@ def test_publish_refuses_a_load_that_is_not_the_receipts(analytics: Analytics) -
     write_day(analytics.data_dir, DAY1, JOBS[0], [orders(1, 2)])  # step 1 ran again after the load
 
     with analytics.connect() as conn, pytest.raises(PipelineError, match="loaded from another file than the receipt"):
-        publish_day(conn, dt.date.fromisoformat(DAY1), read_day(analytics.data_dir, DAY1, list(JOBS)))
+        publish_day(conn, as_date(DAY1), read_day(analytics.data_dir, as_date(DAY1), list(JOBS)))
 
 
 def test_a_file_postgres_cannot_load_fails_in_one_line_naming_file_and_table(analytics: Analytics) -> None:

@@ -45,8 +45,6 @@ DAY_COLUMN = "pipeline_date"
 # PostgreSQL's FirstNormalObjectId: oids below it are built in.
 FIRST_USER_OID = 16384
 
-Row = tuple[str | None, ...]
-
 
 @pytest.fixture(scope="module")
 def awkward_sources(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:

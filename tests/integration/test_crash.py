@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import hashlib
 import json
 import os
@@ -112,10 +113,10 @@ def rerun(pipeline: Pipeline, job: str, **overrides: str) -> None:
 
 def receipt(pipeline: Pipeline, job: str) -> dict | None:
     """The job's receipt for DAY, after checking that every folder it lists is complete and matches it."""
-    path = receipt_path(pipeline.data_dir, job, DAY)
+    path = receipt_path(pipeline.data_dir, job, dt.date.fromisoformat(DAY))
     if not path.is_file():
         return None
-    read_day(pipeline.data_dir, DAY, [job])
+    read_day(pipeline.data_dir, dt.date.fromisoformat(DAY), [job])
     return json.loads(path.read_text())
 
 
@@ -194,7 +195,7 @@ def sources(shared_pipeline: Pipeline, tmp_path_factory: pytest.TempPathFactory)
 
 def check_step1_day(pipeline: Pipeline, job: str, sources: Sources) -> None:
     """The published day has every table of the source with its rows."""
-    published = {table.table: table.rows for table in read_day(pipeline.data_dir, DAY, [job])}
+    published = {table.table: table.rows for table in read_day(pipeline.data_dir, dt.date.fromisoformat(DAY), [job])}
     if job == "csv-to-lfs":
         assert published == {"order_details": len(sources.published.read_text().splitlines()) - 1}
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -18,7 +19,10 @@ from tests.conftest import PROJECT_ROOT
 
 def hold(job: str, day: str) -> str:
     """Python code that takes ``job``'s locks for ``day`` (run by hand: this process is the run)."""
-    return f"from pipeline.locks import hold_run_lock; hold_run_lock({job!r}, {day!r}); print('held', flush=True)"
+    return (
+        "import datetime; from pipeline.locks import hold_run_lock; "
+        f"hold_run_lock({job!r}, datetime.date.fromisoformat({day!r})); print('held', flush=True)"
+    )
 
 
 @pytest.fixture
@@ -58,12 +62,12 @@ def take(env: dict[str, str], job: str = "csv-to-lfs", day: str = "2024-01-02") 
 
 
 def test_the_key_is_stable_and_differs_per_kind_job_and_day() -> None:
-    assert lock_key("run", "csv-to-lfs", "2024-01-02") == lock_key("run", "csv-to-lfs", "2024-01-02")
+    assert lock_key("run", "csv-to-lfs", dt.date(2024, 1, 2)) == lock_key("run", "csv-to-lfs", dt.date(2024, 1, 2))
     keys = {
         lock_key(kind, job, day)
         for kind in ("run", "writer")
         for job in ("csv-to-lfs", "postgres-to-lfs")
-        for day in ("2024-01-02", "2024-01-03")
+        for day in (dt.date(2024, 1, 2), dt.date(2024, 1, 3))
     }
     assert len(keys) == 8
     assert all(-(2**63) <= key < 2**63 for key in keys)

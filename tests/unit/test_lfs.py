@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
 import pytest
 
 from pipeline.errors import PipelineError
+from pipeline.files import sha256_file
 from pipeline.lfs import (
     TableFile,
     data_file_name,
@@ -15,13 +17,12 @@ from pipeline.lfs import (
     publish_staged_day,
     read_day,
     receipt_path,
-    sha256_file,
     staging_root,
     write_folder_metadata,
 )
 from pipeline.names import encode_name
 
-DAY = "2024-01-02"
+DAY = dt.date(2024, 1, 2)
 SCHEMA = {"type": "object", "properties": {"id": {"type": ["integer"], "x-sql-datatype": "smallint"}}}
 
 
@@ -49,7 +50,7 @@ def test_publish_moves_folders_and_writes_a_deterministic_receipt(tmp_path: Path
     stage_table(tmp_path, "job-a", f"src/orders/{DAY}", "orders", "id\n1\n2\n")
     receipt = publish_staged_day(tmp_path, "job-a", DAY)
 
-    published = tmp_path / "src" / "orders" / DAY
+    published = tmp_path / "src" / "orders" / DAY.isoformat()
     assert sorted(p.name for p in published.iterdir()) == ["_SUCCESS", "_manifest.json", "_schema.json", "orders.csv"]
     assert receipt["tables"]["orders"]["rows"] == 2
     assert json.loads(receipt_path(tmp_path, "job-a", DAY).read_text()) == receipt
@@ -59,12 +60,12 @@ def test_publish_moves_folders_and_writes_a_deterministic_receipt(tmp_path: Path
 def test_republishing_replaces_the_folder_whole(tmp_path: Path) -> None:
     stage_table(tmp_path, "job-a", f"src/orders/{DAY}", "orders", "id\n1\n2\n")
     publish_staged_day(tmp_path, "job-a", DAY)
-    (tmp_path / "src" / "orders" / DAY / "stray.csv").write_text("left over\n")
+    (tmp_path / "src" / "orders" / DAY.isoformat() / "stray.csv").write_text("left over\n")
 
     stage_table(tmp_path, "job-a", f"src/orders/{DAY}", "orders", "id\n3\n")
     publish_staged_day(tmp_path, "job-a", DAY)
 
-    folder = tmp_path / "src" / "orders" / DAY
+    folder = tmp_path / "src" / "orders" / DAY.isoformat()
     assert (folder / "orders.csv").read_text() == "id\n3\n"
     assert not (folder / "stray.csv").exists()
 
@@ -147,7 +148,7 @@ def test_metadata_is_keyed_by_folder_name_and_keeps_the_exact_names(tmp_path: Pa
     assert path.name == "%4fdd%20%22name%22%2f%2e%2e%2fx.csv"
     publish_staged_day(tmp_path, "job-a", DAY)
 
-    folder = tmp_path / "a" / encode_name(table) / DAY
+    folder = tmp_path / "a" / encode_name(table) / DAY.isoformat()
     schema = json.loads((folder / "_schema.json").read_text())["tables"]
     assert schema == {
         encode_name(table): {
@@ -166,7 +167,7 @@ def test_metadata_is_keyed_by_folder_name_and_keeps_the_exact_names(tmp_path: Pa
 def test_read_day_refuses_a_changed_metadata_file(tmp_path: Path, metadata: str) -> None:
     stage_table(tmp_path, "job-a", f"a/{DAY}", "orders", "id\n1\n")
     publish_staged_day(tmp_path, "job-a", DAY)
-    path = tmp_path / "a" / DAY / metadata
+    path = tmp_path / "a" / DAY.isoformat() / metadata
     # the same content, formatted differently: still not the file the receipt covers
     path.write_text(json.dumps(json.loads(path.read_text())))
     with pytest.raises(PipelineError, match=r"metadata no longer matches the receipt .* rerun: PIPELINE_DATE=2024"):
@@ -176,7 +177,7 @@ def test_read_day_refuses_a_changed_metadata_file(tmp_path: Path, metadata: str)
 def test_the_receipt_covers_each_folders_metadata(tmp_path: Path) -> None:
     stage_table(tmp_path, "job-a", f"a/{DAY}", "orders", "id\n1\n")
     receipt = publish_staged_day(tmp_path, "job-a", DAY)
-    folder = tmp_path / "a" / DAY
+    folder = tmp_path / "a" / DAY.isoformat()
     assert receipt["folders"] == {
         f"a/{DAY}": {name: sha256_file(folder / name) for name in ("_schema.json", "_manifest.json")}
     }

@@ -1,9 +1,39 @@
+import re
+
 import pytest
 
 from pipeline.errors import PipelineError
-from pipeline.names import analytics_schema, decode_name, encode_name, table_folder
+from pipeline.names import analytics_schema, encode_name, table_folder
 
 AWKWARD = ["Orders", "orders", "order items", "a/b", "..", ".", "x-y", 'say "hi"', "заказы", "%41", "a%2fb", "ß" * 31]
+
+
+_ENCODED = re.compile(r"(?:[a-z0-9_]|%[0-9a-f]{2})+")
+
+
+def decode_name(encoded: str) -> str:
+    """The name whose folder-name form is ``encoded``: the proof that the encoding is reversible.
+
+    Only the tests decode; the pipeline keeps exact names in ``_schema.json``.
+    """
+    if not _ENCODED.fullmatch(encoded):
+        raise PipelineError(f"{encoded!r} is not an encoded table name")
+    raw = bytearray()
+    index = 0
+    while index < len(encoded):
+        if encoded[index] == "%":
+            raw.append(int(encoded[index + 1 : index + 3], 16))
+            index += 3
+        else:
+            raw.append(ord(encoded[index]))
+            index += 1
+    try:
+        name = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PipelineError(f"{encoded!r} is not an encoded table name: not UTF-8") from exc
+    if encode_name(name) != encoded:
+        raise PipelineError(f"{encoded!r} is not an encoded table name: not in canonical form")
+    return name
 
 
 @pytest.mark.parametrize("name", ["orders", "order_details", "t1", "_"])

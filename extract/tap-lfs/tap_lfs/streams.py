@@ -19,7 +19,8 @@ from singer_sdk import Stream
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig, StorageTarget
 
 from pipeline.errors import PipelineError
-from pipeline.lfs import TableFile, sha256_file
+from pipeline.files import sha256_file
+from pipeline.lfs import TableFile
 
 if t.TYPE_CHECKING:
     from singer_sdk import Tap

@@ -43,7 +43,7 @@ class TapLFS(Tap):
 
     def discover_streams(self) -> list[DayTableStream]:
         """One stream per table listed in the day's receipts."""
-        day = parse_pipeline_date(self.config.get("pipeline_date")).isoformat()
+        day = parse_pipeline_date(self.config.get("pipeline_date"))
         tables = read_day(resolve_data_dir(self.config["data_dir"]), day, list(self.config["jobs"]))
         return [DayTableStream(self, table) for table in tables]
 

@@ -44,7 +44,7 @@ from target_postgres.sinks import PostgresSink
 
 from pipeline.crashpoints import pause_point
 from pipeline.errors import PipelineError, TransientPipelineError
-from pipeline.lfs import batch_file_path
+from pipeline.files import batch_file_path
 from pipeline.names import analytics_schema
 from pipeline.staging import DAY_COLUMN, loaded_tables
 from target_analytics.columns import resolve_columns

@@ -104,7 +104,7 @@ class TargetAnalytics(TargetPostgres):
         if refusal := not_honoured(self.config):
             raise PipelineError(refusal)
         self.day: dt.date = parse_pipeline_date(self.config.get("pipeline_date"))
-        hold_run_lock(STEP2_JOB, self.day.isoformat())  # before anything of the day's loads is touched
+        hold_run_lock(STEP2_JOB, self.day)  # before anything of the day's loads is touched
         self.load_id = new_load_id()
         self.problems: list[str] = []
         self._load_schemas: dict[str, str] = {}

@@ -21,11 +21,11 @@ from singer_sdk.helpers._batch import BaseBatchFileEncoding
 
 from pipeline.crashpoints import pause_point
 from pipeline.errors import PipelineError
+from pipeline.files import batch_file_path
 from pipeline.lfs import (
     SOURCE_SCHEMA_KEY,
     SOURCE_TABLE_KEY,
     TableFile,
-    batch_file_path,
     data_file_name,
     day_folder,
 )

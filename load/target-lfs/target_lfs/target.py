@@ -65,7 +65,7 @@ class TargetLFS(TargetCSV):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         # Everything is checked before anything is written.
-        self.day = parse_pipeline_date(self.config.get("pipeline_date")).isoformat()
+        self.day = parse_pipeline_date(self.config.get("pipeline_date"))
         data_dir = resolve_data_dir(required_setting(self.config, "data_dir", "DATA_DIR"))
         self.job = required_setting(self.config, "job", "the plugin's config")
         self.folder_template = required_setting(self.config, "folder_template", "the plugin's config")
