@@ -45,6 +45,7 @@ from typing import Any
 from pipeline.crashpoints import pause_point
 from pipeline.errors import PipelineError
 from pipeline.files import dump_json, read_json, sha256_file, write_text_atomic
+from pipeline.names import within_bytes
 
 SCHEMA_FILE = "_schema.json"
 MANIFEST_FILE = "_manifest.json"
@@ -105,12 +106,13 @@ def data_file_name(key: str) -> str:
     bytes a Linux file name may have; the refusal names the fix instead of an OSError.
     """
     name = f"{key}.csv"
-    if len(name.encode("utf-8")) > MAX_FILE_NAME_BYTES:
-        raise PipelineError(
-            f"its file name {name[:40]}... would be {len(name)} bytes, more than the file system's "
-            f"{MAX_FILE_NAME_BYTES}; rename the table (or its schema) to something shorter, or leave it out"
-        )
-    return name
+    return within_bytes(
+        name,
+        MAX_FILE_NAME_BYTES,
+        f"its file name {name[:40]}...",
+        f"the file system's {MAX_FILE_NAME_BYTES}; rename the table (or its schema) to something shorter, "
+        "or leave it out",
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,6 +37,19 @@ DEFAULT_SOURCE_SCHEMA = "public"
 MAX_IDENTIFIER_BYTES = 63
 
 
+def within_bytes(text: str, limit: int, what: str, limit_and_fix: str) -> str:
+    """Return ``text`` if its UTF-8 form has at most ``limit`` bytes, else refuse it in one line.
+
+    File names and PostgreSQL identifiers are limited in bytes, not characters, so
+    an encoded or non-ASCII name reaches the limit sooner than its length suggests.
+    The refusal reads ``{what} would be N bytes, more than {limit_and_fix}``.
+    """
+    size = len(text.encode("utf-8"))
+    if size > limit:
+        raise PipelineError(f"{what} would be {size} bytes, more than {limit_and_fix}")
+    return text
+
+
 def encode_name(name: str) -> str:
     """The folder-name form of a source's table (or schema) name; see the module docstring."""
     if not name:
@@ -65,9 +78,9 @@ def analytics_schema(source: str, source_schema: str | None = None) -> str:
     if source_schema in (None, DEFAULT_SOURCE_SCHEMA):
         return POSTGRES_SOURCE
     schema = f"{POSTGRES_SOURCE}__{source_schema}"
-    if len(schema.encode("utf-8")) > MAX_IDENTIFIER_BYTES:
-        raise PipelineError(
-            f"source schema {source_schema!r}: its analytics schema {schema!r} is longer than "
-            f"{MAX_IDENTIFIER_BYTES} bytes; rename the schema or leave it out of filter_schemas"
-        )
-    return schema
+    return within_bytes(
+        schema,
+        MAX_IDENTIFIER_BYTES,
+        f"source schema {source_schema!r}: its analytics schema {schema!r}",
+        f"PostgreSQL's {MAX_IDENTIFIER_BYTES} for a name; rename the schema or leave it out of filter_schemas",
+    )
