@@ -70,5 +70,5 @@ def test_table_folders_and_analytics_schemas_keep_source_schemas_apart() -> None
     assert analytics_schema("postgres", "public") == "postgres"
     assert analytics_schema("postgres", "sales") == "postgres__sales"
     assert analytics_schema("csv") == "csv"
-    with pytest.raises(PipelineError, match="would be 70 bytes, more than PostgreSQL.s 63"):
+    with pytest.raises(PipelineError, match="would be 70 bytes, more than PostgreSQL's 63 "):
         analytics_schema("postgres", "s" * 60)
