@@ -11,8 +11,9 @@ mode 0600) with exactly the admin user, and prints the value for
 
 Usage: airflow_auth.py PASSWORDS_FILE [DOTENV]
 Values come from the environment; a missing one is then read from DOTENV (the
-project's ``.env``, read by ``pipeline.config``) when given. Run with the project's
-venv (``.venv/bin/python``), as ``scripts/airflow.sh`` and the Docker entrypoint do.
+project's ``.env``) when given, read with python-dotenv as everywhere else
+(``pipeline.config``, the tasks' ``job_env``): any Python with python-dotenv runs it,
+the project's venv (``scripts/airflow.sh``, the Docker entrypoint) or Airflow's (tests).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from pipeline.config import dotenv_file
+from dotenv import dotenv_values
 
 SETTINGS = ("AIRFLOW_ADMIN_USER", "AIRFLOW_ADMIN_PASSWORD")
 # The users setting is "name:role,name:role": a name must not contain either separator.
@@ -37,7 +38,7 @@ class AuthSetupError(Exception):
 
 def admin_credentials(environ: dict[str, str], dotenv: Path | None) -> tuple[str, str]:
     """The admin's name and password: environment first, then the .env file."""
-    fallback = dotenv_file(dotenv) if dotenv else {}
+    fallback = {k: v for k, v in dotenv_values(dotenv).items() if v is not None} if dotenv else {}
     user, password = (environ.get(k) or fallback.get(k) or "" for k in SETTINGS)
     where = f"the environment or {dotenv}" if dotenv else "the environment"
     if not user or not password:
