@@ -2,7 +2,10 @@
 # project (installed here, never at run time) and Airflow (a Meltano utility
 # plugin). Built with the same steps as `make setup` (scripts/setup.sh), no
 # secrets inside: configuration comes from the environment at run time.
-FROM python:3.11-slim-bookworm
+# PYTHON_IMAGE: the public image unless told otherwise (CI builds a local stand-in,
+# .ci/docker.sh).
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+FROM ${PYTHON_IMAGE}
 
 # The uid of `app`: match it to yours (APP_UID in .env) to own the files in ./data.
 ARG APP_UID=1000
@@ -31,7 +34,8 @@ USER ${APP_UID}:${APP_UID}
 
 # Layers from the least to the most often changed: the project venv, then the
 # plugins (their definitions and in-repo code), then everything else.
-COPY --chown=app:app requirements.txt constraints.txt pyproject.toml ./
+COPY --chown=app:app pyproject.toml ./
+COPY --chown=app:app constraints/project.txt constraints/
 COPY --chown=app:app pipeline/ pipeline/
 COPY --chown=app:app orchestrate/pyproject.toml orchestrate/
 COPY --chown=app:app orchestrate/dag_generator/ orchestrate/dag_generator/
@@ -39,21 +43,13 @@ COPY --chown=app:app scripts/setup.sh scripts/
 RUN scripts/setup.sh venv
 
 COPY --chown=app:app meltano.yml ./
+COPY --chown=app:app constraints/ constraints/
 COPY --chown=app:app extract/ extract/
 COPY --chown=app:app load/ load/
 COPY --chown=app:app orchestrate/ orchestrate/
 RUN scripts/setup.sh plugins \
  && rm -rf /tmp/cache .meltano/logs \
  && mkdir -p orchestrate/airflow/logs
-
-# AIRFLOW_CELERY=true (docker-compose.celery.yml) adds the CeleryExecutor to the
-# airflow plugin's venv; celery 5.7 breaks providers-celery 3.26 (`cannot import
-# name 'retry'`, measured), hence celery 5.6.3.
-ARG AIRFLOW_CELERY=false
-RUN if [ "$AIRFLOW_CELERY" = true ]; then \
-      .venv/bin/uv pip install --quiet --no-cache --python .meltano/utilities/airflow/venv/bin/python \
-        apache-airflow-providers-celery==3.26.0 "celery[redis]==5.6.3"; \
-    fi
 
 COPY --chown=app:app . .
 

@@ -75,11 +75,11 @@ fi
 if [ "${1:-}" = airflow ] && [ "${2:-}" = api-server ]; then
   # The login: Airflow's passwords file rewritten from AIRFLOW_ADMIN_USER /
   # AIRFLOW_ADMIN_PASSWORD at every start (scripts/airflow_auth.py, as `make airflow`
-  # does), and the user declared by Meltano's setting name and by Airflow's.
+  # does), and the user by its Meltano setting name (the plugin declares it).
   passwords=/tmp/airflow-auth/passwords.json
   users=$(.venv/bin/python scripts/airflow_auth.py "$passwords")
   export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=$passwords
-  export AIRFLOW_CORE_SIMPLE_AUTH_MANAGER_USERS=$users AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=$users
+  export AIRFLOW_CORE_SIMPLE_AUTH_MANAGER_USERS=$users
 fi
 
 exec "$@"

@@ -23,10 +23,6 @@ if [[ ! -x .venv/bin/meltano ]]; then
   echo "airflow: .venv/bin/meltano is missing: run 'make setup' first" >&2
   exit 1
 fi
-if [[ -z "${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN:-}" ]] && ! grep -qs '^AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=' .env; then
-  echo "airflow: metadata DB is SQLite (orchestrate/airflow/airflow.db). For fewer 'database is locked'" >&2
-  echo "         errors: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgresql+psycopg2://postgres:postgres@127.0.0.1:5432/airflow" >&2
-fi
 
 # The plugin's settings as Meltano resolves them (defaults, .env, shell): one source for host, port, home.
 read -r host port home < <(.venv/bin/meltano config print airflow 2>/dev/null | .venv/bin/python -c \
@@ -39,8 +35,12 @@ url="http://$client_host:$port"
 
 # Tasks read .env afresh at each run (orchestrate/dag_generator/job_env.py): they drop
 # the values `meltano invoke` put into Airflow's environment from .env at this start.
-PIPELINE_DOTENV_KEYS=$(.venv/bin/python -c 'import dotenv; print(",".join(dotenv.dotenv_values(".env")))')
+PIPELINE_DOTENV_KEYS=$(.venv/bin/python -c 'from pipeline.config import dotenv_file; print(",".join(dotenv_file(".env")))')
 export PIPELINE_DOTENV_KEYS
+if [[ -z "${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN:-}" && ,$PIPELINE_DOTENV_KEYS, != *,AIRFLOW__DATABASE__SQL_ALCHEMY_CONN,* ]]; then
+  echo "airflow: metadata DB is SQLite (orchestrate/airflow/airflow.db). For fewer 'database is locked'" >&2
+  echo "         errors: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgresql+psycopg2://postgres:postgres@127.0.0.1:5432/airflow" >&2
+fi
 
 # The login: users setting and passwords file from AIRFLOW_ADMIN_USER / AIRFLOW_ADMIN_PASSWORD.
 users=$(.venv/bin/python scripts/airflow_auth.py "$home/simple_auth_manager_passwords.json.generated" .env)

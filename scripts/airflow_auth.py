@@ -11,7 +11,9 @@ mode 0600) with exactly the admin user, and prints the value for
 
 Usage: airflow_auth.py PASSWORDS_FILE [DOTENV]
 Values come from the environment; a missing one is then read from DOTENV (the
-project's ``.env``) when given. Standard library only, so any Python 3 can run it.
+project's ``.env``) when given, read with python-dotenv as everywhere else
+(``pipeline.config``, the tasks' ``job_env``): any Python with python-dotenv runs it,
+the project's venv (``scripts/airflow.sh``, the Docker entrypoint) or Airflow's (tests).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from dotenv import dotenv_values
+
 SETTINGS = ("AIRFLOW_ADMIN_USER", "AIRFLOW_ADMIN_PASSWORD")
 # The users setting is "name:role,name:role": a name must not contain either separator.
 USER_NAME = re.compile(r"^[A-Za-z0-9_.@-]+$")
@@ -32,25 +36,9 @@ class AuthSetupError(Exception):
     """A setting is missing or unusable; the message names it and the fix."""
 
 
-def read_dotenv(path: Path) -> dict[str, str]:
-    """``KEY=value`` lines of a .env file (optional quotes, ``#`` comments); enough for these two settings."""
-    values: dict[str, str] = {}
-    if not path.is_file():
-        return values
-    for line in path.read_text(encoding="utf-8").splitlines():
-        match = re.match(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$", line)
-        if not match or line.lstrip().startswith("#"):
-            continue
-        value = match.group(2)
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[match.group(1)] = value
-    return values
-
-
 def admin_credentials(environ: dict[str, str], dotenv: Path | None) -> tuple[str, str]:
     """The admin's name and password: environment first, then the .env file."""
-    fallback = read_dotenv(dotenv) if dotenv else {}
+    fallback = {k: v for k, v in dotenv_values(dotenv).items() if v is not None} if dotenv else {}
     user, password = (environ.get(k) or fallback.get(k) or "" for k in SETTINGS)
     where = f"the environment or {dotenv}" if dotenv else "the environment"
     if not user or not password:

@@ -17,23 +17,18 @@ case $step in all | venv | plugins | sources) ;; *)
   ;;
 esac
 
-# Configuration comes from .env (created from the example by `make setup`); in a
-# container there is no .env and the environment is set by docker-compose.yml.
+# Configuration comes from .env (created from the example by `make setup`), which
+# Meltano and scripts/setup_sources.py read themselves; in a container there is no
+# .env and the environment is set by docker-compose.yml.
 if [ "$step" = all ] && [ ! -f .env ]; then
   cp .env.example .env
-fi
-if [ -f .env ]; then
-  set -a
-  # shellcheck source=/dev/null
-  source .env
-  set +a
 fi
 
 if [ "$step" = all ] || [ "$step" = venv ]; then
   if [ ! -x .venv/bin/python ]; then
     python3.11 -m venv .venv
   fi
-  .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt -e '.[analytics]' -e ./orchestrate
+  .venv/bin/pip install --quiet --disable-pip-version-check -c constraints/project.txt -e '.[analytics,tools]' -e ./orchestrate
 fi
 
 if [ "$step" = all ] || [ "$step" = plugins ]; then

@@ -1,5 +1,8 @@
 """Set-up step: the pinned source files under $DATA_DIR/sources, then both databases.
 
+Settings come from the environment, then from the project's ``.env`` when there is
+one (``make setup``; a container has none: docker-compose.yml sets the environment).
+
 The files come from $NORTHWIND_DATA_DIR when set, else from upstream (see
 pipeline.sources). The databases are created if missing, the source database is
 seeded from northwind.sql if it has no table yet, and the jobs' roles are created
@@ -13,6 +16,7 @@ import os
 import sys
 from pathlib import Path
 
+from pipeline.config import dotenv_file, sources_dir
 from pipeline.databases import ensure_database_at
 from pipeline.errors import PipelineError
 from pipeline.provision import provision
@@ -21,8 +25,10 @@ from pipeline.sources import obtain_sources
 
 def setup_sources() -> None:
     """Obtain the files, create the databases, seed the source, grant the roles."""
+    for key, value in dotenv_file(Path(".env")).items():
+        os.environ.setdefault(key, value)
     local = os.environ.get("NORTHWIND_DATA_DIR")
-    destination = Path(os.environ.get("DATA_DIR") or "data") / "sources"
+    destination = sources_dir(Path.cwd(), os.environ)
     for path in obtain_sources(destination, Path(local) if local else None):
         print(f"source file ready: {path}")
     for line in provision(destination / "northwind.sql"):

@@ -23,7 +23,6 @@ from pipeline.databases import ANALYTICS, SOURCE, conninfo, drop_database
 from pipeline.provision import provision
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SOURCES_DIR = PROJECT_ROOT / "data" / "sources"
 
 
 def project_env() -> dict[str, str]:
@@ -83,7 +82,8 @@ def base_env() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def source_files() -> dict[str, Path]:
     """The pinned upstream files, obtained by ``make setup``."""
-    files = {name: SOURCES_DIR / name for name in ("northwind.sql", "order_details.csv")}
+    sources = config.sources_dir(PROJECT_ROOT, project_env())
+    files = {name: sources / name for name in ("northwind.sql", "order_details.csv")}
     missing = [str(path) for path in files.values() if not path.is_file()]
     if missing:
         pytest.fail(f"source files missing ({', '.join(missing)}): run make setup")

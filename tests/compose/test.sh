@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# `make compose-test`: docker-compose.yml for real, on the engine that answers here.
+#
+# up (the unchanged compose file), every service healthy; the REST API refuses
+# anonymous and wrong-password calls, the secret keys were generated, the login
+# works; one day triggered through the REST API succeeds; the task instances ran
+# where they should (LocalExecutor: the scheduler; COMPOSE_TEST_CELERY=1, profile
+# `celery` with two workers: only the workers, each at least one); the dated files
+# and the result are on the host and in the analytics database, owned by the jobs'
+# role, and the source's role cannot write the source; Meltano's run records are in
+# Postgres. Always ends with `down -v`.
+#
+# Needs an engine and compose (COMPOSE, default docker-compose). On our CI machines
+# .ci/docker.sh provides both and local stand-ins of the base images.
+# Knobs: COMPOSE_TEST_CELERY=1, COMPOSE_TEST_DAY (2024-01-02), COMPOSE_TEST_PORT (a
+# free one), NORTHWIND_DATA_DIR (local source files; else downloaded, as in `make setup`).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+DAY=${COMPOSE_TEST_DAY:-2024-01-02}
+PORT=${COMPOSE_TEST_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+RUN_DIR=$(mktemp -d /tmp/compose-test.XXXXXX)
+START=$SECONDS
+read -ra COMPOSE <<<"${COMPOSE:-docker-compose}"
+COMPOSE+=(--project-directory "$PWD" -p northwind-compose-test -f docker-compose.yml)
+SERVICES=(northwind-db analytics-db airflow-db airflow-apiserver airflow-scheduler airflow-dag-processor)
+UP=(up -d)
+WORKERS=0
+if [ "${COMPOSE_TEST_CELERY:-0}" = 1 ]; then
+  WORKERS=2
+  COMPOSE+=(--profile celery)
+  SERVICES+=(redis airflow-worker)
+  UP+=(--scale "airflow-worker=$WORKERS")
+  export AIRFLOW_CORE_EXECUTOR=CeleryExecutor
+fi
+
+say() { printf '== [%4ss] %s\n' "$((SECONDS - START))" "$*"; }
+exec 3>&2  # fail() writes here, so that its message survives wait_for's redirection
+fail() { printf 'COMPOSE TEST FAILED after %ss: %s\n' "$((SECONDS - START))" "$*" >&3; exit 1; }
+wait_for() { # SECONDS WHAT COMMAND...: poll every 3 s, fail with WHAT after SECONDS
+  local limit=$1 what=$2 t0=$SECONDS
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    [ $((SECONDS - t0)) -lt "$limit" ] || fail "timed out after ${limit}s waiting for $what"
+    sleep 3
+  done
+  say "$what: ok after $((SECONDS - t0))s"
+}
+cleanup() {
+  local rc=$?
+  set +e
+  if [ "$rc" != 0 ]; then
+    echo "---- service states and the last log lines (failure) ----" >&2
+    "${COMPOSE[@]}" ps >&2
+    "${COMPOSE[@]}" logs --no-color --tail=60 >&2
+  fi
+  say "down -v"
+  "${COMPOSE[@]}" down -v --remove-orphans >/dev/null 2>&1
+  rm -rf "$RUN_DIR"
+  say "exit $rc"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- up ------------------------------------------------------------------------
+# A login of this run's own, and no secret keys: the first `up` must generate them.
+export HOST_DATA_DIR=$RUN_DIR/data AIRFLOW_PUBLISH=127.0.0.1:$PORT AIRFLOW_ADMIN_USER=compose-test
+AIRFLOW_ADMIN_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_urlsafe(16))')
+export AIRFLOW_ADMIN_PASSWORD AIRFLOW_JWT_SECRET='' AIRFLOW_SECRET_KEY=''
+mkdir -p "$HOST_DATA_DIR"
+"${COMPOSE[@]}" down -v --remove-orphans >/dev/null 2>&1 || true  # leftovers of an interrupted run
+t=$SECONDS
+"${COMPOSE[@]}" build --quiet
+say "image built ($((SECONDS - t))s); ${UP[*]} (executor ${AIRFLOW_CORE_EXECUTOR:-LocalExecutor})"
+t=$SECONDS
+"${COMPOSE[@]}" "${UP[@]}"
+healthy() { # SERVICE: every container of it (a scaled service has several)
+  local ids id
+  ids=$("${COMPOSE[@]}" ps -q "$1")
+  [ -n "$ids" ] || return 1
+  for id in $ids; do
+    [ "$(docker inspect -f '{{.State.Health.Status}}' "$id")" = healthy ] || return 1
+  done
+}
+for service in "${SERVICES[@]}"; do
+  wait_for 300 "$service healthy" healthy "$service"
+done
+[ "$(docker inspect -f '{{.State.ExitCode}}' "$("${COMPOSE[@]}" ps -q setup)")" = 0 ] || fail "the setup service did not exit 0"
+BASE=http://$AIRFLOW_PUBLISH
+API=$BASE/api/v2
+wait_for 30 "Airflow UI on the host at $BASE" curl -sf -m 5 "$API/monitor/health"
+say "all services up ($((SECONDS - t))s)"
+
+# ---- the login and the secret keys -----------------------------------------------
+status() { curl -s -o /dev/null -w '%{http_code}' -m 30 "$@"; }
+login() { # USER PASSWORD: the body of POST /auth/token
+  curl -s -m 30 -H 'Content-Type: application/json' -d "{\"username\": \"$1\", \"password\": \"$2\"}" "$BASE/auth/token"
+}
+[ "$(status "$API/dags")" = 401 ] || fail "GET /api/v2/dags without a login did not answer 401"
+[ "$(status -H 'Content-Type: application/json' -d '{"username": "compose-test", "password": "wrong"}' "$BASE/auth/token")" = 401 ] ||
+  fail "POST /auth/token with a wrong password did not answer 401"
+TOKEN=$(login "$AIRFLOW_ADMIN_USER" "$AIRFLOW_ADMIN_PASSWORD" | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])') ||
+  fail "POST /auth/token refused AIRFLOW_ADMIN_USER / AIRFLOW_ADMIN_PASSWORD"
+say "REST API: anonymous and wrong-password calls refused (401), the login accepted"
+for key in AIRFLOW_JWT_SECRET AIRFLOW_SECRET_KEY; do
+  "${COMPOSE[@]}" exec -T airflow-apiserver test -s "/var/lib/airflow-secrets/$key" ||
+    fail "$key was not generated into the airflow-secrets volume"
+done
+say "secret keys generated on first up (airflow-secrets volume)"
+
+# ---- one day through Airflow's REST API, logged in -------------------------------
+t=$SECONDS
+RUN_ID=compose-test-$DAY
+api() { curl -sf -m 60 -H 'Content-Type: application/json' -H "Authorization: Bearer $TOKEN" "$@"; }
+json() { python3 -c "import json, sys; d = json.load(sys.stdin); print($1)"; }
+dags=$(api "$API/dags" | json '" ".join(x["dag_id"] for x in d["dags"])')
+[ -n "$dags" ] || fail "Airflow lists no DAG"
+paused=$(api "$API/dags?paused=true" | json '" ".join(x["dag_id"] for x in d["dags"])')
+[ -z "$paused" ] || fail "paused at creation: $paused (the airflow plugin's default is unpaused)"
+for dag in $dags; do
+  api -X POST "$API/dags/$dag/dagRuns" -d "{\"dag_run_id\": \"$RUN_ID\", \"logical_date\": \"${DAY}T00:00:00Z\"}" >/dev/null ||
+    fail "cannot trigger $dag for $DAY"
+done
+say "triggered $dags for $DAY (run id $RUN_ID)"
+run_done() { # DAG: true once the run succeeded; a failed run fails the test at once
+  local state
+  state=$(api "$API/dags/$1/dagRuns/$RUN_ID" | json 'd["state"]') || return 1
+  [ "$state" != failed ] || fail "the run of $1 for $DAY failed"
+  [ "$state" = success ]
+}
+for dag in $dags; do
+  wait_for 900 "$dag run for $DAY succeeded" run_done "$dag"
+done
+say "day $DAY done through Airflow ($((SECONDS - t))s)"
+
+# ---- where the tasks ran, from Airflow itself -------------------------------------
+# A task instance records the hostname of the container that ran it (its short id).
+hostnames() { # SERVICE
+  local id
+  for id in $("${COMPOSE[@]}" ps -q "$1"); do docker inspect -f '{{.Config.Hostname}}' "$id"; done
+}
+scheduler_host=$(hostnames airflow-scheduler)
+if [ "$WORKERS" -gt 0 ]; then expected_hosts=$(hostnames airflow-worker); else expected_hosts=$scheduler_host; fi
+api "$API/dags/~/dagRuns/~/taskInstances?limit=1000" >"$RUN_DIR/task_instances.json" || fail "cannot list the task instances"
+python3 tests/compose/check_hosts.py "$RUN_DIR/task_instances.json" "$scheduler_host" "$WORKERS" $expected_hosts ||
+  fail "tasks ran in the wrong place (above)"
+
+# ---- files, result, roles, run records ---------------------------------------------
+result=$HOST_DATA_DIR/results/$DAY/orders_with_details.csv
+for f in "$HOST_DATA_DIR/postgres/orders/$DAY/orders.csv" "$HOST_DATA_DIR/postgres/orders/$DAY/_SUCCESS" \
+  "$HOST_DATA_DIR/csv/$DAY/order_details.csv" "$HOST_DATA_DIR/csv/$DAY/_SUCCESS" "$result" "${result%.csv}.json"; do
+  [ -e "$f" ] || fail "missing on the host: $f"
+done
+count_rows() { python3 -c 'import csv, sys; print(sum(1 for _ in csv.reader(open(sys.argv[1], newline=""))) - 1)' "$1"; }
+csv_rows=$(count_rows "$result")
+expected=$(count_rows "$HOST_DATA_DIR/csv/$DAY/order_details.csv")
+# As the jobs' roles, in the scheduler's container: the rows of the view, and the roles' rights.
+db_rows=$("${COMPOSE[@]}" exec -T airflow-scheduler .venv/bin/python - "$DAY" <tests/compose/check_databases.py | tr -d '[:space:]') ||
+  fail "the analytics database or the jobs' roles are wrong (above)"
+say "rows: result CSV $csv_rows, analytics view $db_rows, order_details $expected"
+say "roles: the analytics objects are the analytics role's; the source role cannot write"
+if [ "$csv_rows" -le 0 ] || [ "$csv_rows" != "$db_rows" ] || [ "$csv_rows" != "$expected" ]; then
+  fail "result rows differ: CSV $csv_rows, view $db_rows, order_details $expected"
+fi
+meltano_runs=$("${COMPOSE[@]}" exec -T airflow-db sh -c \
+  "psql -U \"\$POSTGRES_USER\" -d meltano -tAc \"SELECT count(*) FROM runs WHERE job_name LIKE '%:$DAY' AND state = 'SUCCESS'\"" | tr -d '[:space:]')
+[ "${meltano_runs:-0}" -ge 3 ] || fail "Meltano's system database (meltano on airflow-db) holds ${meltano_runs:-no} successful runs for $DAY, expected 3"
+say "Meltano's system database in Postgres: $meltano_runs successful runs for $DAY"
+say "COMPOSE TEST PASSED in $((SECONDS - START))s"
