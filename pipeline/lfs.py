@@ -17,6 +17,7 @@ A table's ``key`` is its folder name, ``pipeline.names.table_folder`` of its sou
 schema and name (``orders``, ``%4frders``, ``sales.orders``): a name is data, and only
 its encoded form ever becomes part of a path.
     .staging/{job}/{date}/...                  where a running job writes
+    _history/{job}/{date}/{version}/...        the versions a rerun replaced (pipeline.history)
 
 Why a receipt on top of the folders' own markers: a job writes many folders, and
 only the receipt says that *all* of them are from one run that succeeded. A job's
@@ -30,6 +31,7 @@ step 2 refuses the day), never a half-written day that step 2 would read.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import json
 import os
@@ -240,9 +242,10 @@ def publish_staged_day(data_dir: Path, job: str, day: str) -> dict[str, Any]:
 
     The receipt lists each table (by its key) with its folder and data checksum, and
     each folder with the checksums of its ``_schema.json`` and ``_manifest.json``, so
-    step 2 reads exactly what this run wrote, metadata included. The old receipt goes
-    first, so while folders are being swapped the day counts as not succeeded; each
-    folder is swapped by two renames on the same file system. Returns the receipt.
+    step 2 reads exactly what this run wrote, metadata included. The published version
+    goes first (its receipt, then its folders, into the day's history: see
+    ``pipeline.history``), so while folders are being swapped the day counts as not
+    succeeded; each folder is moved by renames on the same file system. Returns the receipt.
     """
     staging = staging_root(data_dir, job, day)
     if not staging.is_dir():
@@ -268,8 +271,11 @@ def publish_staged_day(data_dir: Path, job: str, day: str) -> dict[str, Any]:
                 "sha256": table.sha256,
             }
 
+    # Here, not at the top: pipeline.history builds on this module.
+    from pipeline.history import drop_if_identical, keep_published
+
     receipt = receipt_path(data_dir, job, day)
-    receipt.unlink(missing_ok=True)
+    kept = keep_published(data_dir, job, dt.date.fromisoformat(day))
     trash = data_dir / TRASH_DIR / uuid.uuid4().hex
     for folder in folders:
         destination = data_dir / folder.relative_to(staging)
@@ -281,6 +287,7 @@ def publish_staged_day(data_dir: Path, job: str, day: str) -> dict[str, Any]:
         pause_point("publish-swap")
     content = {"job": job, "date": day, "folders": checksums, "tables": tables}
     write_text_atomic(receipt, dump_json(content))
+    drop_if_identical(kept, content)
     shutil.rmtree(trash, ignore_errors=True)
     shutil.rmtree(staging, ignore_errors=True)
     return content
