@@ -305,16 +305,22 @@ def guard_day_change(conn: psycopg.Connection, lock_timeout: str) -> None:
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PUBLISH_LOCK,))
 
 
-def _swap_partitions(conn: psycopg.Connection, day: dt.date, loaded: list[LoadedTable]) -> None:
-    """Detach the day's old partitions, attach the loaded tables, drop the old ones and mark the load published."""
-    old = day_partitions(conn, day)
-    for partition in old:
+def detach_day(conn: psycopg.Connection, day: dt.date) -> list[Partition]:
+    """Detach every partition of ``day`` from its parent; returns them (their schemas are the caller's to drop)."""
+    partitions = day_partitions(conn, day)
+    for partition in partitions:
         conn.execute(
             sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(
                 sql.Identifier(partition.parent_schema, partition.parent),
                 sql.Identifier(partition.schema, partition.table),
             )
         )
+    return partitions
+
+
+def _swap_partitions(conn: psycopg.Connection, day: dt.date, loaded: list[LoadedTable]) -> None:
+    """Detach the day's old partitions, attach the loaded tables, drop the old ones and mark the load published."""
+    old = detach_day(conn, day)
     for table in loaded:
         if _partition_key(conn, table.schema_name, table.table_name) is None:
             _create_parent(conn, table)

@@ -8,9 +8,9 @@ system, to::
     _history/{job}/{date}/{version}/{folder as published, e.g. postgres/orders/{date}}/
 
 ``version`` is the replaced receipt's publish time (its mtime, UTC, e.g.
-``20240301T101500.123456Z``), so versions sort by age. When the new receipt turns out
-to be the same as the kept one (same checksums of every file: a byte-identical rerun),
-the kept copy is dropped again: there is nothing to restore. ``restore`` puts a kept
+``20240301T101500.123456Z``), so versions sort by age. Once the new receipt is written,
+every kept version that is the same day (same checksums of every file: a byte-identical
+rerun) is dropped: there is nothing to restore from it. ``restore`` puts a kept
 version back in place (keeping the one it replaces as a version in turn); retention
 (``pipeline.retention``) removes the versions of old days.
 
@@ -129,17 +129,19 @@ def keep_published(data_dir: Path, job: str, day: dt.date) -> Path | None:
     return version
 
 
-def drop_if_identical(version: Path | None, published: dict[str, Any]) -> None:
-    """Drop the kept ``version`` if the newly ``published`` receipt is the same day, file for file.
+def drop_identical(data_dir: Path, job: str, day: dt.date, published: dict[str, Any]) -> None:
+    """Drop every kept version of ``job``'s ``day`` that is the newly ``published`` receipt's day, file for file.
 
-    The receipt covers every file of the day by checksum, so the copy would be the
-    published day once more. A crash before this leaves a redundant copy, nothing worse.
+    The receipt covers every file of the day by checksum, so such a copy would be the
+    published day once more: a byte-identical rerun keeps nothing, and neither does the
+    rerun after a publish that was killed once it had kept the version.
     """
-    if version is None:
-        return
-    kept = read_json(version / RECEIPT_FILE)
-    if _folders(kept) == _folders(published) and kept.get("tables") == published.get("tables"):
-        shutil.rmtree(version)
+    root = history_root(data_dir, job, day)
+    for name in kept_versions(data_dir, job, day):
+        kept = read_json(root / name / RECEIPT_FILE)
+        if _folders(kept) == _folders(published) and kept.get("tables") == published.get("tables"):
+            shutil.rmtree(root / name)
+    _remove_empty_tree(root)
 
 
 def restore(data_dir: Path, job: str, day: dt.date, version: str | None = None) -> tuple[str, Path | None]:

@@ -272,10 +272,10 @@ def publish_staged_day(data_dir: Path, job: str, day: str) -> dict[str, Any]:
             }
 
     # Here, not at the top: pipeline.history builds on this module.
-    from pipeline.history import drop_if_identical, keep_published
+    from pipeline.history import drop_identical, keep_published
 
     receipt = receipt_path(data_dir, job, day)
-    kept = keep_published(data_dir, job, dt.date.fromisoformat(day))
+    keep_published(data_dir, job, dt.date.fromisoformat(day))
     trash = data_dir / TRASH_DIR / uuid.uuid4().hex
     for folder in folders:
         destination = data_dir / folder.relative_to(staging)
@@ -287,7 +287,7 @@ def publish_staged_day(data_dir: Path, job: str, day: str) -> dict[str, Any]:
         pause_point("publish-swap")
     content = {"job": job, "date": day, "folders": checksums, "tables": tables}
     write_text_atomic(receipt, dump_json(content))
-    drop_if_identical(kept, content)
+    drop_identical(data_dir, job, dt.date.fromisoformat(day), content)
     shutil.rmtree(trash, ignore_errors=True)
     shutil.rmtree(staging, ignore_errors=True)
     return content

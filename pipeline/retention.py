@@ -10,10 +10,11 @@ its ``pipeline.loaded_tables`` rows and any load schema ``pipeline_{yyyymmdd}_..
 failed load left. Unset, nothing is removed.
 
 A day is pruned while holding the run and writer locks of every job for it
-(``pipeline.locks.day_if_idle``), so a run of that day can neither be running nor start
-meanwhile; a day one of them is running for is skipped and said so. The receipts go
-first, so a prune cut short leaves a day that step 2 refuses, and the next prune
-finishes it: pruning is idempotent.
+(``pipeline.locks.day_if_idle``; the jobs are those with anything under ``_runs``,
+``_history`` or ``.staging``, and step 2), so a run of that day can neither be running
+nor start meanwhile; a day one of them is running for is skipped and said so. On disk
+the receipts go first, so a prune cut short leaves a day that step 2 refuses, and the
+next prune finishes it: pruning is idempotent.
 """
 
 from __future__ import annotations
@@ -27,13 +28,13 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from pipeline.analytics import day_partitions, guard_day_change, locks_in_time
+from pipeline.analytics import detach_day, guard_day_change, locks_in_time
 from pipeline.errors import PipelineError
 from pipeline.export import RESULTS_DIR
 from pipeline.history import HISTORY_DIR, history_root
 from pipeline.lfs import RUNS_DIR, STAGING_DIR, receipt_path, staging_root
 from pipeline.locks import STEP2_JOB, day_if_idle
-from pipeline.staging import LOAD_SCHEMA_PREFIX, PROJECT_SCHEMA, loaded_tables
+from pipeline.staging import LOAD_SCHEMA_PREFIX, LOADED_TABLES, PROJECT_SCHEMA, loaded_tables
 
 RETENTION_ENV = "RETENTION_DAYS"
 # The day folders of the two sources, as the loaders' folder_template lays them out
@@ -111,10 +112,15 @@ def remove_day_files(data_dir: Path, day: dt.date, jobs: set[str]) -> int:
     return removed
 
 
+def _has_bookkeeping(conn: psycopg.Connection) -> bool:
+    """Whether ``pipeline.loaded_tables`` exists (not before the first load)."""
+    return conn.execute("SELECT to_regclass(%s)", (f"{PROJECT_SCHEMA}.{LOADED_TABLES}",)).fetchone()[0] is not None
+
+
 def analytics_days(conn: psycopg.Connection) -> set[dt.date]:
     """Every day that owns something in the analytics database (bookkeeping rows or load schemas)."""
     days: set[dt.date] = set()
-    if conn.execute("SELECT to_regclass(%s)", (f"{PROJECT_SCHEMA}.loaded_tables",)).fetchone()[0] is not None:
+    if _has_bookkeeping(conn):
         query = sql.SQL("SELECT DISTINCT pipeline_date FROM {}").format(loaded_tables())
         days |= {day for (day,) in conn.execute(query).fetchall()}
     for (name,) in conn.execute(
@@ -129,14 +135,7 @@ def drop_analytics_day(conn: psycopg.Connection, day: dt.date, lock_timeout: str
     """Detach and drop ``day``'s partitions, its bookkeeping rows and load schemas; returns the partitions dropped."""
     with locks_in_time(day, lock_timeout, "prune"), conn.transaction():
         guard_day_change(conn, lock_timeout)
-        partitions = day_partitions(conn, day)
-        for partition in partitions:
-            conn.execute(
-                sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(
-                    sql.Identifier(partition.parent_schema, partition.parent),
-                    sql.Identifier(partition.schema, partition.table),
-                )
-            )
+        partitions = detach_day(conn, day)
         prefix = f"{LOAD_SCHEMA_PREFIX}{day:%Y%m%d}_"
         schemas = {
             name
@@ -146,7 +145,7 @@ def drop_analytics_day(conn: psycopg.Connection, day: dt.date, lock_timeout: str
         }
         for schema in sorted(schemas | {p.schema for p in partitions}):
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-        if conn.execute("SELECT to_regclass(%s)", (f"{PROJECT_SCHEMA}.loaded_tables",)).fetchone()[0] is not None:
+        if _has_bookkeeping(conn):
             conn.execute(sql.SQL("DELETE FROM {} WHERE pipeline_date = %s").format(loaded_tables()), (day,))
     return len(partitions)
 
@@ -163,8 +162,10 @@ def prune(conn: psycopg.Connection, data_dir: Path, keep_days: int, lock_timeout
             if busy:
                 lines.append(f"prune {day}: skipped, {busy}; the next prune removes it")
                 continue
-            files = remove_day_files(data_dir, day, jobs)
+            # The analytics day first: one transaction that may time out on a lock, and then
+            # changes nothing; the files' removal cannot fail that way.
             partitions = drop_analytics_day(conn, day, lock_timeout)
+            files = remove_day_files(data_dir, day, jobs)
         lines.append(f"prune {day}: removed {files} receipts and folders, {partitions} analytics partitions")
     if not lines:
         lines.append(f"prune: nothing older than {cutoff} ({keep_days} days before {today})")

@@ -1,11 +1,14 @@
-"""A step-1 rerun never silently destroys the day it replaces, and ``restore`` brings it back, byte for byte.
+"""A step-1 rerun never silently destroys the day it replaces, and ``restore`` brings it back, byte for byte;
+``make run`` prunes old days after the day when asked.
 
-Real Meltano runs of csv-to-lfs with the CSV source in two versions.
+Real Meltano runs of the jobs (csv-to-lfs with the CSV source in two versions).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,7 @@ import pytest
 from pipeline.history import RECEIPT_FILE, history_root, kept_versions
 from pipeline.lfs import read_day, read_json, receipt_path
 from tests.analytics.days import as_date
-from tests.conftest import Pipeline
+from tests.conftest import PROJECT_ROOT, Pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -74,3 +77,25 @@ def test_a_rerun_keeps_the_replaced_version_and_restore_brings_it_back(pipeline:
     restore(pipeline, JOB, DAY, replaced)
     assert published_files(pipeline.data_dir, JOB, DAY) == second
     assert kept_versions(pipeline.data_dir, JOB, as_date(DAY)) == [version]
+
+
+def test_make_run_prunes_after_the_day_with_prune_after_run(pipeline: Pipeline) -> None:
+    pipeline.run_ok(JOB, day=DAY)
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+
+    result = subprocess.run(
+        [str(PROJECT_ROOT / "scripts" / "run_day.sh"), today],
+        cwd=PROJECT_ROOT,
+        env={**pipeline.env, "PRUNE_AFTER_RUN": "1", "RETENTION_DAYS": "30"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert f"prune {DAY}: removed" in result.stdout
+    assert not (pipeline.data_dir / "csv" / DAY).exists()
+    assert not receipt_path(pipeline.data_dir, JOB, DAY).exists()
+    assert {t.table for t in read_day(pipeline.data_dir, today, [JOB])} == {"order_details"}
+    assert (pipeline.data_dir / "results" / today / "orders_with_details.json").is_file()
