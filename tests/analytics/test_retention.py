@@ -104,6 +104,24 @@ def test_prune_removes_old_days_in_files_and_analytics_and_keeps_recent_and_runn
     analytics.meltano_ok("lfs-to-analytics", day=RECENT.isoformat())  # the recent day still reruns
 
 
+def test_a_table_locked_too_long_fails_the_prune_as_transient_and_changes_nothing(analytics: Analytics) -> None:
+    publish_and_load(analytics, OLD)
+
+    with analytics.connect() as reader:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM postgres.orders")  # holds its lock until the end of the transaction
+        result = analytics.invoke("prune", RETENTION_DAYS=KEEP, PIPELINE_LOCK_TIMEOUT="200ms")
+        reader.execute("ROLLBACK")
+
+    assert result.returncode == 1
+    assert f"pipeline prune failed: prune of {OLD}: a table was locked by another session" in result.stderr
+    assert "lock_timeout 200ms" in result.stderr
+    assert all(path.exists() for path in day_paths(analytics.data_dir, OLD))
+    with analytics.connect() as conn:
+        assert len(day_partitions(conn, OLD)) == 2
+    assert f"prune {OLD}: removed" in prune(analytics)
+
+
 @pytest.mark.parametrize("value", ["ten", "0"])
 def test_an_invalid_retention_is_refused_in_one_line_naming_the_setting(analytics: Analytics, value: str) -> None:
     result = analytics.invoke("prune", RETENTION_DAYS=value)
