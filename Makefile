@@ -3,13 +3,19 @@ SHELL := /bin/bash
 DATE ?= $(shell date -u +%Y-%m-%d)
 SCALE ?= 1000
 
-.PHONY: setup run test lint bench airflow airflow-init ui-test compose-test docker-lint
+.PHONY: setup run prune restore test lint bench airflow airflow-init ui-test compose-test docker-lint
 
 setup:  ## venv, plugins, source files, databases (idempotent)
 	scripts/setup.sh
 
 run:  ## the three jobs for DATE (default: today, UTC), in order
 	scripts/run_day.sh $(DATE)
+
+prune:  ## remove the days older than RETENTION_DAYS (.env) days before today, UTC: files, kept versions, analytics
+	.venv/bin/meltano invoke pipeline prune
+
+restore:  ## publish a kept version of a step-1 day again: make restore JOB=csv-to-lfs DATE=2024-01-02 [VERSION=...]
+	.venv/bin/meltano invoke pipeline restore --job "$(JOB)" --date "$(DATE)" $(if $(VERSION),--version "$(VERSION)")
 
 # `docker compose` (v2) when there is one, else docker-compose (v1).
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)

@@ -274,30 +274,51 @@ class Published:
 
 
 @contextmanager
-def _locks_in_time(day: dt.date, lock_timeout: str) -> Iterator[None]:
+def locks_in_time(day: dt.date, lock_timeout: str, action: str = "publish") -> Iterator[None]:
     """Turn a lock not granted within ``lock_timeout`` (or a lost server) into a transient failure."""
     try:
         yield
     except psycopg.errors.LockNotAvailable as exc:
         raise TransientPipelineError(
-            f"publish of {day}: a table was locked by another session for longer than lock_timeout "
+            f"{action} of {day}: a table was locked by another session for longer than lock_timeout "
             f"{lock_timeout} (a long query on it?); nothing changed, retry later"
         ) from exc
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TransientPipelineError(f"publish of {day}: the analytics database went away: {reason}") from exc
+        raise TransientPipelineError(f"{action} of {day}: the analytics database went away: {reason}") from exc
 
 
-def _swap_partitions(conn: psycopg.Connection, day: dt.date, loaded: list[LoadedTable]) -> None:
-    """Detach the day's old partitions, attach the loaded tables, drop the old ones and mark the load published."""
-    old = day_partitions(conn, day)
-    for partition in old:
+def guard_day_change(conn: psycopg.Connection, lock_timeout: str) -> None:
+    """Begin changing a day's partitions: ``lock_timeout`` for this transaction, and its one-at-a-time lock.
+
+    Publishes and prunes of any day alter the same parent tables, so they take turns; a
+    ``lock_timeout`` that is no PostgreSQL duration is refused in one line.
+    """
+    try:
+        conn.execute("SELECT set_config('lock_timeout', %s, true)", (lock_timeout,))
+    except psycopg.errors.InvalidParameterValue as exc:
+        raise PipelineError(
+            f"PIPELINE_LOCK_TIMEOUT={lock_timeout!r} is not a PostgreSQL duration; use e.g. 10s"
+        ) from exc
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PUBLISH_LOCK,))
+
+
+def detach_day(conn: psycopg.Connection, day: dt.date) -> list[Partition]:
+    """Detach every partition of ``day`` from its parent; returns them (their schemas are the caller's to drop)."""
+    partitions = day_partitions(conn, day)
+    for partition in partitions:
         conn.execute(
             sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(
                 sql.Identifier(partition.parent_schema, partition.parent),
                 sql.Identifier(partition.schema, partition.table),
             )
         )
+    return partitions
+
+
+def _swap_partitions(conn: psycopg.Connection, day: dt.date, loaded: list[LoadedTable]) -> None:
+    """Detach the day's old partitions, attach the loaded tables, drop the old ones and mark the load published."""
+    old = detach_day(conn, day)
     for table in loaded:
         if _partition_key(conn, table.schema_name, table.table_name) is None:
             _create_parent(conn, table)
@@ -330,14 +351,8 @@ def publish_day(
     conn: psycopg.Connection, day: dt.date, receipts: list[TableFile], lock_timeout: str = DEFAULT_LOCK_TIMEOUT
 ) -> Published:
     """Publish the day's load (see the module docstring)."""
-    with _locks_in_time(day, lock_timeout), conn.transaction():
-        try:
-            conn.execute("SELECT set_config('lock_timeout', %s, true)", (lock_timeout,))
-        except psycopg.errors.InvalidParameterValue as exc:
-            raise PipelineError(
-                f"PIPELINE_LOCK_TIMEOUT={lock_timeout!r} is not a PostgreSQL duration; use e.g. 10s"
-            ) from exc
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PUBLISH_LOCK,))
+    with locks_in_time(day, lock_timeout), conn.transaction():
+        guard_day_change(conn, lock_timeout)
         ensure_project_schema(conn)
         loaded = _unpublished_load(conn, day)
         if not loaded and receipts:

@@ -8,6 +8,7 @@ step and the day, and exits 1.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import sys
 from pathlib import Path
@@ -20,9 +21,11 @@ from pipeline.databases import ANALYTICS, connect
 from pipeline.dates import parse_pipeline_date
 from pipeline.errors import PipelineError, TransientPipelineError, report_failure
 from pipeline.export import export_day
-from pipeline.lfs import publish_staged_day, read_day, resolve_data_dir
+from pipeline.history import restore
+from pipeline.lfs import publish_staged_day, read_day, rerun_command, resolve_data_dir
 from pipeline.locks import STEP2_JOB, hold_run_lock
 from pipeline.meltano_runs import DATABASE_URI_ENV, ENVIRONMENT_ENV, fail_running_records, state_id
+from pipeline.retention import RETENTION_ENV, prune, retention_days
 
 
 def _data_dir() -> Path:
@@ -69,6 +72,26 @@ def _export(_: argparse.Namespace) -> None:
         print(export_day(conn, day, _data_dir()))
 
 
+def _prune(_: argparse.Namespace) -> None:
+    keep_days = retention_days(os.environ.get(RETENTION_ENV))
+    if keep_days is None:
+        print(f"prune: {RETENTION_ENV} is not set: keeping every day")
+        return
+    lock_timeout = os.environ.get("PIPELINE_LOCK_TIMEOUT") or DEFAULT_LOCK_TIMEOUT
+    with connect(ANALYTICS, autocommit=True) as conn:
+        for line in prune(conn, _data_dir(), keep_days, lock_timeout, dt.datetime.now(dt.UTC).date()):
+            print(line)
+
+
+def _restore(args: argparse.Namespace) -> None:
+    day = parse_pipeline_date(args.date, "--date")
+    hold_run_lock(args.job, day)
+    version, replaced = restore(_data_dir(), args.job, day, args.version)
+    kept = f"; the version it replaced is kept as {replaced.name}" if replaced else ""
+    print(f"{args.job} {day}: restored version {version}{kept}")
+    print(f"step 2 must be rerun for {day}: {rerun_command(STEP2_JOB, day)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one step; returns the process exit code."""
     parser = argparse.ArgumentParser(prog="pipeline", description=__doc__)
@@ -88,6 +111,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     publish_analytics.set_defaults(run=_publish_analytics)
     commands.add_parser("export", help="export the day's result to CSV and JSON").set_defaults(run=_export)
+    commands.add_parser(
+        "prune", help=f"remove the days older than {RETENTION_ENV} days before today (UTC), files and analytics"
+    ).set_defaults(run=_prune)
+    restore_day = commands.add_parser("restore", help="publish a kept version of a step-1 job's day again")
+    restore_day.add_argument("--job", required=True)
+    restore_day.add_argument("--date", required=True, help="the day, YYYY-MM-DD")
+    restore_day.add_argument("--version", help="a version under DATA_DIR/_history/JOB/DATE/ (default: the newest)")
+    restore_day.set_defaults(run=_restore)
     args = parser.parse_args(argv)
     try:
         args.run(args)

@@ -13,6 +13,8 @@ The points, in the order a job reaches them:
 
 ``extract``           the loader is writing the day (the extract is running)
 ``before-publish``    the Singer pair has exited, the publish step has not changed anything
+``history-move``      step 1's publish (or a restore) has moved the first folder of the
+                      replaced version into the day's history, not the others
 ``publish-swap``      step 1's publish has swapped its first day folder, not the others
 ``analytics-publish`` inside the analytics publish's transaction, before it commits
 ``export-between``    the export has written the result's CSV, not yet its JSON

@@ -17,6 +17,7 @@ Layout under ``DATA_DIR`` (``{date}`` is the run's ``PIPELINE_DATE``)::
                                                table's folder and sha256, and each
                                                folder's metadata files' sha256
     .staging/{job}/{date}/...                  where a running job writes
+    _history/{job}/{date}/{version}/...        the versions a rerun replaced (pipeline.history)
 
 A table's ``key`` is its folder name, ``pipeline.names.table_folder`` of its source
 schema and name (``orders``, ``%4frders``, ``sales.orders``): a name is data, and only
@@ -201,9 +202,10 @@ def publish_staged_day(data_dir: Path, job: str, day: dt.date) -> dict[str, Any]
 
     The receipt lists each table (by its key) with its folder and data checksum, and
     each folder with the checksums of its ``_schema.json`` and ``_manifest.json``, so
-    step 2 reads exactly what this run wrote, metadata included. The old receipt goes
-    first, so while folders are being swapped the day counts as not succeeded; each
-    folder is swapped by two renames on the same file system. Returns the receipt.
+    step 2 reads exactly what this run wrote, metadata included. The published version
+    goes first (its receipt, then its folders, into the day's history: see
+    ``pipeline.history``), so while folders are being swapped the day counts as not
+    succeeded; each folder is moved by renames on the same file system. Returns the receipt.
     """
     staging = staging_root(data_dir, job, day)
     if not staging.is_dir():
@@ -229,8 +231,11 @@ def publish_staged_day(data_dir: Path, job: str, day: dt.date) -> dict[str, Any]
                 "sha256": table.sha256,
             }
 
+    # Here, not at the top: pipeline.history builds on this module.
+    from pipeline.history import drop_identical, keep_published
+
     receipt = receipt_path(data_dir, job, day)
-    receipt.unlink(missing_ok=True)
+    keep_published(data_dir, job, day)
     trash = data_dir / TRASH_DIR / uuid.uuid4().hex
     for folder in folders:
         destination = data_dir / folder.relative_to(staging)
@@ -242,6 +247,7 @@ def publish_staged_day(data_dir: Path, job: str, day: dt.date) -> dict[str, Any]
         pause_point("publish-swap")
     content = {"job": job, "date": day.isoformat(), "folders": checksums, "tables": tables}
     write_text_atomic(receipt, dump_json(content))
+    drop_identical(data_dir, job, day, content)
     shutil.rmtree(trash, ignore_errors=True)
     shutil.rmtree(staging, ignore_errors=True)
     return content

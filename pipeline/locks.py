@@ -26,6 +26,7 @@ Meltano's own guard against a second run of a state ID is not what excludes runs
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -35,6 +36,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -247,6 +249,29 @@ def hold_run_lock(job: str, day: dt.date) -> None:
         conn, lock_key("writer", job, day), job, day, "still being written by an earlier run's leftover process", wait
     )
     _held_days.add((job, day))
+
+
+@contextlib.contextmanager
+def day_if_idle(jobs: Iterable[str], day: dt.date, purpose: str) -> Iterator[str | None]:
+    """Hold the run and writer locks of every one of ``jobs`` for ``day`` during the block, if all are free.
+
+    Yields None while holding them all, so no run of the day can start meanwhile; or,
+    holding none, which job is running for the day and who holds it: a maintenance
+    step (retention) then leaves the day alone instead of waiting.
+    """
+    with _connect(f"{purpose} {socket.gethostname()[:24]}:{os.getpid()}") as conn:
+        for job in jobs:
+            for kind in ("run", "writer"):
+                key = lock_key(kind, job, day)
+                if not _try_lock(conn, key):
+                    holder = _holder(conn, key)
+                    conn.execute("SELECT pg_advisory_unlock_all()")
+                    yield f"{job} is running for it ({_describe(holder)})"
+                    return
+        try:
+            yield None
+        finally:
+            conn.execute("SELECT pg_advisory_unlock_all()")
 
 
 def _wait_for_exit(pid: int, start: str) -> None:

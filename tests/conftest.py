@@ -43,8 +43,15 @@ class Pipeline:
         env.pop("PIPELINE_DATE", None)
         if day is not None:
             env["PIPELINE_DATE"] = day
+        return self._meltano(["run", *blocks], env)
+
+    def invoke(self, *args: str, **overrides: str) -> subprocess.CompletedProcess[str]:
+        """``meltano invoke pipeline <args>``: the project's own commands (prune, restore) as users run them."""
+        return self._meltano(["invoke", "pipeline", *args], {**self.env, **overrides})
+
+    def _meltano(self, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(PROJECT_ROOT / ".venv" / "bin" / "meltano"), "run", *blocks],
+            [str(PROJECT_ROOT / ".venv" / "bin" / "meltano"), *args],
             cwd=PROJECT_ROOT,
             env=env,
             capture_output=True,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as dt
 import hashlib
 import json
 import os
@@ -34,7 +33,9 @@ from psycopg import sql
 
 from pipeline.crashpoints import MARKER_ENV, PAUSE_AT_ENV
 from pipeline.databases import ADMIN, ANALYTICS, SOURCE, drop_database, ensure_database
+from pipeline.history import history_root, kept_versions
 from pipeline.lfs import read_day, receipt_path
+from tests.analytics.days import as_date
 from tests.conftest import PROJECT_ROOT, Pipeline
 from tests.integration.test_daily_pipeline import expected_result, source_tables
 
@@ -113,10 +114,10 @@ def rerun(pipeline: Pipeline, job: str, **overrides: str) -> None:
 
 def receipt(pipeline: Pipeline, job: str) -> dict | None:
     """The job's receipt for DAY, after checking that every folder it lists is complete and matches it."""
-    path = receipt_path(pipeline.data_dir, job, dt.date.fromisoformat(DAY))
+    path = receipt_path(pipeline.data_dir, job, as_date(DAY))
     if not path.is_file():
         return None
-    read_day(pipeline.data_dir, dt.date.fromisoformat(DAY), [job])
+    read_day(pipeline.data_dir, as_date(DAY), [job])
     return json.loads(path.read_text())
 
 
@@ -195,7 +196,7 @@ def sources(shared_pipeline: Pipeline, tmp_path_factory: pytest.TempPathFactory)
 
 def check_step1_day(pipeline: Pipeline, job: str, sources: Sources) -> None:
     """The published day has every table of the source with its rows."""
-    published = {table.table: table.rows for table in read_day(pipeline.data_dir, dt.date.fromisoformat(DAY), [job])}
+    published = {table.table: table.rows for table in read_day(pipeline.data_dir, as_date(DAY), [job])}
     if job == "csv-to-lfs":
         assert published == {"order_details": len(sources.published.read_text().splitlines()) - 1}
         return
@@ -342,3 +343,42 @@ def test_a_killed_run_recorded_in_a_postgres_system_database_does_not_block_its_
     rerun(shared_pipeline, "csv-to-lfs", **system)
     sources.published = sources.full
     check_step1_day(shared_pipeline, "csv-to-lfs", sources)
+
+
+def folder_bytes(pipeline: Pipeline, folders: dict[str, object]) -> dict[str, list[bytes]]:
+    """The files of each of ``folders`` (relative to the data dir), byte for byte."""
+    return {
+        relative: sorted(path.read_bytes() for path in (pipeline.data_dir / relative).iterdir()) for relative in folders
+    }
+
+
+def test_a_publish_killed_while_keeping_the_replaced_version_loses_nothing(
+    shared_pipeline: Pipeline, sources: Sources, paused: list[PausedRun], tmp_path: Path
+) -> None:
+    pipeline, job = shared_pipeline, "postgres-to-lfs"
+    before = receipt(pipeline, job)
+    assert before is not None
+    files_before = folder_bytes(pipeline, before["folders"])
+    run = start_paused(pipeline, job, "history-move", tmp_path)
+    paused.append(run)
+
+    run.kill(SESSION)
+
+    # Half moved: the receipt and one folder kept, the other folders still in place; no receipt published.
+    assert receipt(pipeline, job) is None
+    (version,) = kept_versions(pipeline.data_dir, job, as_date(DAY))
+    kept = history_root(pipeline.data_dir, job, as_date(DAY)) / version
+    assert len([relative for relative in before["folders"] if (kept / relative).is_dir()]) == 1 < len(files_before)
+    # Restore makes the replaced version whole and published again, byte for byte...
+    result = pipeline.invoke("restore", "--job", job, "--date", DAY)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert receipt(pipeline, job) == before
+    assert folder_bytes(pipeline, before["folders"]) == files_before
+    # ... and a rerun killed the same way then rerun publishes the day, keeping no copy of an identical one.
+    run = start_paused(pipeline, job, "history-move", tmp_path / "again")
+    paused.append(run)
+    run.kill(SESSION)
+    rerun(pipeline, job)
+    check_step1_day(pipeline, job, sources)
+    assert kept_versions(pipeline.data_dir, job, as_date(DAY)) == []
+    assert not history_root(pipeline.data_dir, job, as_date(DAY)).exists()

@@ -1,0 +1,172 @@
+"""Retention: ``RETENTION_DAYS`` removes what belongs to days older than that many days before today (UTC).
+
+What a day owns, in files (under ``DATA_DIR``): its day folders of both sources
+(``postgres/{folder}/{day}/``, ``csv/{day}/``: the loaders' ``folder_template``), each
+job's receipt (``_runs/{job}/{day}.json``), kept versions (``_history/{job}/{day}/``),
+staging left by a killed run (``.staging/{job}/{day}/``) and its result
+(``results/{day}/``); in the analytics database: the day's partitions (detached, then
+dropped with their load schemas, in one transaction with ``lock_timeout`` as a publish),
+its ``pipeline.loaded_tables`` rows and any load schema ``pipeline_{yyyymmdd}_...`` a
+failed load left. Unset, nothing is removed.
+
+A day is pruned while holding the run and writer locks of every job for it
+(``pipeline.locks.day_if_idle``; the jobs are those with anything under ``_runs``,
+``_history`` or ``.staging``, and step 2), so a run of that day can neither be running
+nor start meanwhile; a day one of them is running for is skipped and said so. On disk
+the receipts go first, so a prune cut short leaves a day that step 2 refuses, and the
+next prune finishes it: pruning is idempotent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+import shutil
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from pipeline.analytics import detach_day, guard_day_change, locks_in_time
+from pipeline.errors import PipelineError
+from pipeline.export import RESULTS_DIR
+from pipeline.history import HISTORY_DIR, history_root
+from pipeline.lfs import RUNS_DIR, STAGING_DIR, receipt_path, staging_root
+from pipeline.locks import STEP2_JOB, day_if_idle
+from pipeline.staging import LOAD_SCHEMA_PREFIX, LOADED_TABLES, PROJECT_SCHEMA, loaded_tables
+
+RETENTION_ENV = "RETENTION_DAYS"
+# The day folders of the two sources, as the loaders' folder_template lays them out
+# (load/loaders.meltano.yml); a day is the last part.
+DAY_FOLDER_PARENTS = ("postgres/*", "csv")
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_LOAD_SCHEMA_DAY = re.compile(re.escape(LOAD_SCHEMA_PREFIX) + r"(\d{8})_")
+
+
+def retention_days(value: str | None) -> int | None:
+    """The number of days to keep (None: keep everything), or a one-line refusal naming the setting."""
+    if value is None or not value.strip():
+        return None
+    if not value.strip().isdigit() or int(value) < 1:
+        raise PipelineError(f"{RETENTION_ENV}={value!r} is not a whole number of days of at least 1 (unset: keep all)")
+    return int(value)
+
+
+def _as_day(name: str) -> dt.date | None:
+    if not _ISO_DAY.fullmatch(name):
+        return None
+    try:
+        return dt.date.fromisoformat(name)
+    except ValueError:
+        return None
+
+
+def _days_in(folder: Path, suffix: str = "") -> set[dt.date]:
+    """The days that name entries of ``folder`` (``{day}{suffix}``)."""
+    if not folder.is_dir():
+        return set()
+    return {day for entry in folder.iterdir() if (day := _as_day(entry.name.removesuffix(suffix)))}
+
+
+@dataclasses.dataclass
+class FileDays:
+    """The days found on disk, and the jobs that have written anything under their own folders."""
+
+    days: set[dt.date] = dataclasses.field(default_factory=set)
+    jobs: set[str] = dataclasses.field(default_factory=set)
+
+
+def file_days(data_dir: Path) -> FileDays:
+    """Every day that owns something on disk, and every job name found there."""
+    found = FileDays()
+    for parent in DAY_FOLDER_PARENTS:
+        for folder in data_dir.glob(parent):
+            found.days |= _days_in(folder)
+    found.days |= _days_in(data_dir / RESULTS_DIR)
+    for top, suffix in ((RUNS_DIR, ".json"), (HISTORY_DIR, ""), (STAGING_DIR, "")):
+        for job in (p for p in (data_dir / top).glob("[!.]*") if p.is_dir()):  # not .staging/.batches
+            found.jobs.add(job.name)
+            found.days |= _days_in(job, suffix)
+    return found
+
+
+def remove_day_files(data_dir: Path, day: dt.date, jobs: set[str]) -> int:
+    """Remove everything ``day`` owns on disk, receipts first; returns how many entries went."""
+    iso = day.isoformat()
+    removed = 0
+    for job in sorted(jobs):
+        receipt = receipt_path(data_dir, job, day)
+        if receipt.is_file():
+            receipt.unlink()
+            removed += 1
+    folders = [folder / iso for parent in DAY_FOLDER_PARENTS for folder in data_dir.glob(parent)]
+    folders += [history_root(data_dir, job, day) for job in sorted(jobs)]
+    folders += [staging_root(data_dir, job, day) for job in sorted(jobs)]
+    results = data_dir / RESULTS_DIR
+    folders += [results / iso, *(results.glob(f".{iso}.*") if results.is_dir() else [])]
+    for folder in folders:
+        if folder.is_dir():
+            shutil.rmtree(folder)
+            removed += 1
+    return removed
+
+
+def _has_bookkeeping(conn: psycopg.Connection) -> bool:
+    """Whether ``pipeline.loaded_tables`` exists (not before the first load)."""
+    return conn.execute("SELECT to_regclass(%s)", (f"{PROJECT_SCHEMA}.{LOADED_TABLES}",)).fetchone()[0] is not None
+
+
+def analytics_days(conn: psycopg.Connection) -> set[dt.date]:
+    """Every day that owns something in the analytics database (bookkeeping rows or load schemas)."""
+    days: set[dt.date] = set()
+    if _has_bookkeeping(conn):
+        query = sql.SQL("SELECT DISTINCT pipeline_date FROM {}").format(loaded_tables())
+        days |= {day for (day,) in conn.execute(query).fetchall()}
+    for (name,) in conn.execute(
+        "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s)", (LOAD_SCHEMA_PREFIX,)
+    ).fetchall():
+        if match := _LOAD_SCHEMA_DAY.match(name):
+            days.add(dt.datetime.strptime(match.group(1), "%Y%m%d").date())
+    return days
+
+
+def drop_analytics_day(conn: psycopg.Connection, day: dt.date, lock_timeout: str) -> int:
+    """Detach and drop ``day``'s partitions, its bookkeeping rows and load schemas; returns the partitions dropped."""
+    with locks_in_time(day, lock_timeout, "prune"), conn.transaction():
+        guard_day_change(conn, lock_timeout)
+        partitions = detach_day(conn, day)
+        prefix = f"{LOAD_SCHEMA_PREFIX}{day:%Y%m%d}_"
+        schemas = {
+            name
+            for (name,) in conn.execute(
+                "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s)", (prefix,)
+            ).fetchall()
+        }
+        for schema in sorted(schemas | {p.schema for p in partitions}):
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        if _has_bookkeeping(conn):
+            conn.execute(sql.SQL("DELETE FROM {} WHERE pipeline_date = %s").format(loaded_tables()), (day,))
+    return len(partitions)
+
+
+def prune(conn: psycopg.Connection, data_dir: Path, keep_days: int, lock_timeout: str, today: dt.date) -> list[str]:
+    """Remove every day before ``today - keep_days`` that no run holds; returns one line per day."""
+    cutoff = today - dt.timedelta(days=keep_days)
+    on_disk = file_days(data_dir)
+    jobs = on_disk.jobs | {STEP2_JOB}
+    days = sorted(day for day in on_disk.days | analytics_days(conn) if day < cutoff)
+    lines = []
+    for day in days:
+        with day_if_idle(sorted(jobs), day, "pipeline-prune") as busy:
+            if busy:
+                lines.append(f"prune {day}: skipped, {busy}; the next prune removes it")
+                continue
+            # The analytics day first: one transaction that may time out on a lock, and then
+            # changes nothing; the files' removal cannot fail that way.
+            partitions = drop_analytics_day(conn, day, lock_timeout)
+            files = remove_day_files(data_dir, day, jobs)
+        lines.append(f"prune {day}: removed {files} receipts and folders, {partitions} analytics partitions")
+    if not lines:
+        lines.append(f"prune: nothing older than {cutoff} ({keep_days} days before {today})")
+    return lines
