@@ -18,7 +18,7 @@ test:  ## the whole test suite (real Postgres, real Meltano); in Docker when the
 	@if [ -x .venv/bin/pytest ]; then .venv/bin/pytest; else $(COMPOSE) run --rm test; fi
 
 bench:  ## throughput at SCALE (default 1000: ~2M detail rows) against Postgres COPY; see docs/performance.md
-	.venv/bin/python scripts/bench.py --scale $(SCALE)
+	.venv/bin/python -m bench --scale $(SCALE)
 
 lint:
 	.venv/bin/ruff check .

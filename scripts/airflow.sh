@@ -39,7 +39,10 @@ url="http://$client_host:$port"
 
 # Tasks read .env afresh at each run (orchestrate/dag_generator/job_env.py): they drop
 # the values `meltano invoke` put into Airflow's environment from .env at this start.
-PIPELINE_DOTENV_KEYS=$(.venv/bin/python -c 'import dotenv; print(",".join(dotenv.dotenv_values(".env")))')
+# A key already set in this shell did not come from .env (it wins over .env, as in
+# Meltano): it is not listed, so the tasks keep it (the benchmark's databases do).
+PIPELINE_DOTENV_KEYS=$(.venv/bin/python -c 'import dotenv, os
+print(",".join(k for k in dotenv.dotenv_values(".env") if k not in os.environ))')
 export PIPELINE_DOTENV_KEYS
 
 # The login: users setting and passwords file from AIRFLOW_ADMIN_USER / AIRFLOW_ADMIN_PASSWORD.
