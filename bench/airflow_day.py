@@ -6,7 +6,9 @@ free ports for the api-server and the scheduler's log server, the bench's databa
 and data dir (set in the environment, so the tasks keep them over ``.env``) and the
 login from ``.env``. The day's DAGs are triggered through the REST API with the
 day's logical date; the figure is from the first trigger to step 2's DAG run
-succeeding with the result files in place. Everything the script started is stopped
+succeeding with the result files in place. The DAGs are created unpaused, so
+Airflow first runs today's scheduled day: the trigger waits until no run is
+unfinished or due, so the figure is the triggered day's alone. Everything the script started is stopped
 afterwards, even on failure: SIGTERM to the script (it stops its process groups,
 the api-server last), then SIGKILL to whatever of its session is left after a grace
 period.
@@ -77,6 +79,15 @@ def _wait(condition: Any, what: str, timeout: float, interval: float = 1.0) -> N
         time.sleep(interval)
 
 
+def _idle(api: _Api, dag_id: str) -> bool:
+    """No run of the DAG is unfinished or due: the DAGs are created unpaused, so today's run starts at once."""
+    due = api.call("GET", f"/api/v2/dags/{dag_id}")["next_dagrun_run_after"]
+    if due and dt.datetime.fromisoformat(due) <= dt.datetime.now(dt.UTC):
+        return False
+    runs = api.call("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100")["dag_runs"]
+    return all(run["state"] in ("success", "failed") for run in runs)
+
+
 def _stop(script: subprocess.Popen[bytes]) -> None:
     """SIGTERM the script (it stops its groups); SIGKILL what is left of its session after the grace period."""
     started = set(session_members(script.pid)) | set(tree(script.pid))
@@ -121,6 +132,7 @@ def airflow_day(env: dict[str, str], day: dt.date, data_dir: Path, work: Path) -
         api.login(env["AIRFLOW_ADMIN_USER"], env["AIRFLOW_ADMIN_PASSWORD"])
         wanted = {*STEP1_DAGS, STEP2_DAG}
         _wait(lambda: wanted <= {d["dag_id"] for d in api.call("GET", "/api/v2/dags")["dags"]}, "the DAGs", 300)
+        _wait(lambda: all(_idle(api, dag) for dag in wanted), "the scheduled runs of today", DAY_TIMEOUT)
         logical = f"{day.isoformat()}T00:00:00+00:00"
         start = time.perf_counter()
         runs = {dag: api.call("POST", f"/api/v2/dags/{dag}/dagRuns", {"logical_date": logical}) for dag in wanted}
