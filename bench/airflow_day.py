@@ -34,6 +34,7 @@ from bench.memory import PROJECT_ROOT, session_members, tree
 from pipeline.analytics import RESULT_VIEW
 from pipeline.export import RESULTS_DIR
 
+AIRFLOW_SH = PROJECT_ROOT / "scripts" / "airflow.sh"  # `make airflow`; it changes to the project root itself
 AIRFLOW = PROJECT_ROOT / ".meltano" / "utilities" / "airflow" / "venv" / "bin" / "airflow"
 STEP1_DAGS = ("daily-postgres-to-lfs", "daily-csv-to-lfs")
 STEP2_DAG = "daily-lfs-to-analytics"
@@ -117,14 +118,8 @@ def airflow_day(env: dict[str, str], day: dt.date, data_dir: Path, work: Path) -
     log = work / "logs" / "airflow.log"
     api = _Api(f"http://127.0.0.1:{port}")
     with log.open("wb") as out:
-        script = subprocess.Popen(
-            [str(PROJECT_ROOT / "scripts" / "airflow.sh")],
-            cwd=PROJECT_ROOT,
-            env=airflow_env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        # A session of its own: everything it starts can be found and stopped (see _stop).
+        script = subprocess.Popen([str(AIRFLOW_SH)], env=airflow_env, stdout=out, stderr=out, start_new_session=True)
     try:
         _wait(lambda: script.poll() is not None or b"airflow: UI on" in log.read_bytes(), "Airflow", START_TIMEOUT)
         if script.poll() is not None:
