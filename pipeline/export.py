@@ -22,6 +22,7 @@ import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import psycopg
 from psycopg import pq, sql
@@ -46,6 +47,31 @@ def _day_query(day: dt.date) -> sql.Composed:
         sql.Literal(day),
         sql.SQL(", ").join(map(sql.Identifier, _ORDER_BY)),
     )
+
+
+class ExportQuery(NamedTuple):
+    """One file of the export: the query whose rows it holds and the COPY options that write them."""
+
+    suffix: str
+    query: sql.Composed
+    options: sql.Composable
+
+
+def export_queries(day: dt.date) -> tuple[ExportQuery, ExportQuery]:
+    """The CSV's and the JSON's queries, as the export runs them (the benchmark times psql on the same ones).
+
+    The JSON query ends each row with a comma; :func:`_write_json` cuts the last one.
+    """
+    return (
+        ExportQuery(".csv", _day_query(day), sql.SQL("(FORMAT csv, HEADER true)")),
+        ExportQuery(
+            ".json", sql.SQL("SELECT row_to_json(r)::text || ',' FROM ({}) AS r").format(_day_query(day)), _RAW_LINES
+        ),
+    )
+
+
+def _copy_statement(export: ExportQuery) -> sql.Composed:
+    return sql.SQL("COPY ({}) TO STDOUT {}").format(export.query, export.options)
 
 
 def _copy_out(conn: psycopg.Connection, statement: sql.Composable, write: Callable[[memoryview], object]) -> int:
@@ -97,23 +123,19 @@ def _finish(pgconn: pq.abc.PGconn) -> str | None:
     return problem
 
 
-def _write_csv(conn: psycopg.Connection, day: dt.date, path: Path) -> None:
-    statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER true)").format(_day_query(day))
+def _write_csv(conn: psycopg.Connection, export: ExportQuery, path: Path) -> None:
     with path.open("wb", buffering=_BUFFER) as out:
-        _copy_out(conn, statement, out.write)
+        _copy_out(conn, _copy_statement(export), out.write)
 
 
-def _write_json(conn: psycopg.Connection, day: dt.date, path: Path) -> int:
+def _write_json(conn: psycopg.Connection, export: ExportQuery, path: Path) -> int:
     """A JSON array of row objects, one per line: ``[``, rows joined by ``,`` and newlines, ``]``.
 
     The server ends each row with the comma; the last one is cut off the file afterwards.
     """
-    statement = sql.SQL("COPY (SELECT row_to_json(r)::text || ',' FROM ({}) AS r) TO STDOUT {}").format(
-        _day_query(day), _RAW_LINES
-    )
     with path.open("wb", buffering=_BUFFER) as out:
         out.write(b"[\n")
-        if rows := _copy_out(conn, statement, out.write):
+        if rows := _copy_out(conn, _copy_statement(export), out.write):
             out.seek(-2, os.SEEK_END)  # the last row's ",\n"
             out.truncate()
             out.write(b"\n]\n")
@@ -167,9 +189,10 @@ def export_day(conn: psycopg.Connection, day: dt.date, data_dir: Path) -> str:
         tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex}.tmp")
         tmp.mkdir()
         try:
-            _write_csv(conn, day, tmp / f"{RESULT_VIEW}.csv")
+            csv_query, json_query = export_queries(day)
+            _write_csv(conn, csv_query, tmp / f"{RESULT_VIEW}{csv_query.suffix}")
             pause_point("export-between")
-            rows = _write_json(conn, day, tmp / f"{RESULT_VIEW}.json")
+            rows = _write_json(conn, json_query, tmp / f"{RESULT_VIEW}{json_query.suffix}")
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

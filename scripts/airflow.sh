@@ -35,7 +35,10 @@ url="http://$client_host:$port"
 
 # Tasks read .env afresh at each run (orchestrate/dag_generator/job_env.py): they drop
 # the values `meltano invoke` put into Airflow's environment from .env at this start.
-PIPELINE_DOTENV_KEYS=$(.venv/bin/python -c 'from pipeline.config import dotenv_file; print(",".join(dotenv_file(".env")))')
+# A key already set in this shell did not come from .env (it wins over .env, as in
+# Meltano): it is not listed, so the tasks keep it (the benchmark's databases do).
+PIPELINE_DOTENV_KEYS=$(.venv/bin/python -c 'import os; from pipeline.config import dotenv_file
+print(",".join(k for k in dotenv_file(".env") if k not in os.environ))')
 export PIPELINE_DOTENV_KEYS
 if [[ -z "${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN:-}" && ,$PIPELINE_DOTENV_KEYS, != *,AIRFLOW__DATABASE__SQL_ALCHEMY_CONN,* ]]; then
   echo "airflow: metadata DB is SQLite (orchestrate/airflow/airflow.db). For fewer 'database is locked'" >&2

@@ -1,0 +1,144 @@
+"""A Northwind day through Airflow, trigger to result, when Airflow's venv is installed.
+
+Airflow is started the product's way, ``scripts/airflow.sh`` (what ``make airflow``
+runs), with its own AIRFLOW_HOME (SQLite metadata) under the bench's work folder,
+free ports for the api-server and the scheduler's log server, the bench's databases
+and data dir (set in the environment, so the tasks keep them over ``.env``) and the
+login from ``.env``. The day's DAGs are triggered through the REST API with the
+day's logical date; the figure is from the first trigger to step 2's DAG run
+succeeding with the result files in place. The DAGs are created unpaused, so
+Airflow first runs today's scheduled day: the trigger waits until no run is
+unfinished or due, so the figure is the triggered day's alone. Everything the script started is stopped
+afterwards, even on failure: SIGTERM to the script (it stops its process groups,
+the api-server last), then SIGKILL to whatever of its session is left after a grace
+period.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from bench.memory import PROJECT_ROOT, session_members, tree
+from pipeline.analytics import RESULT_VIEW
+from pipeline.export import RESULTS_DIR
+
+AIRFLOW_SH = PROJECT_ROOT / "scripts" / "airflow.sh"  # `make airflow`; it changes to the project root itself
+AIRFLOW = PROJECT_ROOT / ".meltano" / "utilities" / "airflow" / "venv" / "bin" / "airflow"
+STEP1_DAGS = ("daily-postgres-to-lfs", "daily-csv-to-lfs")
+STEP2_DAG = "daily-lfs-to-analytics"
+START_TIMEOUT, DAY_TIMEOUT, STOP_GRACE = 300.0, 900.0, 120.0
+
+
+def installed() -> bool:
+    """Whether Airflow's venv is there (``make setup`` installs it)."""
+    return AIRFLOW.exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class _Api:
+    """The few REST calls the bench makes, with a token from the documented login."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.token = url, ""
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        request = urllib.request.Request(
+            self.url + path, data=None if body is None else json.dumps(body).encode(), method=method
+        )
+        request.add_header("Content-Type", "application/json")
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return json.loads(answer.read() or b"null")
+
+    def login(self, user: str, password: str) -> None:
+        self.token = self.call("POST", "/auth/token", {"username": user, "password": password})["access_token"]
+
+
+def _wait(condition: Any, what: str, timeout: float, interval: float = 1.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"bench: gave up waiting for {what} after {timeout:.0f} s")
+        time.sleep(interval)
+
+
+def _idle(api: _Api, dag_id: str) -> bool:
+    """No run of the DAG is unfinished or due: the DAGs are created unpaused, so today's run starts at once."""
+    due = api.call("GET", f"/api/v2/dags/{dag_id}")["next_dagrun_run_after"]
+    if due and dt.datetime.fromisoformat(due) <= dt.datetime.now(dt.UTC):
+        return False
+    runs = api.call("GET", f"/api/v2/dags/{dag_id}/dagRuns?limit=100")["dag_runs"]
+    return all(run["state"] in ("success", "failed") for run in runs)
+
+
+def _stop(script: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the script (it stops its groups); SIGKILL what is left of its session after the grace period."""
+    started = set(session_members(script.pid)) | set(tree(script.pid))
+    with contextlib.suppress(ProcessLookupError):
+        script.send_signal(signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        script.wait(timeout=STOP_GRACE)
+    for pid in started | set(session_members(script.pid)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    script.wait(timeout=30)
+
+
+def airflow_day(env: dict[str, str], day: dt.date, data_dir: Path, work: Path) -> float:
+    """Seconds from triggering the day's DAGs to step 2's success with its result files."""
+    home = work / "airflow"
+    port = _free_port()
+    airflow_env = {key: value for key, value in env.items() if not key.startswith("AIRFLOW__")}
+    airflow_env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW_API_PORT": str(port),
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        }
+    )
+    log = work / "logs" / "airflow.log"
+    api = _Api(f"http://127.0.0.1:{port}")
+    with log.open("wb") as out:
+        # A session of its own: everything it starts can be found and stopped (see _stop).
+        script = subprocess.Popen([str(AIRFLOW_SH)], env=airflow_env, stdout=out, stderr=out, start_new_session=True)
+    try:
+        _wait(lambda: script.poll() is not None or b"airflow: UI on" in log.read_bytes(), "Airflow", START_TIMEOUT)
+        if script.poll() is not None:
+            sys.exit(f"bench: scripts/airflow.sh exited early; its output is in {log}")
+        api.login(env["AIRFLOW_ADMIN_USER"], env["AIRFLOW_ADMIN_PASSWORD"])
+        wanted = {*STEP1_DAGS, STEP2_DAG}
+        _wait(lambda: wanted <= {d["dag_id"] for d in api.call("GET", "/api/v2/dags")["dags"]}, "the DAGs", 300)
+        _wait(lambda: all(_idle(api, dag) for dag in wanted), "the scheduled runs of today", DAY_TIMEOUT)
+        logical = f"{day.isoformat()}T00:00:00+00:00"
+        start = time.perf_counter()
+        runs = {dag: api.call("POST", f"/api/v2/dags/{dag}/dagRuns", {"logical_date": logical}) for dag in wanted}
+        step2 = f"/api/v2/dags/{STEP2_DAG}/dagRuns/{urllib.request.quote(runs[STEP2_DAG]['dag_run_id'], safe='')}"
+        _wait(lambda: api.call("GET", step2)["state"] in ("success", "failed"), "step 2's run", DAY_TIMEOUT, 0.5)
+        result = data_dir / RESULTS_DIR / day.isoformat()
+        seconds = time.perf_counter() - start
+        if api.call("GET", step2)["state"] != "success" or not (result / f"{RESULT_VIEW}.json").is_file():
+            sys.exit(f"bench: the day through Airflow failed; see {home / 'logs'} and {log}")
+        return seconds
+    except (OSError, urllib.error.URLError, TimeoutError) as exc:
+        sys.exit(f"bench: the day through Airflow: {exc}; see {log}")
+    finally:
+        _stop(script)

@@ -1,0 +1,122 @@
+"""The run: a Northwind day with its peers, then the scaled source through each job and step 2's parts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import airflow_day, sling_day
+from bench.copy_baseline import copy_baseline, csv_copy_baseline
+from bench.memory import PROJECT_ROOT, timed
+from bench.report import job_entry, machine
+from bench.source import fresh_databases, scale_source, scaled_csv_env, source_tables, write_scaled_csv
+from bench.step2 import time_parts
+from pipeline.config import sources_dir
+from pipeline.databases import ANALYTICS, SOURCE
+from pipeline.lfs import receipt_path
+
+DAY = dt.date(2024, 1, 2)
+AIRFLOW_DAY = dt.date(2024, 1, 3)  # a day of its own: a first run, as make run's is
+STEP1_JOBS = ["postgres-to-lfs", "csv-to-lfs"]
+JOBS = (*STEP1_JOBS, "lfs-to-analytics")
+
+
+def receipt_rows(data_dir: Path, job: str) -> int:
+    """Rows a step-1 job published for the day, from its receipt."""
+    receipt = json.loads(receipt_path(data_dir, job, DAY).read_text())
+    return sum(entry["rows"] for entry in receipt["tables"].values())
+
+
+def northwind_day(env: dict[str, str], work: Path, with_airflow: bool, say: Callable[[str], None]) -> dict[str, Any]:
+    """`make run`'s day, the same tables by COPY and by Sling, and the day through Airflow."""
+    day_seconds, day_peak = timed(["scripts/run_day.sh", DAY.isoformat()], env, work / "logs" / "northwind-day.log")
+    tables = source_tables(env)
+    day_copy = copy_baseline(env, tables, work / "copy")
+    day_copy_seconds = day_copy["out_seconds"] + day_copy["in_seconds"]
+    say(f"northwind day: {day_seconds:.2f} s (COPY of the same tables: {day_copy_seconds:.3f} s)")
+    figures: dict[str, Any] = {
+        "northwind_day_seconds": round(day_seconds, 2),
+        "northwind_day_peak_rss_mb": day_peak,
+        "northwind_day_copy_seconds": round(day_copy_seconds, 3),
+        "airflow_day_seconds": None,
+    }
+    sling = sling_day.sling_day(env, tables, Path(env["ORDER_DETAILS_CSV"]), work)
+    if sling is not None:
+        figures["sling_day_seconds"] = round(sling, 2)
+        say(f"northwind day by Sling: {sling:.2f} s")
+    if with_airflow and airflow_day.installed():
+        say("northwind day through Airflow (scripts/airflow.sh) ...")
+        seconds = airflow_day.airflow_day(env, AIRFLOW_DAY, Path(env["DATA_DIR"]), work)
+        figures["airflow_day_seconds"] = round(seconds, 2)
+        say(f"northwind day through Airflow, trigger to result: {seconds:.2f} s")
+    return figures
+
+
+def run_bench(
+    scale: int, env: dict[str, str], bench_dir: Path, with_airflow: bool, say: Callable[[str], None]
+) -> dict[str, Any]:
+    """Everything in the package's docstring; returns the result document."""
+    work = bench_dir / "work"
+    shutil.rmtree(work, ignore_errors=True)  # the previous run's logs
+    (work / "logs").mkdir(parents=True)
+    sources = sources_dir(PROJECT_ROOT, env)
+    dump, details = sources / "northwind.sql", sources / "order_details.csv"
+    if not dump.is_file() or not details.is_file():
+        sys.exit(f"bench: {dump} or {details} missing: run make setup")
+    meltano = str(PROJECT_ROOT / ".venv" / "bin" / "meltano")
+    data_dir = work / "data"
+    run_env = {**env, "DATA_DIR": str(data_dir), "ORDER_DETAILS_CSV": str(details)}
+
+    say(f"northwind day: databases {env[f'{SOURCE}_DATABASE']} and {env[f'{ANALYTICS}_DATABASE']}")
+    fresh_databases(run_env, dump)
+    day = northwind_day(run_env, work, with_airflow, say)
+
+    say(f"scaled source: SCALE={scale}")
+    fresh_databases(run_env, dump)
+    shutil.rmtree(data_dir, ignore_errors=True)
+    scaled_csv = work / "order_details.csv"
+    csv_rows = write_scaled_csv(details, scaled_csv, scale)
+    scale_source(run_env, scaled_csv, scale)
+    scaled_env = {**run_env, **scaled_csv_env(work, scaled_csv)}
+
+    copy_pg = copy_baseline(scaled_env, source_tables(scaled_env), work / "copy")
+    copy_csv = csv_copy_baseline(scaled_env, scaled_csv)
+    say(
+        f"COPY: source tables {copy_pg['rows']} rows out {copy_pg['out_seconds']:.2f} s, "
+        f"in {copy_pg['in_seconds']:.2f} s; CSV source {copy_csv['rows']} rows in {copy_csv['in_seconds']:.2f} s"
+    )
+
+    measured: dict[str, tuple[float, float]] = {}
+    for job in JOBS:
+        say(f"running {job} ...")
+        job_env = {**scaled_env, "PIPELINE_DATE": DAY.isoformat()}
+        measured[job] = timed([meltano, "run", job], job_env, work / "logs" / f"{job}.log")
+    pg_rows = receipt_rows(data_dir, "postgres-to-lfs")
+    csv_job_rows = receipt_rows(data_dir, "csv-to-lfs")
+    if csv_job_rows != csv_rows or pg_rows != copy_pg["rows"]:
+        sys.exit(f"bench: row counts differ: jobs {pg_rows}/{csv_job_rows}, sources {copy_pg['rows']}/{csv_rows}")
+    say("step 2's parts: load, publish, export ...")
+    parts = time_parts(scaled_env, data_dir, DAY, STEP1_JOBS, work / "logs")
+    copy_in_all = (copy_pg["rows"] + copy_csv["rows"]) / (copy_pg["in_seconds"] + copy_csv["in_seconds"])
+    jobs = [
+        job_entry("postgres-to-lfs", pg_rows, *measured["postgres-to-lfs"], copy_pg["rows"] / copy_pg["out_seconds"]),
+        job_entry("csv-to-lfs", csv_rows, *measured["csv-to-lfs"], copy_csv["rows"] / copy_csv["in_seconds"]),
+        {
+            **job_entry("lfs-to-analytics", pg_rows + csv_rows, *measured["lfs-to-analytics"], copy_in_all),
+            "parts": parts,
+        },
+    ]
+    shutil.rmtree(data_dir)  # the logs stay in work/logs, for a look at where the time went
+    scaled_csv.unlink()
+    return {
+        "scale": scale,
+        "taken_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": machine(),
+        **day,
+        "jobs": jobs,
+    }
