@@ -3,6 +3,10 @@
 Every setting comes from the environment (``DATA_DIR``, ``PIPELINE_DATE``,
 ``TARGET_POSTGRES_*``), as for the plugins. A failure prints one line naming the
 step and the day, and exits 1.
+
+Each step is a process of its own on the day's critical path, so a step imports
+only the modules it runs (inside its function): ``claim`` needs neither the
+analytics publish nor the export, ``publish-lfs`` no database code beyond the lock.
 """
 
 from __future__ import annotations
@@ -15,25 +19,21 @@ from pathlib import Path
 
 import psycopg
 
-from pipeline.analytics import DEFAULT_LOCK_TIMEOUT, publish_day
-from pipeline.crashpoints import pause_point
-from pipeline.databases import ANALYTICS, connect
 from pipeline.dates import parse_pipeline_date
 from pipeline.errors import PipelineError, TransientPipelineError, report_failure
-from pipeline.export import export_day
-from pipeline.history import restore
-from pipeline.lfs import publish_staged_day, read_day, rerun_command, resolve_data_dir
 from pipeline.locks import STEP2_JOB, hold_run_lock
-from pipeline.meltano_runs import DATABASE_URI_ENV, ENVIRONMENT_ENV, fail_running_records, state_id
-from pipeline.retention import RETENTION_ENV, prune, retention_days
 
 
 def _data_dir() -> Path:
+    from pipeline.lfs import resolve_data_dir
+
     return resolve_data_dir(os.environ.get("DATA_DIR") or "data")
 
 
 def _claim(args: argparse.Namespace) -> None:
     """Take the job's run lock for the day, then fail Meltano's records of its dead runs (see meltano_runs)."""
+    from pipeline.meltano_runs import DATABASE_URI_ENV, ENVIRONMENT_ENV, fail_running_records, state_id
+
     day = parse_pipeline_date(os.environ.get("PIPELINE_DATE"))
     hold_run_lock(args.job, day)
     database_uri, environment = os.environ.get(DATABASE_URI_ENV), os.environ.get(ENVIRONMENT_ENV)
@@ -44,6 +44,9 @@ def _claim(args: argparse.Namespace) -> None:
 
 
 def _publish_lfs(args: argparse.Namespace) -> None:
+    from pipeline.crashpoints import pause_point
+    from pipeline.lfs import publish_staged_day
+
     day = parse_pipeline_date(os.environ.get("PIPELINE_DATE"))
     hold_run_lock(args.job, day)
     pause_point("before-publish")
@@ -53,6 +56,17 @@ def _publish_lfs(args: argparse.Namespace) -> None:
 
 
 def _publish_analytics(args: argparse.Namespace) -> None:
+    """Publish the day's load; with ``--export``, then export the day's result in the same process.
+
+    Step 2's last two steps share one process (one interpreter start and one import of
+    psycopg less on the day's critical path), but stay two transactions: the export
+    reads the published day in a snapshot of its own, as ``pipeline export`` does.
+    """
+    from pipeline.analytics import DEFAULT_LOCK_TIMEOUT, publish_day
+    from pipeline.crashpoints import pause_point
+    from pipeline.databases import ANALYTICS, connect
+    from pipeline.lfs import read_day
+
     day = parse_pipeline_date(os.environ.get("PIPELINE_DATE"))
     hold_run_lock(STEP2_JOB, day)
     pause_point("before-publish")
@@ -63,9 +77,14 @@ def _publish_analytics(args: argparse.Namespace) -> None:
     print(f"analytics {day}: published {len(published.rows)} tables, {sum(published.rows.values())} rows")
     if published.note:
         print(f"analytics {day}: {published.note}")
+    if args.export:
+        _export(args)
 
 
 def _export(_: argparse.Namespace) -> None:
+    from pipeline.databases import ANALYTICS, connect
+    from pipeline.export import export_day
+
     day = parse_pipeline_date(os.environ.get("PIPELINE_DATE"))
     hold_run_lock(STEP2_JOB, day)
     with connect(ANALYTICS) as conn:
@@ -73,6 +92,10 @@ def _export(_: argparse.Namespace) -> None:
 
 
 def _prune(_: argparse.Namespace) -> None:
+    from pipeline.analytics import DEFAULT_LOCK_TIMEOUT
+    from pipeline.databases import ANALYTICS, connect
+    from pipeline.retention import RETENTION_ENV, prune, retention_days
+
     keep_days = retention_days(os.environ.get(RETENTION_ENV))
     if keep_days is None:
         print(f"prune: {RETENTION_ENV} is not set: keeping every day")
@@ -84,6 +107,9 @@ def _prune(_: argparse.Namespace) -> None:
 
 
 def _restore(args: argparse.Namespace) -> None:
+    from pipeline.history import restore
+    from pipeline.lfs import rerun_command
+
     day = parse_pipeline_date(args.date, "--date")
     hold_run_lock(args.job, day)
     version, replaced = restore(_data_dir(), args.job, day, args.version)
@@ -109,10 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     publish_analytics.add_argument(
         "--jobs", nargs="+", required=True, help="the step-1 jobs whose receipts the day must match"
     )
+    publish_analytics.add_argument(
+        "--export", action="store_true", help="then export the day's result (as `export`), in the same process"
+    )
     publish_analytics.set_defaults(run=_publish_analytics)
     commands.add_parser("export", help="export the day's result to CSV and JSON").set_defaults(run=_export)
     commands.add_parser(
-        "prune", help=f"remove the days older than {RETENTION_ENV} days before today (UTC), files and analytics"
+        "prune", help="remove the days older than RETENTION_DAYS days before today (UTC), files and analytics"
     ).set_defaults(run=_prune)
     restore_day = commands.add_parser("restore", help="publish a kept version of a step-1 job's day again")
     restore_day.add_argument("--job", required=True)

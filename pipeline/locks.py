@@ -35,9 +35,11 @@ import select
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TextIO
 
 import psycopg
 
@@ -169,7 +171,15 @@ def _refusal(job: str, day: dt.date, what: str, holder: str | None, wait: float)
 
 
 def _start_keeper(key: int, owner: RunOwner) -> bool:
-    """Start the keeper of the run lock for ``owner``; True once it holds the lock, False if it is taken."""
+    """Start the keeper of the run lock for ``owner``; True once it holds the lock, False if it is taken.
+
+    The run's first writer waits for the keeper's answer, so the keeper's start-up is
+    on the job's critical path: a single-threaded writer (``pipeline claim``, the first
+    task of every job) forks it, with psycopg already imported; a writer that runs
+    threads, where a fork is unsafe, starts it as a new interpreter instead.
+    """
+    if threading.active_count() == 1:
+        return _answer(*_fork_keeper(key, owner))
     command = [sys.executable, "-m", "pipeline.locks", str(key), str(owner.pid), owner.start]
     keeper = subprocess.Popen(
         [*command, owner.application_name(RUN_APP)],
@@ -184,9 +194,37 @@ def _start_keeper(key: int, owner: RunOwner) -> bool:
     if answer == "held":
         _keepers.append(keeper)
         return True
-    code = keeper.wait()
-    if answer == "taken":
-        return False
+    return _answer(answer, keeper.wait())
+
+
+def _fork_keeper(key: int, owner: RunOwner) -> tuple[str, int]:
+    """Fork the keeper; its answer line, and its exit code when it did not keep the lock (else 0)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the keeper
+        code = 1
+        try:
+            # Nothing of the writer's: not Meltano's pipes (the keeper outlives the writer),
+            # not its lock connections (their locks must end with the writer).
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
+            os.closerange(3, write_end)
+            os.closerange(write_end + 1, os.sysconf("SC_OPEN_MAX"))
+            with os.fdopen(write_end, "w") as answer:
+                code = keep(key, owner.pid, owner.start, owner.application_name(RUN_APP), answer)
+        finally:
+            os._exit(code)  # never the writer's exit handlers, which would close its connections
+    os.close(write_end)
+    with os.fdopen(read_end) as answer:
+        line = answer.readline().strip()
+    return line, 0 if line == "held" else os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def _answer(answer: str, code: int) -> bool:
+    """The keeper's answer as a result: True "held", False "taken", else the failure."""
+    if answer in ("held", "taken"):
+        return answer == "held"
     reason = answer.removeprefix("error ") if answer else f"its keeper process exited with code {code}"
     raise TransientPipelineError(f"cannot take the run lock: {reason}")
 
@@ -291,19 +329,26 @@ def _wait_for_exit(pid: int, start: str) -> None:
         os.close(pidfd)
 
 
-def keep(key: int, owner_pid: int, owner_start: str, application_name: str) -> int:
-    """The keeper: hold the run lock ``key`` while the owner lives; says "held", "taken" or "error ..." first."""
+def keep(key: int, owner_pid: int, owner_start: str, application_name: str, answer: TextIO = sys.stdout) -> int:
+    """The keeper: hold the run lock ``key`` while the owner lives; says "held", "taken" or "error ..." first.
+
+    The answer is one line on ``answer``, which is closed after "held": the writer
+    that started the keeper reads that one line, then goes on (and may exit).
+    """
     try:
         conn = _connect(application_name)
     except PipelineError as exc:
-        print(f"error {exc}", flush=True)
+        print(f"error {exc}", file=answer, flush=True)
         return 1
     with conn:
         if not _try_lock(conn, key):
-            print("taken", flush=True)
+            print("taken", file=answer, flush=True)
             return 1
-        print("held", flush=True)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the writer reads one line only
+        print("held", file=answer, flush=True)
+        if answer is sys.stdout:  # the writer reads one line only
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        else:
+            answer.close()
         _wait_for_exit(owner_pid, owner_start)
     return 0
 

@@ -7,12 +7,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from pipeline.databases import ANALYTICS, drop_database, ensure_database
+from pipeline.databases import ANALYTICS, connect, drop_database, ensure_database
 from pipeline.locks import lock_key
 from tests.conftest import PROJECT_ROOT
 
@@ -88,3 +90,59 @@ def test_a_second_holder_is_refused_naming_the_first_and_a_killed_one_frees_it_a
         first.wait()
 
     assert take(env).returncode == 0  # no waiting: the lock died with its holder
+
+
+# A stand-in for `meltano run`: a process named `meltano` that runs one writer (a thread
+# beside it or not, so the keeper is forked or started as a new interpreter), then
+# waits until stdin closes, as a run lives on after its first task.
+FAKE_MELTANO = """
+import subprocess, sys
+writer = "import threading, time; threading.Thread(target=time.sleep, args=(5,), daemon=True).start(); " * {threads}
+writer += {hold!r}
+subprocess.run([sys.executable, "-c", writer], check=True)
+print("writer exited", flush=True)
+sys.stdin.read()
+"""
+
+
+def held_locks(env: dict[str, str]) -> set[str]:
+    """Which of csv-to-lfs's locks for 2024-01-02 are held: "run", "writer"."""
+    keys = {lock_key(kind, "csv-to-lfs", "2024-01-02"): kind for kind in ("run", "writer")}
+    with connect(ANALYTICS, env) as conn:
+        rows = conn.execute(
+            "SELECT (classid::int8 << 32) | objid::int8 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        ).fetchall()
+    return {keys[key] for (key,) in rows if key in keys}
+
+
+@pytest.mark.parametrize("threads", [0, 1], ids=["forked-keeper", "new-interpreter-keeper"])
+def test_the_keeper_holds_the_run_lock_for_as_long_as_meltano_lives(
+    env: dict[str, str], tmp_path: Path, threads: int
+) -> None:
+    meltano = tmp_path / "meltano"
+    meltano.write_text(FAKE_MELTANO.format(threads=threads, hold=hold("csv-to-lfs", "2024-01-02")))
+    run = subprocess.Popen(
+        [sys.executable, str(meltano)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert run.stdout is not None
+    assert run.stdin is not None
+    try:
+        assert run.stdout.readline() == "held\n"
+        assert run.stdout.readline() == "writer exited\n"
+        # The writer's own lock went with it; the run lock stays with the run.
+        assert held_locks(env) == {"run"}
+        refused = take(env)
+        assert f"(process {run.pid} on " in refused.stderr
+    finally:
+        run.stdin.close()
+        run.wait()
+    deadline = time.monotonic() + 30
+    while held_locks(env) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert held_locks(env) == set()

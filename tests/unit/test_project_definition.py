@@ -55,8 +55,13 @@ def test_step2_waits_for_exactly_the_step1_jobs() -> None:
 
 def test_step2_publish_reconciles_with_the_jobs_that_tap_lfs_reads() -> None:
     args = PLUGINS["pipeline"]["commands"]["publish-analytics"]["args"].split()
-    assert args[:2] == ["publish-analytics", "--jobs"]
-    assert args[2:] == PLUGINS["tap-lfs"]["config"]["jobs"]
+    assert args[:3] == ["publish-analytics", "--export", "--jobs"]
+    assert args[3:] == PLUGINS["tap-lfs"]["config"]["jobs"]
+
+
+def test_step2_ends_with_the_publish_that_also_exports() -> None:
+    *_, last = JOBS[STEP2_JOB]
+    assert last == "pipeline:publish-analytics"
 
 
 @pytest.mark.parametrize("job", ["postgres-to-lfs", "csv-to-lfs", "lfs-to-analytics"])
