@@ -31,6 +31,8 @@ PART_KEYS = {
 def test_bench_at_scale_2_writes_latest_json(tmp_path: Path, source_files: dict[str, Path]) -> None:
     suffix = uuid.uuid4().hex[:10]
     env = {**project_env(), "DATA_DIR": str(tmp_path / "data")}
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "sources").symlink_to(source_files["northwind.sql"].parent)  # where set-up put them
     result = subprocess.run(
         [
             sys.executable,

@@ -107,7 +107,7 @@ sys.stdin.read()
 
 def held_locks(env: dict[str, str]) -> set[str]:
     """Which of csv-to-lfs's locks for 2024-01-02 are held: "run", "writer"."""
-    keys = {lock_key(kind, "csv-to-lfs", "2024-01-02"): kind for kind in ("run", "writer")}
+    keys = {lock_key(kind, "csv-to-lfs", dt.date(2024, 1, 2)): kind for kind in ("run", "writer")}
     with connect(ANALYTICS, env) as conn:
         rows = conn.execute(
             "SELECT (classid::int8 << 32) | objid::int8 FROM pg_locks WHERE locktype = 'advisory' AND granted"
