@@ -23,6 +23,9 @@ from pipeline.dates import parse_pipeline_date
 from pipeline.errors import PipelineError, TransientPipelineError, report_failure
 from pipeline.locks import STEP2_JOB, hold_run_lock
 
+# 1: step 2's publish-analytics prunes (RETENTION_DAYS) after the day it published.
+PRUNE_AFTER_RUN_ENV = "PRUNE_AFTER_RUN"
+
 
 def _data_dir() -> Path:
     from pipeline.lfs import resolve_data_dir
@@ -79,6 +82,21 @@ def _publish_analytics(args: argparse.Namespace) -> None:
         print(f"analytics {day}: {published.note}")
     if args.export:
         _export(args)
+    if os.environ.get(PRUNE_AFTER_RUN_ENV) == "1":
+        _prune_after(day)
+
+
+def _prune_after(day: dt.date) -> None:
+    """Retention at the end of step 2 (``make run`` and Airflow alike), in its process.
+
+    The day is published and exported by then: a prune that fails (a lock timeout, a
+    bad ``RETENTION_DAYS``) says so in one line and leaves the day's run a success.
+    """
+    try:
+        _prune(argparse.Namespace())
+    except (PipelineError, psycopg.Error) as exc:
+        report = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"prune after {day} failed: {report}; the day itself is published; rerun: make prune", file=sys.stderr)
 
 
 def _export(_: argparse.Namespace) -> None:

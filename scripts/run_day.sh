@@ -38,10 +38,3 @@ if ! PIPELINE_DATE=$day .venv/bin/meltano run lfs-to-analytics; then
   exit 1
 fi
 echo "done: $day is in the analytics database; result in ${DATA_DIR:-data}/results/$day/"
-
-# PRUNE_AFTER_RUN=1 (environment, else .env): retention after the day succeeded.
-prune_after_run=${PRUNE_AFTER_RUN:-$(sed -n 's/^PRUNE_AFTER_RUN=//p' .env 2>/dev/null | tail -n 1)}
-if [ "$prune_after_run" = 1 ] && ! .venv/bin/meltano invoke pipeline prune; then
-  echo "FAILED: the prune after $day (the day itself succeeded); rerun it with: make prune" >&2
-  exit 1
-fi
