@@ -17,7 +17,7 @@ The points, in the order a job reaches them:
                       replaced version into the day's history, not the others
 ``publish-swap``      step 1's publish has swapped its first day folder, not the others
 ``analytics-publish`` inside the analytics publish's transaction, before it commits
-``export-between``    the export has written the result's CSV, not yet its JSON
+``export-before-swap`` the export has written the result's files, not yet put them in place
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 r"""Exporting the day's result (the orders joined with their details) to CSV and JSON.
 
-Both files come from one snapshot: one ``REPEATABLE READ READ ONLY`` transaction, so a
-publish of the same day in between cannot make the CSV and the JSON disagree. Each is
-the server's own ``COPY ... TO STDOUT`` streamed to disk (as fast as ``psql``'s
-``\copy``, any size fits in memory); the JSON rows are Postgres's ``row_to_json``.
+Both files come from one snapshot: a ``REPEATABLE READ READ ONLY`` transaction exports
+its snapshot (``pg_export_snapshot``) to a second connection, so a publish of the same
+day in between cannot make the CSV and the JSON disagree. The two are written at the
+same time, the CSV on the first connection and the JSON on the second (the server does
+the work of both, join, sort and ``row_to_json``, on two backends at once), each the
+server's own ``COPY ... TO STDOUT`` streamed to disk (any size fits in memory).
 Both files are written into a temporary folder that then replaces
 ``results/{day}/`` as a whole (two renames), so a reader never sees half a file nor
 a CSV of one run beside a JSON of another. The rows are ordered, so the export of
@@ -20,7 +22,9 @@ import datetime as dt
 import os
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
@@ -175,6 +179,19 @@ def _remove_leftovers(folder: Path) -> None:
             shutil.rmtree(leftover, ignore_errors=True)
 
 
+@contextmanager
+def _in_snapshot_of(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    """A second connection inside the snapshot of ``conn``'s open REPEATABLE READ transaction."""
+    (snapshot,) = conn.execute("SELECT pg_export_snapshot()").fetchone() or ("",)
+    info = conn.info
+    with psycopg.connect(**info.get_parameters(), password=info.password) as other:
+        other.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        other.read_only = True
+        with other.transaction():
+            other.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+            yield other
+
+
 def export_day(conn: psycopg.Connection, day: dt.date, data_dir: Path) -> str:
     """Write ``results/{day}/orders_with_details.csv`` and ``.json``; returns the line to print."""
     folder = data_dir / RESULTS_DIR / day.isoformat()
@@ -190,9 +207,15 @@ def export_day(conn: psycopg.Connection, day: dt.date, data_dir: Path) -> str:
         tmp.mkdir()
         try:
             csv_query, json_query = export_queries(day)
-            _write_csv(conn, csv_query, tmp / f"{RESULT_VIEW}{csv_query.suffix}")
-            pause_point("export-between")
-            rows = _write_json(conn, json_query, tmp / f"{RESULT_VIEW}{json_query.suffix}")
+            with _in_snapshot_of(conn) as other, ThreadPoolExecutor(1) as pool:
+                json_rows = pool.submit(_write_json, other, json_query, tmp / f"{RESULT_VIEW}{json_query.suffix}")
+                try:
+                    _write_csv(conn, csv_query, tmp / f"{RESULT_VIEW}{csv_query.suffix}")
+                except BaseException:
+                    other.cancel()
+                    raise
+                rows = json_rows.result()
+            pause_point("export-before-swap")
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

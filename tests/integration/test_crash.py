@@ -256,7 +256,7 @@ STEP2_CRASHES = [
     ("extract", SESSION),
     ("before-publish", SESSION),
     ("analytics-publish", SESSION),
-    ("export-between", SESSION),
+    ("export-before-swap", SESSION),
     ("analytics-publish", MELTANO_ONLY),
 ]
 
