@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg
 
 from pipeline.dates import parse_pipeline_date
-from pipeline.errors import PipelineError, TransientPipelineError, report_failure
+from pipeline.errors import PipelineError, TransientPipelineError, first_line, report_failure
 from pipeline.locks import STEP2_JOB, hold_run_lock
 
 # 1: step 2's publish-analytics prunes (RETENTION_DAYS) after the day it published.
@@ -95,8 +95,7 @@ def _prune_after(day: dt.date) -> None:
     try:
         _prune(argparse.Namespace())
     except (PipelineError, psycopg.Error) as exc:
-        report = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"prune after {day} failed: {report}; the day itself is published; rerun: make prune", file=sys.stderr)
+        print(f"prune after {day} failed: {first_line(exc)}; the day is published; rerun: make prune", file=sys.stderr)
 
 
 def _export(_: argparse.Namespace) -> None:

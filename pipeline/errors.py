@@ -26,9 +26,14 @@ class TransientPipelineError(PipelineError):
     """A failure that a later retry may not meet: a database that is down, a lock held by another run."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The exception's message as one line (its type's name when it has none)."""
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
 def report_failure(component: str, exc: BaseException) -> None:
     """Print ``component: message`` on stderr, and record it for the orchestrator when asked to."""
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    message = first_line(exc)
     print(f"{component}: {message}", file=sys.stderr)
     if path := os.environ.get(FAILURE_FILE_ENV):
         record = {"component": component, "transient": isinstance(exc, TransientPipelineError), "message": message}
