@@ -8,11 +8,15 @@ retries, when it failed (their retries only cover an Airflow race, see
 SENSOR_RETRIES). ``soft_fail`` stays off: a skipped sensor would make a day whose
 input failed look like a success. A DAG with upstream DAGs has the param
 ``rerun_step1``: true makes one trigger (re)run the whole day.
+
+A job's task runs at most ``max_active_days`` days at once through the task's own
+``max_active_tis_per_dag``: Airflow 3.3's scheduler counts it over every run of the
+DAG, backfill runs included, whereas a backfill's runs are limited by the backfill's
+own ``max_active_runs`` (default 10), not the DAG's.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 
 from airflow.sdk import DAG, Asset, AssetAlias, Param
@@ -25,7 +29,7 @@ from dag_generator.operators import (
     log_failure_lines,
     log_upstream_failure,
 )
-from dag_generator.plan import AssetSpec, DagSpec, Plan
+from dag_generator.plan import MAX_RETRY_DELAY, RETRY_BACKOFF, AssetSpec, DagSpec, Plan
 
 log = logging.getLogger(__name__)
 # Retries of a sensor, which never cover a failed upstream run (AirflowFailException) or
@@ -34,8 +38,6 @@ log = logging.getLogger(__name__)
 # ("finished with state success, but the task instance's state attribute is running";
 # apache/airflow#71172, seen here under load).
 SENSOR_RETRIES = 2
-# Exponential backoff of a transient failure's retries: delay, 2x delay, 4x delay, ..., at most this.
-MAX_RETRY_DELAY = dt.timedelta(hours=1)
 
 
 def airflow_asset(spec: AssetSpec) -> Asset | AssetAlias:
@@ -63,8 +65,8 @@ def build_dag(spec: DagSpec) -> DAG:
         schedule=spec.schedule,
         start_date=spec.start_date,
         catchup=spec.catchup,
-        # Meltano's system DB is SQLite: two days of one job at once would contend for its lock.
-        max_active_runs=1,
+        # Scheduled runs; a backfill's are bounded by the job task's max_active_tis_per_dag below.
+        max_active_runs=spec.max_active_days,
         tags=list(spec.tags),
         doc_md=spec.doc_md,
         params=params,
@@ -81,8 +83,10 @@ def build_dag(spec: DagSpec) -> DAG:
             inlets=[airflow_asset(a) for a in spec.reads],
             retries=spec.retries,
             retry_delay=spec.retry_delay,
-            retry_exponential_backoff=2.0,
+            retry_exponential_backoff=RETRY_BACKOFF,
             max_retry_delay=MAX_RETRY_DELAY,
+            execution_timeout=spec.execution_timeout,
+            max_active_tis_per_dag=spec.max_active_days,
             on_failure_callback=log_failure_lines,
             on_retry_callback=log_failure_lines,
         )
@@ -92,6 +96,8 @@ def build_dag(spec: DagSpec) -> DAG:
                 sensor = SameDayRunSensor(
                     task_id=f"wait-for-{upstream}",
                     upstream_dag_id=upstream,
+                    upstream_job=spec.upstream_jobs[upstream],
+                    root=spec.root,
                     mode="reschedule",
                     poke_interval=spec.poke_interval.total_seconds(),
                     timeout=spec.sensor_timeout.total_seconds(),

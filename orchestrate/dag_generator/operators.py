@@ -15,6 +15,7 @@ DAG's latest run of the day if its logical date falls on the day.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -27,17 +28,24 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import Asset, AssetAlias, BaseOperator, BaseSensorOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowTaskTimeout
 
 from dag_generator.job_env import job_environment
-from dag_generator.outcome import classify, day_end, day_of, read_failures
-from dag_generator.plan import RECEIPT_TEMPLATE, TABLE_PLACEHOLDER, AssetSpec
+from dag_generator.outcome import Decision, UpstreamRun, classify, day_end, day_of, read_failures, upstream_verdict
+from dag_generator.plan import JOB_TIMEOUT_ENV, RECEIPT_TEMPLATE, TABLE_PLACEHOLDER, AssetSpec
 from dag_generator.texts import failure_line
 
 log = logging.getLogger(__name__)
 
 FAILURE_FILE_ENV = "PIPELINE_FAILURE_FILE"
 RERUN_PARAM = "rerun_step1"
+# How long a stopped job's processes get to end on SIGTERM before SIGKILL ends them.
+STOP_GRACE_SECONDS = 10
+
+
+def receipt_file(root: Path, env: dict[str, str], job: str, day: dt.date) -> Path:
+    """The receipt ``job`` publishes for ``day`` (pipeline.lfs.receipt_path) under the project's DATA_DIR."""
+    return root / env.get("DATA_DIR", "data") / RECEIPT_TEMPLATE.format(job=job, day=day.isoformat())
 
 
 class NoLogicalDateError(AirflowFailException):
@@ -91,6 +99,8 @@ class MeltanoJobOperator(BaseOperator):
 
     A permanent failure raises AirflowFailException (no retry); a transient one, or a
     crash with no record, a plain AirflowException (retried with exponential backoff).
+    A run longer than the task's ``execution_timeout`` is stopped, process group and
+    all (:meth:`on_kill`), and retried like a transient failure.
     On success, attach the assets discovered at run time (one per table of the day's
     receipt) to their AssetAlias, with the day in the event's extra.
     """
@@ -113,7 +123,13 @@ class MeltanoJobOperator(BaseOperator):
             failure_file = Path(tmp) / "failures.jsonl"
             env.update({"PIPELINE_DATE": day.isoformat(), FAILURE_FILE_ENV: str(failure_file)})
             self.log.info("PIPELINE_DATE=%s %s run %s (in %s)", day, self.meltano, self.job, self.root)
-            exit_code = self._run([str(self.meltano), "run", self.job], env)
+            try:
+                exit_code = self._run([str(self.meltano), "run", self.job], env)
+            except AirflowTaskTimeout as exc:
+                raise AirflowTaskTimeout(
+                    f"timeout, retried: job {self.job} for {day} ran longer than {self.execution_timeout} "
+                    f"({JOB_TIMEOUT_ENV}) and was stopped"
+                ) from exc
             records = read_failures(failure_file)
         if exit_code != 0:
             outcome = classify(self.job, exit_code, records)
@@ -139,20 +155,28 @@ class MeltanoJobOperator(BaseOperator):
         return self._process.wait()
 
     def on_kill(self) -> None:
-        """Stop the job's whole process group (Meltano and its plugins) with the task."""
-        if self._process is not None and self._process.poll() is None:
-            os.killpg(self._process.pid, signal.SIGTERM)
+        """Stop the job's whole process group (Meltano and its plugins) with the task; SIGKILL what outlives the grace.
+
+        Nothing of the group may outlive the task: a plugin left running would hold the
+        day's locks, and a retry would wait for it.
+        """
+        if self._process is None or self._process.poll() is not None:
+            return
+        os.killpg(self._process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._process.wait(STOP_GRACE_SECONDS)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._process.pid, signal.SIGKILL)
 
     def _attach_tables(self, context: Any, env: dict[str, str], day: dt.date) -> None:
         """One asset event per table of the receipt, on each ``{folder}`` alias; the day on every event."""
         events = context["outlet_events"]
         extra = {"day": day.isoformat()}
-        data_dir = self.root / env.get("DATA_DIR", "data")
         for spec in self.writes:
             if spec.tables_from is None:
                 events[Asset(spec.uri)].extra = extra
                 continue
-            receipt = data_dir / RECEIPT_TEMPLATE.format(job=spec.tables_from, day=day.isoformat())
+            receipt = receipt_file(self.root, env, spec.tables_from, day)
             try:
                 folders = sorted(json.loads(receipt.read_text(encoding="utf-8")).get("tables") or {})
             except (OSError, ValueError) as exc:
@@ -163,26 +187,38 @@ class MeltanoJobOperator(BaseOperator):
 
 
 class SameDayRunSensor(BaseSensorOperator):
-    """Wait for the latest run of ``upstream_dag_id`` on this run's day; fail at once if it failed."""
+    """Wait for the upstream job's day: the newer of its receipt and its DAG's latest run of the day decides.
+
+    A day published outside Airflow (``make run``) is accepted at once; a newest run that
+    failed fails the sensor at once; see ``outcome.upstream_verdict``. Its ``timeout``
+    bounds the wait.
+    """
 
     ui_color = "#fdebd0"
 
-    def __init__(self, *, upstream_dag_id: str, **kwargs: Any) -> None:
+    def __init__(self, *, upstream_dag_id: str, upstream_job: str, root: Path, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.upstream_dag_id = upstream_dag_id
+        self.upstream_job = upstream_job
+        self.root = Path(root)
 
     def poke(self, context: Any) -> bool:
-        """True when the day's latest upstream run succeeded; AirflowFailException when it failed."""
+        """True when the upstream day is done; AirflowFailException when its newest run failed."""
         day = run_day(context)
+        receipt = receipt_file(self.root, job_environment(self.root, os.environ), self.upstream_job, day)
+        try:
+            receipt_at: dt.datetime | None = dt.datetime.fromtimestamp(receipt.stat().st_mtime, dt.UTC)
+        except FileNotFoundError:
+            receipt_at = None
         run = latest_run_of_day(self.upstream_dag_id, day)
-        if run is None:
-            self.log.info("no run of %s on %s yet: waiting", self.upstream_dag_id, day)
-            return False
-        state = str(getattr(run.state, "value", run.state))
-        self.log.info("latest run of %s on %s: %s (%s)", self.upstream_dag_id, day, run.run_id, state)
-        if state == "failed":
-            raise AirflowFailException(f"upstream DAG {self.upstream_dag_id} failed for {day} (run {run.run_id})")
-        return state == "success"
+        seen = None
+        if run is not None:
+            seen = UpstreamRun(run.run_id, str(getattr(run.state, "value", run.state)), run.start_date)
+        verdict = upstream_verdict(receipt_at, seen)
+        self.log.info("%s for %s: %s: %s", self.upstream_job, day, verdict.reason, verdict.decision.value)
+        if verdict.decision is Decision.FAIL:
+            raise AirflowFailException(f"upstream DAG {self.upstream_dag_id} failed for {day}: {verdict.reason}")
+        return verdict.decision is Decision.ACCEPT
 
 
 def log_upstream_failure(context: Any) -> None:

@@ -1,4 +1,4 @@
-"""What a finished job run means for Airflow: pure functions, no Airflow import (tested in milliseconds).
+"""What a finished job run means for Airflow, and what step 2's sensors decide: pure functions, no Airflow import.
 
 ``meltano run`` exits 1 for every failure, so the class of a failure reaches the
 task through the file named by ``PIPELINE_FAILURE_FILE``: every project component
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import enum
 import json
 from pathlib import Path
 
@@ -77,3 +78,48 @@ def classify(job: str, exit_code: int, records: list[dict[str, object]]) -> Outc
             ),
         )
     return Outcome(transient=not permanent, cause=f"{chosen.get('component', '?')}: {chosen.get('message', '')}")
+
+
+class Decision(enum.Enum):
+    """What a same-day sensor does after one look at its upstream job's day."""
+
+    ACCEPT = "accept"
+    WAIT = "wait"
+    FAIL = "fail"
+
+
+@dataclasses.dataclass(frozen=True)
+class UpstreamRun:
+    """The upstream DAG's latest run of the day; ``started_at`` None: queued (or cleared), not started yet."""
+
+    run_id: str
+    state: str
+    started_at: dt.datetime | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """A sensor's decision and the one line that says why."""
+
+    decision: Decision
+    reason: str
+
+
+def upstream_verdict(receipt_at: dt.datetime | None, run: UpstreamRun | None) -> Verdict:
+    """Decide from the newer of the day's step-1 receipt (written when) and the day's latest Airflow run.
+
+    A run started after the receipt was written (or not started yet) is the newer: its
+    state decides (success accepts, failure fails at once, anything else waits). Else
+    the receipt is the newer: the day was published after every Airflow run of it began,
+    by that run (publishing is a step-1 job's last task) or outside Airflow (``make
+    run``), and is accepted at once. Nothing at all: wait.
+    """
+    if run is not None and (receipt_at is None or run.started_at is None or run.started_at > receipt_at):
+        if run.state == "success":
+            return Verdict(Decision.ACCEPT, f"run {run.run_id} succeeded")
+        if run.state == "failed":
+            return Verdict(Decision.FAIL, f"its newest run {run.run_id} failed")
+        return Verdict(Decision.WAIT, f"its newest run {run.run_id} is {run.state}")
+    if receipt_at is not None:
+        return Verdict(Decision.ACCEPT, f"its receipt of {receipt_at:%Y-%m-%dT%H:%M:%SZ} is newer than any run of it")
+    return Verdict(Decision.WAIT, "no run and no receipt of it yet")

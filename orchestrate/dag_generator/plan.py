@@ -14,9 +14,15 @@ the same logical date.
 
 Options, in ``annotations.airflow`` of a job, overridden by its schedule's:
 ``owner``, ``retries``, ``retry_delay_minutes``, ``tags``, ``catchup``,
-``sensor_timeout_hours``, ``poke_interval_seconds``, ``writes`` (text for the
-DAG's doc), ``enabled`` (false: no DAG); on the job only: ``depends_on`` and
-``assets`` (what the job writes, for Airflow's lineage; see :func:`asset_specs`).
+``sensor_timeout_minutes``, ``poke_interval_seconds``, ``max_active_days``,
+``writes`` (text for the DAG's doc), ``enabled`` (false: no DAG); on the job only:
+``depends_on`` and ``assets`` (what the job writes, for Airflow's lineage; see
+:func:`asset_specs`).
+
+Every task is bounded (README "Operations"): a job's task by
+``PIPELINE_JOB_TIMEOUT_MINUTES`` (the same bound ``make run`` applies), a sensor by
+``sensor_timeout_minutes``, by default the longest its upstream job can take with all
+its retries; and a job runs one day at a time (``max_active_days``), backfills included.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,17 +58,30 @@ DEFAULTS: dict[str, Any] = {
     "retry_delay_minutes": 5,
     "tags": [],
     "catchup": False,
-    "sensor_timeout_hours": 12,
+    # None: the longest the upstream jobs can take with all their retries (see upstream_worst_case).
+    "sensor_timeout_minutes": None,
     # Short: step 2 starts within seconds of step 1's success; a reschedule-mode poke is one cheap API call.
     "poke_interval_seconds": 10,
     "writes": None,
     "enabled": True,
+    # Days of one job at a time. 1 keeps an incremental source's days in order and never lets two
+    # days of a job contend (Meltano's system DB); more only for a job whose sources are all FULL_TABLE.
+    "max_active_days": 1,
 }
 JOB_ONLY_OPTIONS = frozenset({"depends_on", "assets"})
 # The placeholder of an asset URI that stands for each table a job's receipt lists.
 TABLE_PLACEHOLDER = "{folder}"
 # Where a job's receipt for a day is, relative to DATA_DIR (pipeline.lfs.receipt_path).
 RECEIPT_TEMPLATE = "_runs/{job}/{day}.json"
+# The bound of every job's run, in Airflow and in `make run` (scripts/run_day.sh reads the same setting).
+JOB_TIMEOUT_ENV = "PIPELINE_JOB_TIMEOUT_MINUTES"
+# docs/performance.md: the slowest job measured, lfs-to-analytics at SCALE=1000 (5.1M rows loaded,
+# 2.16M exported), took 30-35 s on 2 cores; an hour is a hundred times that, for slower disks and
+# bigger sources, yet a hung job frees its day the same hour.
+DEFAULT_JOB_TIMEOUT = dt.timedelta(minutes=60)
+# Exponential backoff of a transient failure's retries: delay, 2x delay, 4x delay, ..., at most this.
+RETRY_BACKOFF = 2.0
+MAX_RETRY_DELAY = dt.timedelta(hours=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,12 +114,16 @@ class DagSpec:
     start_date: dt.datetime
     catchup: bool
     upstream_dag_ids: tuple[str, ...]
+    # The job each upstream DAG runs, whose receipts its sensor also reads.
+    upstream_jobs: dict[str, str]
     owner: str
     retries: int
     retry_delay: dt.timedelta
     tags: tuple[str, ...]
     sensor_timeout: dt.timedelta
     poke_interval: dt.timedelta
+    execution_timeout: dt.timedelta
+    max_active_days: int
     root: Path
     meltano: Path
     writes: tuple[AssetSpec, ...]
@@ -195,6 +219,39 @@ def _check_acyclic(project: Project) -> None:
         visit(name, [])
 
 
+def job_timeout(environ: Mapping[str, str]) -> dt.timedelta:
+    """Every job's bound from ``PIPELINE_JOB_TIMEOUT_MINUTES`` (default 60), or a one-line refusal naming it."""
+    value = (environ.get(JOB_TIMEOUT_ENV) or "").strip()
+    if not value:
+        return DEFAULT_JOB_TIMEOUT
+    try:
+        minutes = float(value)
+    except ValueError:
+        minutes = 0.0
+    if not minutes > 0:
+        raise ProjectError(f"{JOB_TIMEOUT_ENV}={value!r} is not a number of minutes above 0 (unset: 60)")
+    return dt.timedelta(minutes=minutes)
+
+
+def worst_case(retries: int, retry_delay: dt.timedelta, timeout: dt.timedelta) -> dt.timedelta:
+    """The longest a job's task can take: every attempt up to its timeout, and the longest retry delays.
+
+    Airflow's exponential backoff waits between 1x and 2x ``delay * RETRY_BACKOFF ** (try - 1)``.
+    """
+    delays = sum(
+        (min(2 * retry_delay * RETRY_BACKOFF**attempt, MAX_RETRY_DELAY) for attempt in range(retries)),
+        dt.timedelta(),
+    )
+    return (retries + 1) * timeout + delays
+
+
+def _positive_int(options: dict[str, Any], key: str, where: str) -> int:
+    value = options[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ProjectError(f"{where}: annotations.{ANNOTATION_KEY}.{key} must be a whole number of at least 1")
+    return value
+
+
 def _parse_start(schedule: Schedule) -> dt.datetime:
     if not schedule.start_date:
         return DEFAULT_START_DATE
@@ -205,13 +262,14 @@ def _parse_start(schedule: Schedule) -> dt.datetime:
     return start if start.tzinfo else start.replace(tzinfo=dt.UTC)
 
 
-def plan_dags(project: Project, retries: int | None = None) -> Plan:
+def plan_dags(project: Project, retries: int | None = None, timeout: dt.timedelta = DEFAULT_JOB_TIMEOUT) -> Plan:
     """One DagSpec per enabled schedule that runs a job; the others in ``skipped`` with why.
 
     Raises ProjectError for what Meltano itself would reject or what cannot run
     safely: a schedule naming an unknown job, a dependency on a job with no DAG of
     the same interval (or with several), a cycle, an unknown option. ``retries``,
     when given, replaces every DAG's (tests set 0: a failure then shows at once).
+    ``timeout`` bounds every job's task (:func:`job_timeout`).
     """
     _check_acyclic(project)
     skipped: dict[str, str] = {}
@@ -226,6 +284,8 @@ def plan_dags(project: Project, retries: int | None = None) -> Plan:
         if not options["enabled"]:
             skipped[schedule.name] = f"disabled (annotations.{ANNOTATION_KEY}.enabled is false)"
             continue
+        if retries is not None:
+            options["retries"] = retries
         enabled.append((schedule, options))
 
     dags = []
@@ -233,19 +293,32 @@ def plan_dags(project: Project, retries: int | None = None) -> Plan:
         assert schedule.job is not None
         job = project.jobs[schedule.job]
         interval = normalized_interval(schedule.interval)
-        upstream_ids = []
+        upstream_jobs: dict[str, str] = {}
+        upstream_worst = dt.timedelta()
         for upstream_job in depends_on(job):
             candidates = [
-                s.name for s, _ in enabled if s.job == upstream_job and normalized_interval(s.interval) == interval
+                (s, o) for s, o in enabled if s.job == upstream_job and normalized_interval(s.interval) == interval
             ]
             if len(candidates) != 1:
-                found = "no enabled schedule" if not candidates else f"several schedules ({', '.join(candidates)})"
+                names = ", ".join(s.name for s, _ in candidates)
+                found = "no enabled schedule" if not candidates else f"several schedules ({names})"
                 raise ProjectError(
                     f"schedule {schedule.name} runs {job.name}, which depends on {upstream_job}, but {found} "
                     f"runs {upstream_job} at the same interval ({schedule.interval}): the sensor needs exactly one"
                 )
-            upstream_ids.append(candidates[0])
-        upstream = tuple(upstream_ids)
+            upstream_schedule, upstream_options = candidates[0]
+            upstream_jobs[upstream_schedule.name] = upstream_job
+            upstream_worst = max(
+                upstream_worst,
+                worst_case(
+                    int(upstream_options["retries"]),
+                    dt.timedelta(minutes=float(upstream_options["retry_delay_minutes"])),
+                    timeout,
+                ),
+            )
+        upstream = tuple(upstream_jobs)
+        sensor_minutes = options["sensor_timeout_minutes"]
+        sensor_timeout = upstream_worst if sensor_minutes is None else dt.timedelta(minutes=float(sensor_minutes))
         dags.append(
             DagSpec(
                 dag_id=schedule.name,
@@ -255,12 +328,15 @@ def plan_dags(project: Project, retries: int | None = None) -> Plan:
                 start_date=_parse_start(schedule),
                 catchup=bool(options["catchup"]),
                 upstream_dag_ids=upstream,
+                upstream_jobs=upstream_jobs,
                 owner=str(options["owner"]),
-                retries=int(options["retries"]) if retries is None else retries,
+                retries=int(options["retries"]),
                 retry_delay=dt.timedelta(minutes=float(options["retry_delay_minutes"])),
                 tags=tuple(dict.fromkeys(["meltano", f"job:{job.name}", *map(str, options["tags"])])),
-                sensor_timeout=dt.timedelta(hours=float(options["sensor_timeout_hours"])),
+                sensor_timeout=sensor_timeout,
                 poke_interval=dt.timedelta(seconds=float(options["poke_interval_seconds"])),
+                execution_timeout=timeout,
+                max_active_days=_positive_int(options, "max_active_days", f"schedule {schedule.name}"),
                 root=project.root,
                 meltano=project.root / ".venv" / "bin" / "meltano",
                 writes=asset_specs(job),

@@ -28,10 +28,12 @@ def describe_task(task: Any) -> dict[str, Any]:
         "has_failure_callback": bool(task.on_failure_callback),
         "has_retry_callback": bool(task.on_retry_callback),
         "retry_exponential_backoff": task.retry_exponential_backoff,
+        "execution_timeout_seconds": task.execution_timeout.total_seconds() if task.execution_timeout else None,
+        "max_active_tis_per_dag": task.max_active_tis_per_dag,
         "outlets": sorted(f"{type(a).__name__}:{getattr(a, 'uri', None) or a.name}" for a in task.outlets),
         "inlets": sorted(f"{type(a).__name__}:{getattr(a, 'uri', None) or a.name}" for a in task.inlets),
     }
-    for name in ("job", "root", "meltano", "mode", "upstream_dag_id", "upstream_dag_ids", "soft_fail"):
+    for name in ("job", "root", "meltano", "mode", "upstream_dag_id", "upstream_job", "upstream_dag_ids", "soft_fail"):
         if hasattr(task, name):
             value = getattr(task, name)
             info[name] = list(value) if isinstance(value, (list, set, tuple)) else value

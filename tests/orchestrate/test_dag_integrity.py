@@ -48,6 +48,9 @@ def test_each_dag_runs_its_job_for_the_day(dagbag: dict[str, Any]) -> None:
         assert task["retries"] >= 1
         assert task["retry_delay_seconds"] > 0
         assert task["retry_exponential_backoff"] > 1  # transient failures back off
+        # Bounded: an hour by default (PIPELINE_JOB_TIMEOUT_MINUTES), one day at a time, backfills included.
+        assert task["execution_timeout_seconds"] == 3600
+        assert task["max_active_tis_per_dag"] == 1
         assert task["owner"]
         assert task["has_failure_callback"]
         assert task["has_retry_callback"]
@@ -63,6 +66,10 @@ def test_sensors_wait_for_existing_dags_and_fail_instead_of_skipping(dagbag: dic
             assert sensor["upstream_dag_id"] != dag_id
             assert sensor["mode"] == "reschedule"
             assert sensor["poke_interval"] <= 30  # step 2 starts soon after step 1
+            # Bounded: at most as long as the upstream job with its 2 retries (3 hours and their delays).
+            assert 3 * 3600 < sensor["timeout"] <= 4 * 3600
+            # It reads that DAG's job's receipts too (a day done by `make run`).
+            assert sensor["upstream_job"] == {s.name: s.job for s in PROJECT.schedules}[sensor["upstream_dag_id"]]
             assert sensor["soft_fail"] is False
             assert sensor["retries"] >= 1  # Airflow's reschedule race only: a failed upstream fails at once
             assert sensor["has_failure_callback"]

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from dag_generator.outcome import classify, day_end, day_of, read_failures
+from dag_generator.outcome import (
+    Decision,
+    UpstreamRun,
+    classify,
+    day_end,
+    day_of,
+    read_failures,
+    upstream_verdict,
+)
 from pipeline.errors import PipelineError, TransientPipelineError, report_failure
 
 
@@ -61,3 +69,35 @@ def test_a_garbled_record_is_permanent_and_shown(tmp_path: Path) -> None:
     path.write_text("not json at all\n" + json.dumps({"component": "x", "transient": True, "message": "m"}) + "\n")
     outcome = classify("job", 1, read_failures(path))
     assert (outcome.transient, outcome.cause) == (False, "?: not json at all")
+
+
+AT = dt.datetime(2024, 1, 3, 9, 0, tzinfo=dt.UTC)
+LATER = AT + dt.timedelta(minutes=5)
+
+
+def test_a_day_published_by_make_run_is_accepted_at_once() -> None:
+    assert upstream_verdict(AT, None).decision is Decision.ACCEPT
+    # Also after a failed Airflow run of the day, fixed by `make run` later.
+    verdict = upstream_verdict(LATER, UpstreamRun("scheduled__1", "failed", AT))
+    assert verdict.decision is Decision.ACCEPT
+    assert "receipt of 2024-01-03T09:05:00Z is newer" in verdict.reason
+
+
+def test_a_newest_failed_run_fails_at_once_even_beside_an_older_receipt() -> None:
+    for receipt_at in (None, AT):
+        verdict = upstream_verdict(receipt_at, UpstreamRun("manual__2", "failed", LATER))
+        assert (verdict.decision, verdict.reason) == (Decision.FAIL, "its newest run manual__2 failed")
+
+
+def test_a_newer_run_that_has_not_finished_is_waited_for() -> None:
+    assert upstream_verdict(AT, UpstreamRun("r", "running", LATER)).decision is Decision.WAIT
+    # Queued or cleared and queued again: not started, so newer than any receipt.
+    assert upstream_verdict(LATER, UpstreamRun("r", "queued", None)).decision is Decision.WAIT
+    assert upstream_verdict(None, None).reason == "no run and no receipt of it yet"
+    assert upstream_verdict(None, None).decision is Decision.WAIT
+
+
+def test_a_run_that_published_the_receipt_is_done_with_it() -> None:
+    # Publishing is a step-1 job's last task: its receipt, newer than the run's start, is the day.
+    assert upstream_verdict(LATER, UpstreamRun("r", "running", AT)).decision is Decision.ACCEPT
+    assert upstream_verdict(None, UpstreamRun("r", "success", AT)).decision is Decision.ACCEPT

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dag_generator.plan import AssetSpec, plan_dags
+from dag_generator.plan import DEFAULT_JOB_TIMEOUT, JOB_TIMEOUT_ENV, AssetSpec, job_timeout, plan_dags, worst_case
 from dag_generator.project import ProjectError, read_project
 from dag_generator.texts import failure_line, rerun_command
 from pipeline.lfs import rerun_command as pipeline_rerun_command
@@ -188,6 +188,46 @@ def test_two_schedules_of_one_upstream_at_the_same_interval_are_ambiguous(make_p
 def test_retries_override_for_tests(make_project: Callable[..., Path]) -> None:
     plan = plan_dags(read_project(make_project(OTHER)), retries=0)
     assert {d.retries for d in plan.dags} == {0}
+
+
+def test_every_job_is_bounded_and_runs_one_day_at_a_time_by_default(make_project: Callable[..., Path]) -> None:
+    plan = plan_dags(read_project(make_project(OTHER)), timeout=dt.timedelta(minutes=7))
+    assert {(d.execution_timeout, d.max_active_days) for d in plan.dags} == {(dt.timedelta(minutes=7), 1)}
+    assert plan_dags(read_project(make_project(OTHER, "default"))).dags[0].execution_timeout == DEFAULT_JOB_TIMEOUT
+
+
+def test_more_days_at_once_only_where_a_job_says_so(make_project: Callable[..., Path]) -> None:
+    full_table_only = "  - name: ingest-a\n    annotations: {airflow: {max_active_days: 3}}\n"
+    text = OTHER.replace("  - name: ingest-a\n", full_table_only)
+    dags = {d.dag_id: d for d in plan_dags(read_project(make_project(text))).dags}
+    assert (dags["a-every-6h"].max_active_days, dags["b-6h"].max_active_days) == (3, 1)
+    with pytest.raises(ProjectError, match="max_active_days must be a whole number of at least 1"):
+        plan_dags(read_project(make_project(text.replace("max_active_days: 3", "max_active_days: 0"), "zero")))
+
+
+def test_the_job_timeout_setting_is_minutes_above_zero() -> None:
+    assert job_timeout({}) == job_timeout({JOB_TIMEOUT_ENV: " "}) == DEFAULT_JOB_TIMEOUT == dt.timedelta(hours=1)
+    assert job_timeout({JOB_TIMEOUT_ENV: "0.5"}) == dt.timedelta(seconds=30)
+    for bad in ("0", "-3", "ten", "nan"):
+        with pytest.raises(ProjectError, match=f"^{JOB_TIMEOUT_ENV}='{bad}' is not a number of minutes above 0"):
+            job_timeout({JOB_TIMEOUT_ENV: bad})
+
+
+def test_a_sensor_waits_as_long_as_its_slowest_upstream_can_take_with_its_retries(
+    make_project: Callable[..., Path],
+) -> None:
+    # Each attempt up to the timeout; Airflow's backoff waits up to 2x delay * 2**(try - 1), at most an hour.
+    assert worst_case(2, dt.timedelta(minutes=5), dt.timedelta(minutes=60)) == dt.timedelta(minutes=3 * 60 + 10 + 20)
+    assert worst_case(0, dt.timedelta(minutes=5), dt.timedelta(minutes=60)) == dt.timedelta(minutes=60)
+    assert worst_case(3, dt.timedelta(minutes=20), dt.timedelta(0)) == dt.timedelta(minutes=40 + 60 + 60)
+    dags = {d.dag_id: d for d in plan_dags(read_project(make_project(OTHER)), timeout=dt.timedelta(minutes=10)).dags}
+    # ingest-a and ingest-b: retries 2, delay 5 minutes, each.
+    assert dags["report-6h"].sensor_timeout == dt.timedelta(minutes=3 * 10 + 10 + 20)
+    assert dags["report-6h"].upstream_jobs == {"a-every-6h": "ingest-a", "b-6h": "ingest-b"}
+    owner = "        owner: analytics\n"
+    fixed = OTHER.replace(owner, owner + "        sensor_timeout_minutes: 15\n")
+    dags = {d.dag_id: d for d in plan_dags(read_project(make_project(fixed, "fixed"))).dags}
+    assert dags["report-6h"].sensor_timeout == dt.timedelta(minutes=15)
 
 
 def test_empty_project_has_no_dags(make_project: Callable[..., Path]) -> None:
