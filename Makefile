@@ -8,11 +8,11 @@ SCALE ?= 1000
 setup:  ## venv, plugins, source files, databases (idempotent)
 	scripts/setup.sh
 
-run:  ## the three jobs for DATE (default: today, UTC), in order
-	scripts/run_day.sh $(DATE)
+run:  ## the three jobs for DATE (default: today, UTC), in order; FORCE=1: also a day older than RETENTION_DAYS
+	$(if $(FORCE),PIPELINE_FORCE_OLD_DAY=1) scripts/run_day.sh $(DATE)
 
-prune:  ## remove the days older than RETENTION_DAYS (.env) days before today, UTC: files, kept versions, analytics
-	.venv/bin/meltano invoke pipeline prune
+prune:  ## remove the days older than RETENTION_DAYS (.env) days before today, UTC, that reached analytics (FORCE=1: all)
+	.venv/bin/meltano invoke pipeline prune $(if $(FORCE),--force)
 
 restore:  ## publish a kept version of a step-1 day again: make restore JOB=csv-to-lfs DATE=2024-01-02 [VERSION=...]
 	.venv/bin/meltano invoke pipeline restore --job "$(JOB)" --date "$(DATE)" $(if $(VERSION),--version "$(VERSION)")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psycopg
 
-from pipeline.dates import parse_pipeline_date
+from pipeline.dates import parse_pipeline_date, refuse_expired_day
 from pipeline.errors import PipelineError, TransientPipelineError, first_line, report_failure
 from pipeline.locks import STEP2_JOB, hold_run_lock
 
@@ -38,6 +38,7 @@ def _claim(args: argparse.Namespace) -> None:
     from pipeline.meltano_runs import DATABASE_URI_ENV, ENVIRONMENT_ENV, fail_running_records, state_id
 
     day = parse_pipeline_date(os.environ.get("PIPELINE_DATE"))
+    refuse_expired_day(day, os.environ, dt.datetime.now(dt.UTC).date())
     hold_run_lock(args.job, day)
     database_uri, environment = os.environ.get(DATABASE_URI_ENV), os.environ.get(ENVIRONMENT_ENV)
     if database_uri and environment:
@@ -93,7 +94,7 @@ def _prune_after(day: dt.date) -> None:
     bad ``RETENTION_DAYS``) says so in one line and leaves the day's run a success.
     """
     try:
-        _prune(argparse.Namespace())
+        _prune(argparse.Namespace(force=False))
     except (PipelineError, psycopg.Error) as exc:
         print(f"prune after {day} failed: {first_line(exc)}; the day is published; rerun: make prune", file=sys.stderr)
 
@@ -108,10 +109,11 @@ def _export(_: argparse.Namespace) -> None:
         print(export_day(conn, day, _data_dir()))
 
 
-def _prune(_: argparse.Namespace) -> None:
+def _prune(args: argparse.Namespace) -> None:
     from pipeline.analytics import DEFAULT_LOCK_TIMEOUT
     from pipeline.databases import ANALYTICS, connect
-    from pipeline.retention import RETENTION_ENV, prune, retention_days
+    from pipeline.dates import RETENTION_ENV, retention_days
+    from pipeline.retention import prune
 
     keep_days = retention_days(os.environ.get(RETENTION_ENV))
     if keep_days is None:
@@ -119,7 +121,8 @@ def _prune(_: argparse.Namespace) -> None:
         return
     lock_timeout = os.environ.get("PIPELINE_LOCK_TIMEOUT") or DEFAULT_LOCK_TIMEOUT
     with connect(ANALYTICS, autocommit=True) as conn:
-        for line in prune(conn, _data_dir(), keep_days, lock_timeout, dt.datetime.now(dt.UTC).date()):
+        today = dt.datetime.now(dt.UTC).date()
+        for line in prune(conn, _data_dir(), keep_days, lock_timeout, today, force=args.force):
             print(line)
 
 
@@ -157,9 +160,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     publish_analytics.set_defaults(run=_publish_analytics)
     commands.add_parser("export", help="export the day's result to CSV and JSON").set_defaults(run=_export)
-    commands.add_parser(
+    prune_days = commands.add_parser(
         "prune", help="remove the days older than RETENTION_DAYS days before today (UTC), files and analytics"
-    ).set_defaults(run=_prune)
+    )
+    prune_days.add_argument(
+        "--force", action="store_true", help="also the days whose step-1 files step 2 has not loaded"
+    )
+    prune_days.set_defaults(run=_prune)
     restore_day = commands.add_parser("restore", help="publish a kept version of a step-1 job's day again")
     restore_day.add_argument("--job", required=True)
     restore_day.add_argument("--date", required=True, help="the day, YYYY-MM-DD")

@@ -12,9 +12,16 @@ failed load left. Unset, nothing is removed.
 A day is pruned while holding the run and writer locks of every job for it
 (``pipeline.locks.day_if_idle``; the jobs are those with anything under ``_runs``,
 ``_history`` or ``.staging``, and step 2), so a run of that day can neither be running
-nor start meanwhile; a day one of them is running for is skipped and said so. On disk
-the receipts go first, so a prune cut short leaves a day that step 2 refuses, and the
-next prune finishes it: pruning is idempotent.
+nor start meanwhile; a day one of them is running for is skipped and said so, always.
+
+A day whose step-1 receipts have not reached the analytics database is kept too (one
+line says so): every table a receipt lists must be published for the day in
+``pipeline.loaded_tables`` with the receipt's sha256. Else a backfill of old days with
+``PRUNE_AFTER_RUN=1`` would have each step 2 prune the next day's freshly published
+step-1 files before its own step 2 loads them. ``force`` prunes such days all the same.
+
+On disk the receipts go first, so a prune cut short leaves a day that step 2 refuses,
+and the next prune finishes it: pruning is idempotent.
 """
 
 from __future__ import annotations
@@ -29,28 +36,20 @@ import psycopg
 from psycopg import sql
 
 from pipeline.analytics import detach_day, guard_day_change, locks_in_time
+from pipeline.dates import oldest_kept_day
 from pipeline.errors import PipelineError
 from pipeline.export import RESULTS_DIR
+from pipeline.files import read_json
 from pipeline.history import HISTORY_DIR, history_root
-from pipeline.lfs import RUNS_DIR, STAGING_DIR, receipt_path, staging_root
+from pipeline.lfs import RUNS_DIR, STAGING_DIR, receipt_path, rerun_command, staging_root
 from pipeline.locks import STEP2_JOB, day_if_idle
 from pipeline.staging import LOAD_SCHEMA_PREFIX, LOADED_TABLES, PROJECT_SCHEMA, loaded_tables
 
-RETENTION_ENV = "RETENTION_DAYS"
 # The day folders of the two sources, as the loaders' folder_template lays them out
 # (load/loaders.meltano.yml); a day is the last part.
 DAY_FOLDER_PARENTS = ("postgres/*", "csv")
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _LOAD_SCHEMA_DAY = re.compile(re.escape(LOAD_SCHEMA_PREFIX) + r"(\d{8})_")
-
-
-def retention_days(value: str | None) -> int | None:
-    """The number of days to keep (None: keep everything), or a one-line refusal naming the setting."""
-    if value is None or not value.strip():
-        return None
-    if not value.strip().isdigit() or int(value) < 1:
-        raise PipelineError(f"{RETENTION_ENV}={value!r} is not a whole number of days of at least 1 (unset: keep all)")
-    return int(value)
 
 
 def _as_day(name: str) -> dt.date | None:
@@ -150,9 +149,40 @@ def drop_analytics_day(conn: psycopg.Connection, day: dt.date, lock_timeout: str
     return len(partitions)
 
 
-def prune(conn: psycopg.Connection, data_dir: Path, keep_days: int, lock_timeout: str, today: dt.date) -> list[str]:
-    """Remove every day before ``today - keep_days`` that no run holds; returns one line per day."""
-    cutoff = today - dt.timedelta(days=keep_days)
+def published_files(conn: psycopg.Connection, day: dt.date) -> set[tuple[str, str]]:
+    """The (file key, sha256) of every table step 2 has published for ``day``."""
+    if not _has_bookkeeping(conn):
+        return set()
+    query = sql.SQL(
+        "SELECT file_key, file_sha256 FROM {} WHERE pipeline_date = %s AND published_at IS NOT NULL"
+    ).format(loaded_tables())
+    return set(conn.execute(query, (day,)).fetchall())
+
+
+def unloaded_receipts(data_dir: Path, day: dt.date, jobs: set[str], published: set[tuple[str, str]]) -> list[str]:
+    """The jobs whose receipt for ``day`` lists a file step 2 has not published (an unreadable receipt counts)."""
+    unloaded = []
+    for job in sorted(jobs):
+        receipt = receipt_path(data_dir, job, day)
+        if not receipt.is_file():
+            continue
+        try:
+            files = {(key, entry["sha256"]) for key, entry in read_json(receipt)["tables"].items()}
+        except (PipelineError, KeyError, TypeError, AttributeError):
+            files = None  # nothing tells what it covers: keep it
+        if files is None or not files <= published:
+            unloaded.append(job)
+    return unloaded
+
+
+def prune(
+    conn: psycopg.Connection, data_dir: Path, keep_days: int, lock_timeout: str, today: dt.date, force: bool = False
+) -> list[str]:
+    """Remove every day before ``today - keep_days`` that no run holds and that reached the analytics database.
+
+    ``force``: also the days whose step-1 receipts step 2 has not published. Returns one line per day.
+    """
+    cutoff = oldest_kept_day(today, keep_days)
     on_disk = file_days(data_dir)
     jobs = on_disk.jobs | {STEP2_JOB}
     days = sorted(day for day in on_disk.days | analytics_days(conn) if day < cutoff)
@@ -161,6 +191,13 @@ def prune(conn: psycopg.Connection, data_dir: Path, keep_days: int, lock_timeout
         with day_if_idle(sorted(jobs), day, "pipeline-prune") as busy:
             if busy:
                 lines.append(f"prune {day}: skipped, {busy}; the next prune removes it")
+                continue
+            unloaded = unloaded_receipts(data_dir, day, jobs, published_files(conn, day))
+            if unloaded and not force:
+                lines.append(
+                    f"prune {day}: kept, not in the analytics database: the files of {', '.join(unloaded)} are not "
+                    f"loaded; load them ({rerun_command(STEP2_JOB, day)}) or prune with --force (make prune FORCE=1)"
+                )
                 continue
             # The analytics day first: one transaction that may time out on a lock, and then
             # changes nothing; the files' removal cannot fail that way.

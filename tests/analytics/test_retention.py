@@ -60,10 +60,11 @@ def test_prune_removes_old_days_in_files_and_analytics_and_keeps_recent_and_runn
     analytics: Analytics,
 ) -> None:
     data = analytics.data_dir
+    # The old day also has a kept version (step 1 ran twice before its load), a killed run's
+    # staging and a failed load's schema.
+    write_day(data, OLD.isoformat(), JOBS[0], [orders(1)])
     for day in (OLD, LOCKED, RECENT):
         publish_and_load(analytics, day)
-    # The old day also has a kept version, a killed run's staging and a failed load's schema.
-    write_day(data, OLD.isoformat(), JOBS[0], [orders(1)])
     assert kept_versions(data, JOBS[0], OLD)
     (staging_root(data, JOBS[1], OLD) / "csv").mkdir(parents=True)
     with analytics.connect_as_job(ANALYTICS) as conn:
@@ -141,3 +142,65 @@ def test_without_retention_prune_keeps_everything_and_says_so(analytics: Analyti
     assert result.returncode == 0, result.stderr[-4000:]
     assert "RETENTION_DAYS is not set: keeping every day" in result.stdout
     assert read_day(analytics.data_dir, OLD, [JOBS[1]])
+
+
+def receipts(data_dir: Path, day: dt.date) -> list[Path]:
+    return [data_dir / "_runs" / job / f"{day.isoformat()}.json" for job in JOBS]
+
+
+def test_a_backfill_of_old_days_with_prune_after_run_loads_every_day(analytics: Analytics) -> None:
+    """Each step 2 prunes after its day; the next day's step-1 files, not loaded yet, are kept for its step 2."""
+    data = analytics.data_dir
+    for day in (OLD, LOCKED):  # step 1 of the backfill ran for both days
+        write_day(data, day.isoformat(), JOBS[0], [orders(1, 2)])
+        write_day(data, day.isoformat(), JOBS[1], [details(1, 2)])
+    backfill = {"RETENTION_DAYS": KEEP, "PRUNE_AFTER_RUN": "1", "PIPELINE_FORCE_OLD_DAY": "1"}
+
+    first = analytics.meltano("lfs-to-analytics", day=OLD.isoformat(), **backfill)
+
+    assert first.returncode == 0, first.stderr[-4000:]
+    output = first.stdout + first.stderr
+    assert f"prune {OLD}: skipped, lfs-to-analytics is running for it" in output  # itself, still running
+    assert (
+        f"prune {LOCKED}: kept, not in the analytics database: the files of {', '.join(sorted(JOBS))} are not loaded"
+    ) in output
+    assert all(path.is_file() for path in receipts(data, LOCKED))
+    second = analytics.meltano("lfs-to-analytics", day=LOCKED.isoformat(), **backfill)
+    assert second.returncode == 0, second.stderr[-4000:]
+    output = second.stdout + second.stderr
+    assert f"analytics {LOCKED}: published 2 tables, 6 rows" in output
+    assert f"prune {OLD}: removed" in output  # loaded, and older than RETENTION_DAYS
+    assert not any(path.exists() for path in receipts(data, OLD))
+
+
+def test_a_day_republished_after_its_load_is_kept_until_loaded_or_forced(analytics: Analytics) -> None:
+    publish_and_load(analytics, OLD)
+    write_day(analytics.data_dir, OLD.isoformat(), JOBS[1], [details(1)])  # a step-1 rerun, newer than the load
+
+    kept = prune(analytics)
+
+    assert f"prune {OLD}: kept, not in the analytics database: the files of {JOBS[1]} are not loaded" in kept
+    assert "make prune FORCE=1" in kept
+    assert all(path.exists() for path in day_paths(analytics.data_dir, OLD))
+    forced = analytics.invoke("prune", "--force", RETENTION_DAYS=KEEP)
+    assert forced.returncode == 0, forced.stderr[-4000:]
+    assert f"prune {OLD}: removed" in forced.stdout
+    assert not any(path.exists() for path in day_paths(analytics.data_dir, OLD))
+
+
+def test_a_run_for_a_day_retention_prunes_is_refused_in_one_line_and_writes_nothing(analytics: Analytics) -> None:
+    write_day(analytics.data_dir, OLD.isoformat(), JOBS[0], [orders(1)])
+    write_day(analytics.data_dir, OLD.isoformat(), JOBS[1], [details(1)])
+
+    result = analytics.meltano("lfs-to-analytics", day=OLD.isoformat(), RETENTION_DAYS=KEEP)
+
+    assert result.returncode == 1
+    (line,) = [line for line in result.stderr.splitlines() if "refused:" in line]
+    assert line.endswith(  # after Meltano's log prefix
+        f"pipeline claim failed: refused: {OLD} is older than RETENTION_DAYS={KEEP} keeps "
+        f"(from {TODAY - dt.timedelta(days=int(KEEP))}), so the next prune would remove it; to run it all the same, "
+        f"set PIPELINE_FORCE_OLD_DAY=1 for this run (make run DATE={OLD} FORCE=1)"
+    )
+    with analytics.connect() as conn:
+        assert conn.execute("SELECT to_regclass('pipeline.loaded_tables')").fetchone()[0] is None
+    assert not (analytics.data_dir / "results" / OLD.isoformat()).exists()

@@ -79,7 +79,7 @@ def test_a_rerun_keeps_the_replaced_version_and_restore_brings_it_back(pipeline:
     assert kept_versions(pipeline.data_dir, JOB, as_date(DAY)) == [version]
 
 
-def test_step2_prunes_after_the_day_with_prune_after_run(pipeline: Pipeline) -> None:
+def test_step2_prunes_after_the_day_with_prune_after_run_but_not_a_day_never_loaded(pipeline: Pipeline) -> None:
     pipeline.run_ok(JOB, day=DAY)
     today = dt.datetime.now(dt.UTC).date().isoformat()
 
@@ -94,7 +94,14 @@ def test_step2_prunes_after_the_day_with_prune_after_run(pipeline: Pipeline) -> 
     )
 
     assert result.returncode == 0, result.stderr[-4000:]
-    assert f"prune {DAY}: removed" in result.stdout + result.stderr  # step 2's own output, through Meltano
+    # Step 2's own output, through Meltano: the old day's step-1 files never reached the analytics database.
+    assert f"prune {DAY}: kept, not in the analytics database: the files of {JOB} are not loaded" in (
+        result.stdout + result.stderr
+    )
+    assert receipt_path(pipeline.data_dir, JOB, as_date(DAY)).is_file()
+    forced = pipeline.invoke("prune", "--force", RETENTION_DAYS="30")
+    assert forced.returncode == 0, forced.stderr[-4000:]
+    assert f"prune {DAY}: removed" in forced.stdout
     assert not (pipeline.data_dir / "csv" / DAY).exists()
     assert not receipt_path(pipeline.data_dir, JOB, as_date(DAY)).exists()
     assert {t.table for t in read_day(pipeline.data_dir, as_date(today), [JOB])} == {"order_details"}
