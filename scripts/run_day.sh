@@ -12,6 +12,21 @@ if ! [[ $day =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}$ ]] || ! date -u -d "$day" +%F >/dev
   exit 2
 fi
 
+# Each job is bounded as in Airflow: PIPELINE_JOB_TIMEOUT_MINUTES (the environment, else .env;
+# default 60, see README "Operations"); `timeout` stops the job's whole process group.
+timeout_minutes=${PIPELINE_JOB_TIMEOUT_MINUTES:-$(sed -n 's/^PIPELINE_JOB_TIMEOUT_MINUTES=//p' .env 2>/dev/null | tail -n 1 | tr -d "\"'")}
+timeout_minutes=${timeout_minutes:-60}
+if ! [[ $timeout_minutes =~ ^[0-9]*[.]?[0-9]+$ ]] || ! [[ $timeout_minutes =~ [1-9] ]]; then
+  echo "PIPELINE_JOB_TIMEOUT_MINUTES=$timeout_minutes is not a number of minutes above 0 (unset: 60)" >&2
+  exit 2
+fi
+bounded=(timeout --kill-after=10s "${timeout_minutes}m")
+# `timeout` gives each job a process group of its own, which a Ctrl-C at the terminal does not reach: pass it on.
+trap 'kill -TERM $(jobs -p) 2>/dev/null; wait; exit 130' INT TERM
+timed_out() {
+  echo "TIMEOUT: step $1 for $day ran longer than PIPELINE_JOB_TIMEOUT_MINUTES=$timeout_minutes and was stopped" >&2
+}
+
 failed() {
   echo "FAILED: step $1 for $day. Fix the cause above, then rerun it with:" >&2
   echo "  PIPELINE_DATE=$day .venv/bin/meltano run $1   (then the later steps, or: make run DATE=$day)" >&2
@@ -20,12 +35,15 @@ failed() {
 declare -A pids
 for job in postgres-to-lfs csv-to-lfs; do
   echo "== $job for $day"
-  PIPELINE_DATE=$day .venv/bin/meltano run "$job" &
+  PIPELINE_DATE=$day "${bounded[@]}" .venv/bin/meltano run "$job" &
   pids[$job]=$!
 done
 status=0
 for job in postgres-to-lfs csv-to-lfs; do
-  if ! wait "${pids[$job]}"; then
+  wait "${pids[$job]}"
+  rc=$?
+  if [ "$rc" -ne 0 ]; then
+    [ "$rc" -ne 124 ] || timed_out "$job"
     failed "$job"
     status=1
   fi
@@ -33,7 +51,11 @@ done
 [ "$status" -eq 0 ] || exit 1
 
 echo "== lfs-to-analytics for $day"
-if ! PIPELINE_DATE=$day .venv/bin/meltano run lfs-to-analytics; then
+PIPELINE_DATE=$day "${bounded[@]}" .venv/bin/meltano run lfs-to-analytics &
+wait $!
+rc=$?
+if [ "$rc" -ne 0 ]; then
+  [ "$rc" -ne 124 ] || timed_out lfs-to-analytics
   failed lfs-to-analytics
   exit 1
 fi

@@ -213,6 +213,11 @@ def test_the_job_timeout_setting_is_minutes_above_zero() -> None:
             job_timeout({JOB_TIMEOUT_ENV: bad})
 
 
+def test_make_run_applies_the_same_default_bound() -> None:
+    minutes = int(DEFAULT_JOB_TIMEOUT.total_seconds() // 60)
+    assert f"timeout_minutes=${{timeout_minutes:-{minutes}}}" in (PROJECT_ROOT / "scripts" / "run_day.sh").read_text()
+
+
 def test_a_sensor_waits_as_long_as_its_slowest_upstream_can_take_with_its_retries(
     make_project: Callable[..., Path],
 ) -> None:
