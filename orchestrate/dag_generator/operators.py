@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 FAILURE_FILE_ENV = "PIPELINE_FAILURE_FILE"
 RERUN_PARAM = "rerun_step1"
+# A run's conf {"force_old_day": true} runs a day older than RETENTION_DAYS all the same (pipeline.dates).
+FORCE_OLD_DAY_PARAM = "force_old_day"
+FORCE_OLD_DAY_ENV = "PIPELINE_FORCE_OLD_DAY"
 # How long a stopped job's processes get to end on SIGTERM before SIGKILL ends them.
 STOP_GRACE_SECONDS = 10
 
@@ -122,13 +125,15 @@ class MeltanoJobOperator(BaseOperator):
         with tempfile.TemporaryDirectory(prefix="pipeline-failure-") as tmp:
             failure_file = Path(tmp) / "failures.jsonl"
             env.update({"PIPELINE_DATE": day.isoformat(), FAILURE_FILE_ENV: str(failure_file)})
+            if (context["dag_run"].conf or {}).get(FORCE_OLD_DAY_PARAM):
+                env[FORCE_OLD_DAY_ENV] = "1"
             self.log.info("PIPELINE_DATE=%s %s run %s (in %s)", day, self.meltano, self.job, self.root)
             try:
                 exit_code = self._run([str(self.meltano), "run", self.job], env)
             except AirflowTaskTimeout as exc:
                 raise AirflowTaskTimeout(
-                    f"timeout, retried: job {self.job} for {day} ran longer than {self.execution_timeout} "
-                    f"({JOB_TIMEOUT_ENV}) and was stopped"
+                    f"timeout: job {self.job} for {day} ran longer than {self.execution_timeout} "
+                    f"({JOB_TIMEOUT_ENV}) and was stopped with its processes"
                 ) from exc
             records = read_failures(failure_file)
         if exit_code != 0:

@@ -8,6 +8,11 @@ Each test works on a day of its own, so the tests do not see each other's runs.
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
+import json
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +36,7 @@ def airflow(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         pytest.fail("Airflow is not installed: run `make setup`")
     with postgres_metadata_db() as db_url:
         # What Airflow's processes got from .env at start, as `make airflow` marks it.
-        env = {"FAKE_SETTING": "stale", "PIPELINE_DOTENV_KEYS": "FAKE_SETTING"}
+        env = {"FAKE_SETTING": "stale", "PIPELINE_DOTENV_KEYS": "FAKE_SETTING", "PIPELINE_JOB_TIMEOUT_MINUTES": "0.25"}
         server = AirflowServer(AIRFLOW_VENV, tmp_path_factory.mktemp("airflow"), project, env, db_url)
         try:
             server.start(DAG_IDS)
@@ -197,3 +202,91 @@ def test_an_edit_of_the_project_env_reaches_the_next_task_without_a_restart(
     second = airflow.trigger("nightly-b", f"{day}T02:00:00+00:00")
     assert airflow.wait_finished("nightly-b", second)["state"] == "success"
     assert recorded(project, "extract-b", day) == [f"{day} one", f"{day} two"]
+
+
+def test_a_backfill_runs_one_day_of_a_job_at_a_time(airflow: AirflowServer, project: Path) -> None:
+    days = [f"2024-04-0{n}" for n in range(1, 6)]
+    # As the README says, with the backfill's own max_active_runs left at its default (10), and a
+    # day older than RETENTION_DAYS forced through the runs' conf.
+    created = subprocess.run(
+        [
+            *(str(airflow.venv / "bin" / "airflow"), "backfill", "create", "--dag-id", "nightly-slow"),
+            *("--from-date", days[0], "--to-date", days[-1], "--dag-run-conf", json.dumps({"force_old_day": True})),
+        ],
+        env=airflow.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert created.returncode == 0, created.stdout[-2000:] + created.stderr[-2000:]
+
+    def backfill_runs() -> list[dict[str, Any]]:
+        return [r for r in airflow.runs("nightly-slow") if r["run_type"] == "backfill"]
+
+    airflow.wait_for(lambda: len(backfill_runs()) == len(days), "the backfill's five runs", 120)
+    for run in backfill_runs():
+        assert airflow.wait_finished("nightly-slow", run["dag_run_id"], 300)["state"] == "success"
+    runs = backfill_runs()
+    assert sorted(r["logical_date"][:10] for r in runs) == days
+    for day in days:  # once each, forced
+        assert [(line.split()[0], line.endswith(" forced")) for line in recorded(project, "slow-extract", day)] == [
+            (day, True)
+        ]
+
+    def interval(item: dict[str, Any]) -> tuple[dt.datetime, dt.datetime]:
+        return dt.datetime.fromisoformat(item["start_date"]), dt.datetime.fromisoformat(item["end_date"])
+
+    # Several days' runs were active at once (the backfill's limit is 10, not the DAG's 1) ...
+    run_intervals = sorted(interval(r) for r in runs)
+    assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(run_intervals))
+    # ... yet no two days of the job ran at the same time, and they ran in the days' order.
+    jobs = sorted(
+        (interval(airflow.tasks("nightly-slow", r["dag_run_id"])["slow-extract"]), r["logical_date"][:10])
+        for r in airflow.runs("nightly-slow")
+    )
+    for (earlier, _), (later, _) in itertools.pairwise(jobs):
+        assert earlier[1] <= later[0], jobs
+    assert [day for _, day in jobs if day in days] == days
+
+
+def test_step_2_accepts_a_day_done_by_make_run_at_once(airflow: AirflowServer, project: Path) -> None:
+    day = "2024-03-11"
+    # Step 1 ran outside Airflow (`make run`): its receipts exist, no Airflow run of the day does.
+    for job in ("extract-a", "extract-b"):
+        receipt = project / os.environ.get("DATA_DIR", "data") / "_runs" / job / f"{day}.json"
+        receipt.parent.mkdir(parents=True, exist_ok=True)
+        receipt.write_text('{"tables": {}}', encoding="utf-8")
+
+    combine = airflow.trigger("nightly-combine", f"{day}T06:00:00+00:00")
+
+    assert airflow.wait_finished("nightly-combine", combine)["state"] == "success"
+    assert [r for r in airflow.runs("nightly-a") if r["logical_date"][:10] == day] == []
+    sensor = airflow.tasks("nightly-combine", combine)["wait-for-nightly-a"]
+    assert sensor["try_number"] == 1
+    log = airflow.log_lines("nightly-combine", combine, "wait-for-nightly-a")
+    assert any(f"extract-a for {day}: its receipt of" in line and "newer than any run" in line for line in log), log
+    assert [line.split()[0] for line in recorded(project, "combine", day)] == [day]
+
+
+def test_a_job_past_its_timeout_is_stopped_with_its_processes(airflow: AirflowServer, project: Path) -> None:
+    day = "2024-03-12"
+    run = airflow.trigger("by-hand-hang", f"{day}T07:00:00+00:00")
+
+    assert airflow.wait_finished("by-hand-hang", run)["state"] == "failed"
+    log = airflow.log_lines("by-hand-hang", run, "hang-job")
+    assert log[-2:] == [
+        f"CAUSE: timeout: job hang-job for {day} ran longer than 0:00:15 (PIPELINE_JOB_TIMEOUT_MINUTES) "
+        "and was stopped with its processes",
+        failure_line("hang-job", day),
+    ], log[-8:]
+    pid = int((project / "out" / "hang-job.pid").read_text())
+
+    def gone() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    airflow.wait_for(gone, f"the hung job's process {pid} to end", 30)
