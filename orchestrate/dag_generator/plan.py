@@ -58,7 +58,7 @@ DEFAULTS: dict[str, Any] = {
     "retry_delay_minutes": 5,
     "tags": [],
     "catchup": False,
-    # None: the longest the upstream jobs can take with all their retries (see upstream_worst_case).
+    # None: the longest the upstream jobs can take with all their retries (see worst_case).
     "sensor_timeout_minutes": None,
     # Short: step 2 starts within seconds of step 1's success; a reschedule-mode poke is one cheap API call.
     "poke_interval_seconds": 10,
