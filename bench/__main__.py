@@ -13,6 +13,7 @@ from bench.report import table
 from bench.runner import run_bench
 from pipeline.config import project_env
 from pipeline.databases import ANALYTICS, SOURCE, drop_database
+from pipeline.dates import RETENTION_OFF
 from pipeline.files import write_text_atomic
 from pipeline.lfs import resolve_data_dir
 
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--scale must be at least 1")
     env = {
         **project_env(PROJECT_ROOT),
+        **RETENTION_OFF,  # the bench runs fixed past days on throwaway databases
         f"{SOURCE}_DATABASE": args.source_db,
         f"{ANALYTICS}_DATABASE": args.analytics_db,
         "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",

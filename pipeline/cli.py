@@ -19,12 +19,9 @@ from pathlib import Path
 
 import psycopg
 
-from pipeline.dates import parse_pipeline_date, refuse_expired_day
+from pipeline.dates import PRUNE_AFTER_RUN_ENV, parse_pipeline_date, refuse_expired_day
 from pipeline.errors import PipelineError, TransientPipelineError, first_line, report_failure
 from pipeline.locks import STEP2_JOB, hold_run_lock
-
-# 1: step 2's publish-analytics prunes (RETENTION_DAYS) after the day it published.
-PRUNE_AFTER_RUN_ENV = "PRUNE_AFTER_RUN"
 
 
 def _data_dir() -> Path:

@@ -21,6 +21,11 @@ _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 RETENTION_ENV = "RETENTION_DAYS"
 # 1: run a day older than RETENTION_DAYS all the same (README "Operations").
 FORCE_OLD_DAY_ENV = "PIPELINE_FORCE_OLD_DAY"
+# 1: step 2's publish-analytics prunes (RETENTION_DAYS) after the day it published.
+PRUNE_AFTER_RUN_ENV = "PRUNE_AFTER_RUN"
+# Retention off, for runs of fixed past days in throwaway places (the tests, the bench), whatever
+# .env says: an empty value set in the environment wins over .env, for Meltano as for the pipeline.
+RETENTION_OFF = {RETENTION_ENV: "", PRUNE_AFTER_RUN_ENV: ""}
 
 
 def parse_pipeline_date(value: str | None, setting: str = "PIPELINE_DATE") -> dt.date:

@@ -20,14 +20,19 @@ import pytest
 
 from pipeline import config
 from pipeline.databases import ANALYTICS, SOURCE, conninfo, drop_database
+from pipeline.dates import RETENTION_OFF
 from pipeline.provision import provision
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def project_env() -> dict[str, str]:
-    """The project's configuration (see ``pipeline.config``); in a container the compose services' hosts win."""
-    return config.project_env(PROJECT_ROOT)
+    """The project's configuration (see ``pipeline.config``); in a container the compose services' hosts win.
+
+    Retention is off whatever ``.env`` says: the tests run fixed past days, which a
+    ``RETENTION_DAYS`` would refuse; the tests of retention set it themselves.
+    """
+    return {**config.project_env(PROJECT_ROOT), **RETENTION_OFF}
 
 
 @dataclasses.dataclass

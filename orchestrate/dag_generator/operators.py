@@ -32,16 +32,20 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 
 from dag_generator.job_env import job_environment
 from dag_generator.outcome import Decision, UpstreamRun, classify, day_end, day_of, read_failures, upstream_verdict
-from dag_generator.plan import JOB_TIMEOUT_ENV, RECEIPT_TEMPLATE, TABLE_PLACEHOLDER, AssetSpec
+from dag_generator.plan import (
+    FORCE_OLD_DAY_ENV,
+    FORCE_OLD_DAY_PARAM,
+    JOB_TIMEOUT_ENV,
+    RECEIPT_TEMPLATE,
+    TABLE_PLACEHOLDER,
+    AssetSpec,
+)
 from dag_generator.texts import failure_line
 
 log = logging.getLogger(__name__)
 
 FAILURE_FILE_ENV = "PIPELINE_FAILURE_FILE"
 RERUN_PARAM = "rerun_step1"
-# A run's conf {"force_old_day": true} runs a day older than RETENTION_DAYS all the same (pipeline.dates).
-FORCE_OLD_DAY_PARAM = "force_old_day"
-FORCE_OLD_DAY_ENV = "PIPELINE_FORCE_OLD_DAY"
 # How long a stopped job's processes get to end on SIGTERM before SIGKILL ends them.
 STOP_GRACE_SECONDS = 10
 

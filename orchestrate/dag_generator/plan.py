@@ -73,6 +73,10 @@ JOB_ONLY_OPTIONS = frozenset({"depends_on", "assets"})
 TABLE_PLACEHOLDER = "{folder}"
 # Where a job's receipt for a day is, relative to DATA_DIR (pipeline.lfs.receipt_path).
 RECEIPT_TEMPLATE = "_runs/{job}/{day}.json"
+# A run's conf {"force_old_day": true} runs a day older than RETENTION_DAYS all the same: its job
+# gets pipeline.dates.FORCE_OLD_DAY_ENV=1 (the same name: a test checks it).
+FORCE_OLD_DAY_PARAM = "force_old_day"
+FORCE_OLD_DAY_ENV = "PIPELINE_FORCE_OLD_DAY"
 # The bound of every job's run, in Airflow and in `make run` (scripts/run_day.sh reads the same setting).
 JOB_TIMEOUT_ENV = "PIPELINE_JOB_TIMEOUT_MINUTES"
 # docs/performance.md: the slowest job measured, lfs-to-analytics at SCALE=1000 (5.1M rows loaded,

@@ -8,9 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from dag_generator.plan import DEFAULT_JOB_TIMEOUT, JOB_TIMEOUT_ENV, AssetSpec, job_timeout, plan_dags, worst_case
+from dag_generator.plan import (
+    DEFAULT_JOB_TIMEOUT,
+    FORCE_OLD_DAY_ENV,
+    JOB_TIMEOUT_ENV,
+    AssetSpec,
+    job_timeout,
+    plan_dags,
+    worst_case,
+)
 from dag_generator.project import ProjectError, read_project
 from dag_generator.texts import failure_line, rerun_command
+from pipeline import dates as pipeline_dates
 from pipeline.lfs import rerun_command as pipeline_rerun_command
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -211,6 +220,10 @@ def test_the_job_timeout_setting_is_minutes_above_zero() -> None:
     for bad in ("0", "-3", "ten", "nan"):
         with pytest.raises(ProjectError, match=f"^{JOB_TIMEOUT_ENV}='{bad}' is not a number of minutes above 0"):
             job_timeout({JOB_TIMEOUT_ENV: bad})
+
+
+def test_a_forced_old_day_reaches_the_pipeline_by_its_setting() -> None:
+    assert FORCE_OLD_DAY_ENV == pipeline_dates.FORCE_OLD_DAY_ENV
 
 
 def test_make_run_applies_the_same_default_bound() -> None:
