@@ -29,7 +29,8 @@ import psycopg
 import pytest
 
 from pipeline.crashpoints import MARKER_ENV, PAUSE_AT_ENV
-from pipeline.databases import SOURCE
+from pipeline.databases import ANALYTICS, SOURCE
+from pipeline.names import analytics_schema
 from tests.conftest import PROJECT_ROOT, Pipeline, make_pipeline
 
 pytestmark = pytest.mark.integration
@@ -256,3 +257,81 @@ def test_a_table_changed_between_discovery_and_the_snapshot_fails_transient_nami
     assert failure["message"].startswith("table public.z_refilled ")
     assert "run the job again" in failure["message"]
     assert receipt(live) is None
+
+
+SECRETS = """
+CREATE TABLE secrets (id integer PRIMARY KEY, owner text);
+INSERT INTO secrets SELECT i, 'user ' || i FROM generate_series(1, 50) AS i;
+ALTER TABLE secrets ENABLE ROW LEVEL SECURITY;
+CREATE POLICY first_ten ON secrets FOR SELECT USING (id <= 10);
+"""
+
+
+def test_a_table_that_row_level_security_filters_fails_naming_both_fixes(live: Pipeline, tmp_path: Path) -> None:
+    """The reader would see 10 of 50 rows: the job fails instead; a policy letting it see every row fixes it."""
+    failure_file = tmp_path / "failures.jsonl"
+    reader = live.env["TAP_POSTGRES_USER"]
+    with live.connect(SOURCE) as conn:
+        conn.execute(SECRETS)
+
+    result = live.run(JOB, day=DAY, PIPELINE_FAILURE_FILE=str(failure_file))
+
+    assert result.returncode != 0
+    [failure] = failures(failure_file)
+    assert failure["transient"] is False
+    message = failure["message"]
+    assert message.startswith(f"table public.secrets: row-level security would hide rows from {reader}")
+    assert f"CREATE POLICY ... ON public.secrets FOR SELECT TO {reader} USING (true)" in message
+    assert 'TAP_POSTGRES_TABLES: {"public": {"secrets": {"selected": false}}}' in message
+    assert receipt(live) is None
+
+    with live.connect(SOURCE) as conn:
+        conn.execute(f"CREATE POLICY everything ON secrets FOR SELECT TO {reader} USING (true)")
+    live.run_ok(JOB, day=DAY)
+
+    assert day_file(live, "secrets") == [f"{i},user {i}" for i in range(1, 51)]
+
+
+def test_tables_left_out_or_skipped_are_named_in_the_log_and_the_receipt_and_absent_from_the_day(
+    live: Pipeline,
+) -> None:
+    """Left out by the tables setting (a name with a dot and a hyphen too), or a partition of another schema's table."""
+    with live.connect(SOURCE) as conn:
+        conn.execute(SECRETS)
+        conn.execute('CREATE TABLE "a.b-c" (id integer); INSERT INTO "a.b-c" VALUES (1)')
+        conn.execute('CREATE TABLE "a.b" (id integer); INSERT INTO "a.b" VALUES (2)')  # not left out
+        conn.execute("CREATE SCHEMA archive")
+        conn.execute("CREATE TABLE archive.events (id integer, at date) PARTITION BY RANGE (at)")
+        conn.execute(
+            "CREATE TABLE events_2024 PARTITION OF archive.events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')"
+        )
+        conn.execute("INSERT INTO archive.events VALUES (1, '2024-06-01')")
+    tables = {"public": {"secrets": {"selected": False}, "a.b-c": {"selected": False}}}
+
+    results = [live.run(job, day=DAY, TAP_POSTGRES_TABLES=json.dumps(tables)) for job in JOBS]
+
+    for job, result in zip(JOBS, results, strict=True):
+        assert result.returncode == 0, f"{job}:\n{result.stderr[-4000:]}"
+    log = results[0].stderr
+    assert 'tap-postgres-native: table public.secrets left out: "selected": false in setting tables' in log
+    assert 'tap-postgres-native: table public."a.b-c" left out: "selected": false in setting tables' in log
+    assert (
+        "tap-postgres-native: table public.events_2024 left out: a partition of archive.events, whose schema is "
+        "not extracted; add that schema to filter_schemas to extract it with all its partitions"
+    ) in log
+    assert [(t["source_schema"], t["table"]) for t in receipt(live)["left_out"]] == [
+        ("public", "a.b-c"),
+        ("public", "events_2024"),
+        ("public", "secrets"),
+    ]
+    assert set(receipt(live)["tables"]) == {"a_first", "z_refilled", "a%2eb"}
+    with live.connect(ANALYTICS) as conn:
+        loaded = {
+            name
+            for (name,) in conn.execute(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND c.relkind = 'p'",
+                (analytics_schema("postgres", "public"),),
+            )
+        }
+    assert loaded == {"a_first", "z_refilled", "a.b"}

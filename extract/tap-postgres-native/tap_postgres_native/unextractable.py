@@ -25,9 +25,14 @@ class UnextractableSourceError(PipelineError):
 
 
 def refuse(problems: Sequence[str]) -> None:
-    """Print each problem (one line, with its fix) and fail the run; does nothing when there is none."""
+    """Fail the run on ``problems`` (one line each, with its fix); does nothing when there is none.
+
+    A single problem is the failure's own line; several are printed first, then summed up.
+    """
     if not problems:
         return
+    if len(problems) == 1:
+        raise PipelineError(problems[0])
     for problem in problems:
         print(f"tap-postgres-native: {problem}", file=sys.stderr)
     raise UnextractableSourceError(len(problems))
