@@ -335,3 +335,67 @@ def test_tables_left_out_or_skipped_are_named_in_the_log_and_the_receipt_and_abs
             )
         }
     assert loaded == {"a_first", "z_refilled", "a.b"}
+
+
+LATIN1_VALUES = ["Café", "naïve", "¿Qué?", "ÿ", "£ 5 ½", "", None]
+LATIN1_SOURCE = """
+CREATE TABLE "café" (id integer PRIMARY KEY, "prénom" text, label varchar(8));
+"""
+
+
+@pytest.fixture
+def latin1(tmp_path: Path, source_files: dict[str, Path]) -> Iterator[Pipeline]:
+    """Throwaway databases whose source is encoded in LATIN1."""
+    dump = tmp_path / "latin1.sql"
+    dump.write_text(LATIN1_SOURCE)
+    yield from make_pipeline(tmp_path / "data", dump, source_files["order_details.csv"], source_encoding="LATIN1")
+
+
+def test_a_latin1_source_arrives_exact_through_the_three_jobs(latin1: Pipeline) -> None:
+    with latin1.connect(SOURCE) as conn:
+        assert conn.execute("SHOW server_encoding").fetchone() == ("LATIN1",)
+        for number, value in enumerate(LATIN1_VALUES):
+            conn.execute('INSERT INTO "café" VALUES (%s, %s, %s)', (number, value, value))
+
+    for job in JOBS:
+        latin1.run_ok(job, day=DAY)
+
+    file = latin1.data_dir / "postgres" / "caf%c3%a9" / DAY / "caf%c3%a9.csv"
+    assert file.read_bytes().decode("utf-8").splitlines()[:2] == ["id,prénom,label", "0,Café,Café"]
+    with latin1.connect(ANALYTICS) as conn:
+        rows = conn.execute(
+            psycopg.sql.SQL('SELECT "prénom", label FROM {} WHERE pipeline_date = %s ORDER BY id').format(
+                psycopg.sql.Identifier(analytics_schema("postgres", "public"), "café")
+            ),
+            (DAY,),
+        ).fetchall()
+    assert rows == [(value, value) for value in LATIN1_VALUES]
+
+
+# A SQL_ASCII database keeps whatever bytes it is given: here UTF-8 in one table, LATIN1 in the other.
+SQL_ASCII_SOURCE = r"""
+CREATE TABLE utf8_text (t text); INSERT INTO utf8_text VALUES (E'caf\xc3\xa9');
+CREATE TABLE latin1_text (t text); INSERT INTO latin1_text VALUES (E'caf\xe9');
+"""
+
+
+def test_a_sql_ascii_source_whose_text_is_not_utf8_fails_naming_the_table(
+    tmp_path: Path, source_files: dict[str, Path]
+) -> None:
+    dump, failure_file = tmp_path / "sql_ascii.sql", tmp_path / "failures.jsonl"
+    dump.write_text(SQL_ASCII_SOURCE)
+    for pipeline in make_pipeline(tmp_path / "data", dump, source_files["order_details.csv"], "SQL_ASCII"):
+        result = pipeline.run(JOB, day=DAY, PIPELINE_FAILURE_FILE=str(failure_file))
+
+        assert result.returncode != 0
+        [failure] = failures(failure_file)
+        assert failure["transient"] is False
+        assert failure["message"].startswith(
+            "reading table 'public.latin1_text' failed: invalid byte sequence for encoding \"UTF8\": 0xe9; "
+        )
+        assert "TAP_POSTGRES_TABLES" in failure["message"]
+        assert receipt(pipeline) is None
+
+        left_out = json.dumps({"public": {"latin1_text": {"selected": False}}})
+        assert pipeline.run(JOB, day=DAY, TAP_POSTGRES_TABLES=left_out).returncode == 0
+        assert day_file(pipeline, "utf8_text") == ["café"]

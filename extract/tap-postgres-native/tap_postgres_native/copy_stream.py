@@ -38,7 +38,8 @@ from tap_postgres.client import PostgresStream
 
 from pipeline.errors import PipelineError, TransientPipelineError, first_line
 from pipeline.lfs import SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY, resolve_data_dir
-from tap_postgres_native.snapshot import STATEMENT_TIMEOUT, check_utf8
+from tap_postgres_native.snapshot import STATEMENT_TIMEOUT
+from tap_postgres_native.table_settings import VARIABLE as TABLES_VARIABLE
 from tap_postgres_native.type_mapping import BOOL_OID, TEXT_ARRAY_OID, TEXT_OID
 
 if t.TYPE_CHECKING:
@@ -148,8 +149,6 @@ class CopyStream(PostgresStream):
         try:
             with path.open("wb") as out:
                 rows = snapshot.copy(table, self.copy_statement(), out)
-            if snapshot.unchecked_encoding:
-                check_utf8(path, self.connector.source_tables[table].quoted)  # type: ignore[attr-defined]
         except psycopg2.Error as exc:
             path.unlink(missing_ok=True)
             raise copy_failure(*table, exc) from exc
@@ -170,12 +169,18 @@ _TRANSIENT = (
 )
 
 
+# Text that cannot be sent as UTF-8: not valid in a SQL_ASCII database, or without a UTF-8 equivalent.
+_NOT_UTF8 = (psycopg2.errors.CharacterNotInRepertoire, psycopg2.errors.UntranslatableCharacter)
+
+
 def copy_failure(schema: str, table: str, exc: psycopg2.Error) -> PipelineError:
     """One line for a COPY that failed, classed transient when a retry may succeed."""
     reason = first_line(exc)
     name = f"{schema}.{table}"
     if isinstance(exc, psycopg2.errors.QueryCanceled):
         reason += f" (statement_timeout, {STATEMENT_TIMEOUT.variable})"
+    if isinstance(exc, _NOT_UTF8):
+        reason += f"; correct the text at the source, or leave the table out ({TABLES_VARIABLE})"
     if isinstance(exc, _TRANSIENT):
         return TransientPipelineError(f"reading table {name!r} failed: {reason}; run the job again")
     return PipelineError(f"reading table {name!r} failed: {reason}")

@@ -18,8 +18,10 @@ discovery fails the run as worth a retry. ``SET`` and ``LOCK`` take no snapshot,
 
 The session: the settings that shape the text of values (a rerun writes the same bytes
 whatever the server's defaults), ``client_encoding`` UTF8 (files are UTF-8 whatever the
-source's encoding), ``row_security`` off (a table that policies would filter fails
-instead of coming out partial; see ``row_security_problems``), and the extractor's
+source's encoding: the server converts, and checks the text of a SQL_ASCII database,
+which it cannot convert, so a COPY of text that is not UTF-8 fails), ``row_security``
+off (a table that policies would filter fails instead of coming out partial; see
+``row_security_problems``), and the extractor's
 ``lock_timeout`` and ``statement_timeout``, so a run never waits without bound.
 
 ``PIPELINE_TEST_PAUSE_AFTER_FIRST_TABLE`` is for tests only: when set to a path, the
@@ -31,7 +33,6 @@ table and the last, deterministically. ``pipeline.crashpoints``' point
 
 from __future__ import annotations
 
-import codecs
 import dataclasses
 import os
 import time
@@ -60,7 +61,6 @@ SESSION_SETTINGS = {
 }
 TEST_PAUSE_ENV = "PIPELINE_TEST_PAUSE_AFTER_FIRST_TABLE"
 _PAUSE_LIMIT_SECONDS = 300
-_VALIDATE_CHUNK = 1 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,11 +176,6 @@ class SourceSnapshot:
             _pause_for_tests()
         return cursor.rowcount
 
-    @property
-    def unchecked_encoding(self) -> bool:
-        """True when the server does not convert text to UTF-8 (SQL_ASCII): the tap must check it."""
-        return self._driver.get_parameter_status("server_encoding") == "SQL_ASCII"
-
     def close(self) -> None:
         """End the transaction (nothing was written), which releases the locks, and close the connection."""
         if self._connection is not None:
@@ -208,24 +203,6 @@ def row_security_problems(
         f'{{"{table.schema}": {{"{table.name}": {{"selected": false}}}}}})'
         for table in refused
     ]
-
-
-def check_utf8(path: Path, table: str) -> None:
-    """Refuse a file that is not valid UTF-8 (text of a SQL_ASCII source, which the server does not convert)."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    offset = 0
-    with path.open("rb") as data:
-        try:
-            while chunk := data.read(_VALIDATE_CHUNK):
-                decoder.decode(chunk)
-                offset += len(chunk)
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError as exc:
-            raise PipelineError(
-                f"table {table}: its text is not valid UTF-8 (byte {offset + exc.start} of its CSV); the source's "
-                "encoding is SQL_ASCII, which holds bytes unchecked: correct the text at the source or leave "
-                f"the table out ({TABLES_VARIABLE})"
-            ) from exc
 
 
 def _pause_for_tests() -> None:
