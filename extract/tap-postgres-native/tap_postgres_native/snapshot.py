@@ -46,8 +46,9 @@ from psycopg2 import sql
 
 from pipeline.crashpoints import pause_point
 from pipeline.errors import PipelineError, TransientPipelineError, first_line
-from tap_postgres_native.source_catalog import SourceTable, read_row_security, read_tables
+from tap_postgres_native.source_catalog import SourceTable, quoted_user, read_row_security, read_tables
 from tap_postgres_native.table_settings import VARIABLE as TABLES_VARIABLE
+from tap_postgres_native.table_settings import leave_out_setting
 from tap_postgres_native.unextractable import refuse
 
 SESSION_SETTINGS = {
@@ -195,12 +196,11 @@ def row_security_problems(
     refused = [table for table in tables if filtered.get((table.schema, table.name)) is False]
     if not refused:
         return []
-    user = connection.execute(sa.text("SELECT pg_catalog.quote_ident(current_user)")).scalar_one()
+    user = quoted_user(connection)
     return [
         f"table {table.quoted}: row-level security would hide rows from {user}, so the day would be partial; "
         f"let it read every row (CREATE POLICY ... ON {table.quoted} FOR SELECT TO {user} USING (true)) "
-        f"or leave the table out ({TABLES_VARIABLE}: "
-        f'{{"{table.schema}": {{"{table.name}": {{"selected": false}}}}}})'
+        f"or leave the table out ({TABLES_VARIABLE}: {leave_out_setting(table.schema, table.name)})"
         for table in refused
     ]
 

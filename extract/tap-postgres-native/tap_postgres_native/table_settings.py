@@ -62,6 +62,11 @@ class TableSettings:
         return set(self._options)
 
 
+def leave_out_setting(schema: str, table: str) -> str:
+    """The setting's JSON that leaves one table out, for a message that offers it as a fix."""
+    return json.dumps({schema: {table: {"selected": False}}}, ensure_ascii=False)
+
+
 def _parsed(text: str) -> Any:
     """The setting given as JSON text (an environment variable expanded into the config); empty is none."""
     if not text.strip():
