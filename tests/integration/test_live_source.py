@@ -233,6 +233,18 @@ def test_a_statement_stuck_behind_a_lock_fails_in_bounded_time_transient(live: P
     assert receipt(live) is None
 
 
+def test_a_malformed_time_limit_is_refused_in_one_line_naming_the_setting(live: Pipeline, tmp_path: Path) -> None:
+    failure_file = tmp_path / "failures.jsonl"
+
+    result = live.run(JOB, day=DAY, TAP_POSTGRES_LOCK_TIMEOUT="soon", PIPELINE_FAILURE_FILE=str(failure_file))
+
+    assert result.returncode != 0
+    [failure] = failures(failure_file)
+    assert failure["transient"] is False
+    assert failure["message"].startswith("tap-postgres setting lock_timeout (TAP_POSTGRES_LOCK_TIMEOUT) or ")
+    assert '"lock_timeout": "soon"' in failure["message"]
+
+
 @pytest.mark.parametrize(
     "change", ["ALTER TABLE z_refilled ADD COLUMN added integer", "DROP TABLE z_refilled"], ids=["altered", "dropped"]
 )
@@ -257,6 +269,26 @@ def test_a_table_changed_between_discovery_and_the_snapshot_fails_transient_nami
     assert failure["message"].startswith("table public.z_refilled ")
     assert "run the job again" in failure["message"]
     assert receipt(live) is None
+
+
+def test_a_refill_committed_before_the_locks_is_read_whole_as_the_snapshot_follows_them(
+    live: Pipeline, tmp_path: Path
+) -> None:
+    """Between discovery and the locks the table is truncated and refilled: a snapshot taken before the
+    locks (by ``SELECT set_config``, say) would read it as empty; the day holds the refill, whole."""
+    marker = tmp_path / "paused"
+    process = start(live, **{PAUSE_AT_ENV: "source-snapshot", MARKER_ENV: str(marker)})
+    with killed_on_failure(process):
+        wait_until(marker.exists, process, "the pause between discovery and the locks")
+        with live.connect(SOURCE) as conn:
+            refill(conn, 7)
+        marker.unlink()
+        stderr = finish(process)
+
+    assert process.returncode == 0, stderr[-4000:]
+    rows = day_file(live, "z_refilled")
+    assert len(rows) == ROWS
+    assert {row.split(",")[1] for row in rows} == {"7"}
 
 
 SECRETS = """
