@@ -18,7 +18,8 @@ will. The statement is built from the catalog's exact names with
 
 Without ``csv_batch_dir`` the stream is tap-postgres's own (RECORD messages, each
 mapped column cast to its analytics type), which is what a Singer target other than
-target-lfs expects; it reads outside the shared snapshot.
+target-lfs expects; it reads outside the shared snapshot, without its locks and
+session settings (``snapshot.py``), so the jobs' guarantees hold in batch mode only.
 """
 
 from __future__ import annotations
