@@ -327,7 +327,8 @@ def test_a_table_that_row_level_security_filters_fails_naming_both_fixes(live: P
 def test_tables_left_out_or_skipped_are_named_in_the_log_and_the_receipt_and_absent_from_the_day(
     live: Pipeline,
 ) -> None:
-    """Left out by the tables setting (a name with a dot and a hyphen too), or a partition of another schema's table."""
+    """Left out by the tables setting (a name with a dot and a hyphen too), a partition of another schema's
+    table, a foreign table; a table the setting names that the source lacks is said too."""
     with live.connect(SOURCE) as conn:
         conn.execute(SECRETS)
         conn.execute('CREATE TABLE "a.b-c" (id integer); INSERT INTO "a.b-c" VALUES (1)')
@@ -338,7 +339,10 @@ def test_tables_left_out_or_skipped_are_named_in_the_log_and_the_receipt_and_abs
             "CREATE TABLE events_2024 PARTITION OF archive.events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')"
         )
         conn.execute("INSERT INTO archive.events VALUES (1, '2024-06-01')")
-    tables = {"public": {"secrets": {"selected": False}, "a.b-c": {"selected": False}}}
+        conn.execute("CREATE EXTENSION postgres_fdw")
+        conn.execute("CREATE SERVER elsewhere FOREIGN DATA WRAPPER postgres_fdw")
+        conn.execute("CREATE FOREIGN TABLE remote_orders (id integer) SERVER elsewhere")
+    tables = {"public": {"secrets": {"selected": False}, "a.b-c": {"selected": False}, "gone": {"selected": False}}}
 
     results = [live.run(job, day=DAY, TAP_POSTGRES_TABLES=json.dumps(tables)) for job in JOBS]
 
@@ -351,9 +355,17 @@ def test_tables_left_out_or_skipped_are_named_in_the_log_and_the_receipt_and_abs
         "tap-postgres-native: table public.events_2024 left out: a partition of archive.events, whose schema is "
         "not extracted; add that schema to filter_schemas to extract it with all its partitions"
     ) in log
+    assert (
+        "tap-postgres-native: table public.remote_orders left out: a foreign table (its rows live on another "
+        "server); it is not extracted"
+    ) in log
+    assert (
+        "tap-postgres-native: setting tables names table 'public'.'gone', which the selected schemas do not have" in log
+    )
     assert [(t["source_schema"], t["table"]) for t in receipt(live)["left_out"]] == [
         ("public", "a.b-c"),
         ("public", "events_2024"),
+        ("public", "remote_orders"),
         ("public", "secrets"),
     ]
     assert set(receipt(live)["tables"]) == {"a_first", "z_refilled", "a%2eb"}
