@@ -1,4 +1,4 @@
-"""Test-only pause points, so the crash test can kill a job at an exact place.
+"""Test-only pause points, so a test can kill a job, or change its source, at an exact place.
 
 A crash test must kill a job *between* two particular steps (between two folder
 swaps, inside the analytics transaction, ...), which timing can never hit reliably.
@@ -11,6 +11,8 @@ outside tests.
 
 The points, in the order a job reaches them:
 
+``source-snapshot``   tap-postgres-native has discovered the source's tables, not yet locked
+                      them (a test changes a table there: the run must notice)
 ``extract``           the loader is writing the day (the extract is running)
 ``before-publish``    the Singer pair has exited, the publish step has not changed anything
 ``history-move``      step 1's publish (or a restore) has moved the first folder of the

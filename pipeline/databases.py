@@ -50,6 +50,8 @@ def conninfo(prefix: str, env: Mapping[str, str] = os.environ, database: str | N
     """A libpq connection string from ``{prefix}_HOST/PORT/USER/PASSWORD/DATABASE``.
 
     ``admin``: the same server and database as ``POSTGRES_ADMIN_USER`` instead of the job's role.
+    The client encoding is UTF8 whatever the database's: the server converts text to it,
+    and psycopg returns ``str`` (from a SQL_ASCII database it would return ``bytes``).
     """
     settings = _settings(prefix, env, admin)
     return psycopg.conninfo.make_conninfo(
@@ -59,6 +61,7 @@ def conninfo(prefix: str, env: Mapping[str, str] = os.environ, database: str | N
         password=settings["password"] or None,
         dbname=database or settings["dbname"],
         application_name="northwind-pipeline",
+        client_encoding="UTF8",
     )
 
 

@@ -14,8 +14,9 @@ Layout under ``DATA_DIR`` (``{date}`` is the run's ``PIPELINE_DATE``)::
         _manifest.json   per table key: file name, row count, byte size, sha256
         _SUCCESS         written last: the folder is complete
     _runs/{job}/{date}.json                    the job's receipt for the day: each
-                                               table's folder and sha256, and each
-                                               folder's metadata files' sha256
+                                               table's folder and sha256, each
+                                               folder's metadata files' sha256, and
+                                               the source's tables left out (left_out)
     .staging/{job}/{date}/...                  where a running job writes
     _history/{job}/{date}/{version}/...        the versions a rerun replaced (pipeline.history)
 
@@ -58,6 +59,10 @@ TRASH_DIR = ".trash"
 # table exactly: its stream name ``<schema>-<table>`` cannot be split back.
 SOURCE_SCHEMA_KEY = "x-source-schema"
 SOURCE_TABLE_KEY = "x-source-table"
+# The message by which tap-postgres-native names the tables it does not extract; target-lfs
+# stages them in LEFT_OUT_FILE of the day's staging tree, the publish copies them into the receipt.
+LEFT_OUT_MESSAGE = "LEFT_OUT"
+LEFT_OUT_FILE = "_left_out.json"
 # NAME_MAX of Linux file systems: a longer file or folder name cannot be created.
 MAX_FILE_NAME_BYTES = 255
 
@@ -202,7 +207,9 @@ def publish_staged_day(data_dir: Path, job: str, day: dt.date) -> dict[str, Any]
 
     The receipt lists each table (by its key) with its folder and data checksum, and
     each folder with the checksums of its ``_schema.json`` and ``_manifest.json``, so
-    step 2 reads exactly what this run wrote, metadata included. The published version
+    step 2 reads exactly what this run wrote, metadata included; and ``left_out``, the
+    source's tables the run did not extract (each with its source schema, exact name
+    and reason), so that no table is missing from a day without a word. The published version
     goes first (its receipt, then its folders, into the day's history: see
     ``pipeline.history``), so while folders are being swapped the day counts as not
     succeeded; each folder is moved by renames on the same file system. Returns the receipt.
@@ -245,7 +252,8 @@ def publish_staged_day(data_dir: Path, job: str, day: dt.date) -> dict[str, Any]
             os.replace(destination, trash / uuid.uuid4().hex)
         os.replace(folder, destination)
         pause_point("publish-swap")
-    content = {"job": job, "date": day.isoformat(), "folders": checksums, "tables": tables}
+    left_out = read_json(staging / LEFT_OUT_FILE) if (staging / LEFT_OUT_FILE).is_file() else []
+    content = {"job": job, "date": day.isoformat(), "folders": checksums, "tables": tables, "left_out": left_out}
     write_text_atomic(receipt, dump_json(content))
     drop_identical(data_dir, job, day, content)
     shutil.rmtree(trash, ignore_errors=True)

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from pipeline import config
-from pipeline.databases import ANALYTICS, SOURCE, conninfo, drop_database
+from pipeline.databases import ANALYTICS, MAINTENANCE_DATABASE, SOURCE, connect, conninfo, drop_database
 from pipeline.dates import RETENTION_OFF
 from pipeline.provision import provision
 
@@ -102,8 +103,14 @@ def source_files() -> dict[str, Path]:
     return files
 
 
-def make_pipeline(data_dir: Path, dump: Path, details_csv: Path) -> Iterator[Pipeline]:
-    """Throwaway databases, the source seeded from ``dump`` (plain SQL), the CSV source ``details_csv``."""
+def make_pipeline(
+    data_dir: Path, dump: Path, details_csv: Path, source_encoding: str | None = None
+) -> Iterator[Pipeline]:
+    """Throwaway databases, the source seeded from ``dump`` (plain SQL), the CSV source ``details_csv``.
+
+    ``source_encoding``: the source database's server encoding (``LATIN1``, ``SQL_ASCII``...)
+    instead of the server's default, with the C locale that any encoding accepts.
+    """
     suffix = uuid.uuid4().hex[:10]
     env = {
         **project_env(),
@@ -113,11 +120,23 @@ def make_pipeline(data_dir: Path, dump: Path, details_csv: Path) -> Iterator[Pip
         "ORDER_DETAILS_CSV": str(details_csv),
     }
     try:
+        if source_encoding is not None:
+            create_database_encoded(env["TAP_POSTGRES_DATABASE"], source_encoding, env)
         provision(dump, env)
         yield Pipeline(env=env, data_dir=data_dir)
     finally:
         for prefix in (SOURCE, ANALYTICS):
             drop_database(prefix, env)
+
+
+def create_database_encoded(name: str, encoding: str, env: dict[str, str]) -> None:
+    """``CREATE DATABASE`` in ``encoding``, as the administrator (template0: its encoding may differ)."""
+    with connect(SOURCE, env, database=MAINTENANCE_DATABASE, autocommit=True, admin=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} ENCODING {} LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0").format(
+                sql.Identifier(name), sql.Literal(encoding)
+            )
+        )
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import pytest
 from pipeline.errors import PipelineError
 from pipeline.files import sha256_file
 from pipeline.lfs import (
+    LEFT_OUT_FILE,
     TableFile,
     data_file_name,
     day_folder,
@@ -188,3 +189,14 @@ def test_a_file_name_longer_than_the_file_system_allows_is_refused() -> None:
     assert data_file_name("a" * 251) == "a" * 251 + ".csv"
     with pytest.raises(PipelineError, match="more than the file system's 255; rename the table"):
         data_file_name("a" * 252)
+
+
+def test_the_receipt_names_the_tables_the_loader_staged_as_left_out_and_none_without(tmp_path: Path) -> None:
+    left_out = [{"source_schema": "public", "table": "a.b-c", "reason": '"selected": false in setting tables'}]
+    stage_table(tmp_path, "job-a", f"a/{DAY}", "orders", "id\n1\n")
+    (staging_root(tmp_path, "job-a", DAY) / LEFT_OUT_FILE).write_text(json.dumps(left_out))
+    stage_table(tmp_path, "job-b", f"b/{DAY}", "orders", "id\n1\n")
+
+    assert publish_staged_day(tmp_path, "job-a", DAY)["left_out"] == left_out
+    assert publish_staged_day(tmp_path, "job-b", DAY)["left_out"] == []
+    assert json.loads(receipt_path(tmp_path, "job-a", DAY).read_text())["left_out"] == left_out

@@ -18,7 +18,8 @@ will. The statement is built from the catalog's exact names with
 
 Without ``csv_batch_dir`` the stream is tap-postgres's own (RECORD messages, each
 mapped column cast to its analytics type), which is what a Singer target other than
-target-lfs expects; it reads outside the shared snapshot.
+target-lfs expects; it reads outside the shared snapshot, without its locks and
+session settings (``snapshot.py``), so the jobs' guarantees hold in batch mode only.
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig, Storag
 from singer_sdk.mapper import SameRecordTransform
 from tap_postgres.client import PostgresStream
 
-from pipeline.errors import PipelineError, TransientPipelineError
+from pipeline.errors import PipelineError, TransientPipelineError, first_line
 from pipeline.lfs import SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY, resolve_data_dir
+from tap_postgres_native.snapshot import STATEMENT_TIMEOUT
+from tap_postgres_native.table_settings import VARIABLE as TABLES_VARIABLE
 from tap_postgres_native.type_mapping import BOOL_OID, TEXT_ARRAY_OID, TEXT_OID
 
 if t.TYPE_CHECKING:
@@ -118,7 +121,7 @@ class CopyStream(PostgresStream):
     def copy_statement(self) -> sql.Composed:
         """``COPY (SELECT <selected columns, cast where needed> FROM [ONLY] <table>) TO STDOUT (FORMAT csv, HEADER)``.
 
-        ``ONLY`` for every table but a partitioned one (see ``NativeTypesConnector.plain_tables``).
+        ``ONLY`` for every table but a partitioned one (see ``NativeTypesConnector.source_tables``).
         """
         items = []
         for name, prop in self.get_selected_schema()["properties"].items():
@@ -128,9 +131,9 @@ class CopyStream(PostgresStream):
             else:
                 items.append(sql.SQL("{}::" + cast + " AS {}").format(sql.Identifier(name), sql.Identifier(name)))
         schema, name = self.schema[SOURCE_SCHEMA_KEY], self.schema[SOURCE_TABLE_KEY]
-        plain = (schema, name) in self.connector.plain_tables  # type: ignore[attr-defined]
+        partitioned = self.connector.source_tables[(schema, name)].partitioned  # type: ignore[attr-defined]
         return sql.SQL("COPY (SELECT {} FROM {}{}) TO STDOUT (FORMAT csv, HEADER true)").format(
-            sql.SQL(", ").join(items), sql.SQL("ONLY " if plain else ""), sql.Identifier(schema, name)
+            sql.SQL(", ").join(items), sql.SQL("" if partitioned else "ONLY "), sql.Identifier(schema, name)
         )
 
     def get_batches(
@@ -143,12 +146,13 @@ class CopyStream(PostgresStream):
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"batch-{uuid.uuid4().hex}.csv"
         snapshot: SourceSnapshot = self.connector.snapshot  # type: ignore[attr-defined]
+        table = (self.schema[SOURCE_SCHEMA_KEY], self.schema[SOURCE_TABLE_KEY])
         try:
             with path.open("wb") as out:
-                rows = snapshot.copy(self.copy_statement(), out)
+                rows = snapshot.copy(table, self.copy_statement(), out)
         except psycopg2.Error as exc:
             path.unlink(missing_ok=True)
-            raise copy_failure(self.schema[SOURCE_SCHEMA_KEY], self.schema[SOURCE_TABLE_KEY], exc) from exc
+            raise copy_failure(*table, exc) from exc
         except BaseException:
             path.unlink(missing_ok=True)
             raise
@@ -156,10 +160,28 @@ class CopyStream(PostgresStream):
         yield batch_config.encoding, [path.as_uri()]
 
 
+# Worth a retry: a lost connection, a table changed meanwhile, a statement stopped by a time limit.
+_TRANSIENT = (
+    psycopg2.OperationalError,
+    psycopg2.errors.UndefinedTable,
+    psycopg2.errors.UndefinedColumn,
+    psycopg2.errors.QueryCanceled,
+    psycopg2.errors.LockNotAvailable,
+)
+
+
+# Text that cannot be sent as UTF-8: not valid in a SQL_ASCII database, or without a UTF-8 equivalent.
+_NOT_UTF8 = (psycopg2.errors.CharacterNotInRepertoire, psycopg2.errors.UntranslatableCharacter)
+
+
 def copy_failure(schema: str, table: str, exc: psycopg2.Error) -> PipelineError:
-    """One line for a COPY that failed: a lost connection or a table changed meanwhile is worth a retry."""
-    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    """One line for a COPY that failed, classed transient when a retry may succeed."""
+    reason = first_line(exc)
     name = f"{schema}.{table}"
-    if isinstance(exc, psycopg2.OperationalError | psycopg2.errors.UndefinedTable | psycopg2.errors.UndefinedColumn):
+    if isinstance(exc, psycopg2.errors.QueryCanceled):
+        reason += f" (statement_timeout, {STATEMENT_TIMEOUT.variable})"
+    if isinstance(exc, _NOT_UTF8):
+        reason += f"; correct the text at the source, or leave the table out ({TABLES_VARIABLE})"
+    if isinstance(exc, _TRANSIENT):
         return TransientPipelineError(f"reading table {name!r} failed: {reason}; run the job again")
     return PipelineError(f"reading table {name!r} failed: {reason}")

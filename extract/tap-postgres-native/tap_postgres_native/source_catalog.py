@@ -53,6 +53,58 @@ _BASE_TABLE_COLUMNS = sa.text(
     """
 )
 
+# Tables of the selected schemas that are not read as tables of their own and that nothing
+# else of the run reads: partitions whose root lies in a schema that is not extracted,
+# and foreign tables (their rows live on another server).
+_SKIPPED_TABLES = sa.text(
+    """
+    SELECT n.nspname AS schema_name,
+           c.relname AS table_name,
+           pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) AS quoted_table,
+           pg_catalog.quote_ident(rn.nspname) || '.' || pg_catalog.quote_ident(r.relname) AS quoted_root
+      FROM pg_catalog.pg_class AS c
+      JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+      LEFT JOIN pg_catalog.pg_class AS r ON c.relispartition AND r.oid = pg_catalog.pg_partition_root(c.oid)
+      LEFT JOIN pg_catalog.pg_namespace AS rn ON rn.oid = r.relnamespace
+     WHERE n.nspname = ANY(:schemas)
+       AND ((c.relispartition AND c.relkind IN ('r', 'p', 'f') AND NOT rn.nspname = ANY(:schemas))
+            OR (c.relkind = 'f' AND NOT c.relispartition))
+     ORDER BY n.nspname, c.relname
+    """
+)
+
+# Of the named tables, those whose rows row-level security would filter for the current
+# user (``row_security_active``), each with whether its policies still let every row
+# through: a permissive SELECT policy for the user that is ``USING (true)`` and no
+# restrictive one that is anything else. Policies apply to a role the user has the
+# privileges of (``pg_has_role ... USAGE``), or to PUBLIC (role 0).
+_ROW_SECURITY = sa.text(
+    """
+    WITH named AS (
+        SELECT c.oid, n.nspname, c.relname
+          FROM unnest(CAST(:schemas AS text[]), CAST(:tables AS text[])) AS u(schema_name, table_name)
+          JOIN pg_catalog.pg_namespace AS n ON n.nspname = u.schema_name
+          JOIN pg_catalog.pg_class AS c ON c.relnamespace = n.oid AND c.relname = u.table_name
+    ), policies AS (
+        SELECT p.polrelid, p.polpermissive, pg_catalog.pg_get_expr(p.polqual, p.polrelid) AS using_clause
+          FROM pg_catalog.pg_policy AS p
+         WHERE p.polrelid IN (SELECT oid FROM named)
+           AND p.polcmd IN ('r', '*')
+           AND EXISTS (SELECT 1 FROM unnest(p.polroles) AS r(role)
+                        WHERE r.role = 0 OR pg_catalog.pg_has_role(r.role, 'USAGE'))
+    )
+    SELECT named.nspname AS schema_name,
+           named.relname AS table_name,
+           EXISTS (SELECT 1 FROM policies AS p
+                    WHERE p.polrelid = named.oid AND p.polpermissive AND p.using_clause = 'true')
+           AND NOT EXISTS (SELECT 1 FROM policies AS p
+                            WHERE p.polrelid = named.oid AND NOT p.polpermissive AND p.using_clause <> 'true')
+           AS every_row
+      FROM named
+     WHERE pg_catalog.row_security_active(named.oid)
+    """
+)
+
 _TYPES = sa.text(
     """
     SELECT t.oid::int8 AS oid,
@@ -128,6 +180,41 @@ def read_tables(connection: sa.Connection, schemas: list[str]) -> dict[tuple[str
                 row.column_name, row.quoted_column, row.type_oid, row.typmod, row.source_type, row.column_readable
             )
     return tables
+
+
+@dataclasses.dataclass(frozen=True)
+class SkippedTable:
+    """A table of a selected schema that the run does not read: a partition of a parent outside them, or foreign."""
+
+    schema: str
+    name: str
+    quoted: str
+    root: str | None  # the partitioned table it belongs to (quoted), or None for a foreign table
+
+    @property
+    def reason(self) -> str:
+        """Why it is not read, and how to read it."""
+        if self.root is None:
+            return "a foreign table (its rows live on another server); it is not extracted"
+        return (
+            f"a partition of {self.root}, whose schema is not extracted; add that schema to filter_schemas "
+            "to extract it with all its partitions"
+        )
+
+
+def read_skipped_tables(connection: sa.Connection, schemas: list[str]) -> list[SkippedTable]:
+    """Every table of ``schemas`` that the run does not read (see ``SkippedTable``), in name order."""
+    rows = connection.execute(_SKIPPED_TABLES, {"schemas": schemas})
+    return [SkippedTable(row.schema_name, row.table_name, row.quoted_table, row.quoted_root) for row in rows]
+
+
+def read_row_security(connection: sa.Connection, tables: list[tuple[str, str]]) -> dict[tuple[str, str], bool]:
+    """The tables of ``tables`` (schema, name) that row-level security would filter for the current user.
+
+    Each maps to whether its policies let every row through nonetheless (see ``_ROW_SECURITY``).
+    """
+    params = {"schemas": [schema for schema, _ in tables], "tables": [name for _, name in tables]}
+    return {(row.schema_name, row.table_name): row.every_row for row in connection.execute(_ROW_SECURITY, params)}
 
 
 def read_types(connection: sa.Connection, oids: set[int]) -> dict[int, PgType]:

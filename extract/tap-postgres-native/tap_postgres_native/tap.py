@@ -19,8 +19,10 @@ from singer_sdk.helpers._catalog import get_selected_schema
 from tap_postgres.client import PostgresConnector, PostgresLogBasedStream
 from tap_postgres.tap import TapPostgres
 
-from pipeline.errors import PipelineError, TransientPipelineError, run_plugin_cli
+from pipeline.errors import TransientPipelineError, run_plugin_cli
+from pipeline.lfs import SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY
 from tap_postgres_native.copy_stream import CopyStream
+from tap_postgres_native.left_out import LeftOutTable, left_out_message, left_out_tables
 from tap_postgres_native.native_types import (
     analytics_type_pairs,
     entry_schema_name,
@@ -28,8 +30,19 @@ from tap_postgres_native.native_types import (
     schema_problems,
     table_problems,
 )
-from tap_postgres_native.snapshot import SourceSnapshot
-from tap_postgres_native.source_catalog import existing_schemas, format_types, quoted_user, read_tables, read_types
+from tap_postgres_native.snapshot import LIMITS, SourceSnapshot
+from tap_postgres_native.source_catalog import (
+    SourceTable,
+    existing_schemas,
+    format_types,
+    quoted_user,
+    read_skipped_tables,
+    read_tables,
+    read_types,
+)
+from tap_postgres_native.table_settings import SETTING as TABLES_SETTING
+from tap_postgres_native.table_settings import TableSettings
+from tap_postgres_native.unextractable import refuse
 
 
 class NativeTypesConnector(PostgresConnector):
@@ -38,17 +51,22 @@ class NativeTypesConnector(PostgresConnector):
     @cached_property
     def snapshot(self) -> SourceSnapshot:
         """The one transaction every table's COPY of this run reads in."""
-        return SourceSnapshot(self._engine)
+        return SourceSnapshot(self._engine, self.config)
 
     @cached_property
-    def plain_tables(self) -> set[tuple[str, str]]:
-        """(schema, table) of the discovered tables that are not partitioned: each is read ``ONLY``.
+    def source_tables(self) -> dict[tuple[str, str], SourceTable]:
+        """(schema, table) -> the discovered table as pg_catalog described it, for the locks and the COPY.
 
-        Without ``ONLY`` a table that others inherit from (``INHERITS``) would also
-        yield their rows, which are extracted with their own tables; a partitioned
-        table's rows are all in its partitions, so it is read without.
+        A table that others inherit from (``INHERITS``) is read ``ONLY``: without it, it
+        would also yield their rows, which are extracted with their own tables; a
+        partitioned table's rows are all in its partitions, so it is read without.
         """
-        return set()
+        return {}
+
+    @cached_property
+    def left_out(self) -> list[LeftOutTable]:
+        """The tables of the selected schemas that the run does not extract, each with why."""
+        return []
 
     def discover_catalog_entries(
         self,
@@ -56,11 +74,14 @@ class NativeTypesConnector(PostgresConnector):
         exclude_schemas: Sequence[str] = (),
         reflect_indices: bool = True,
     ) -> list[dict[str, Any]]:
-        """Tap-postgres's entries, filtered to base tables and annotated from pg_catalog.
+        """Tap-postgres's entries, filtered to base tables not left out, and annotated from pg_catalog.
 
         Every table or column that cannot be extracted is printed on a line of its own
-        with its fix, and then the run fails, before anything is read.
+        with its fix, and then the run fails, before anything is read. Every table that
+        is not extracted (left out by the ``tables`` setting, a partition of a parent
+        in a schema not extracted, a foreign table) is named on a line of its own.
         """
+        settings = TableSettings(self.config.get(TABLES_SETTING))
         with warnings.catch_warnings():
             # SQLAlchemy warns about every type it does not know (enums of other
             # schemas, composites...); the types are decided from pg_catalog instead.
@@ -75,28 +96,25 @@ class NativeTypesConnector(PostgresConnector):
             user = quoted_user(connection)
             problems = list(schema_problems(schemas, existing_schemas(connection, schemas), user))
             tables = read_tables(connection, schemas)
+            self.left_out[:] = left_out_tables(tables, settings, read_skipped_tables(connection, schemas))
+            for table in self.left_out:
+                tables.pop((table.schema, table.name), None)
             for table in tables.values():
                 problems.extend(table_problems(table, user))
-            if problems:
-                # One line each: the failure report that follows keeps a single line.
-                for problem in problems:
-                    print(f"tap-postgres-native: {problem}", file=sys.stderr)
-                raise UnextractableSourceError(len(problems))
-            self.plain_tables.update(key for key, table in tables.items() if not table.partitioned)
+            refuse(problems)
+            self.source_tables.update(tables)
             types = read_types(connection, {c.type_oid for table in tables.values() for c in table.columns.values()})
             type_names = format_types(connection, analytics_type_pairs(tables, types))
-        return native_entries(entries, tables, types, type_names)
-
-
-class UnextractableSourceError(PipelineError):
-    """Schemas, tables or columns that cannot be extracted, already printed one per line; this is the summary."""
-
-    def __init__(self, count: int) -> None:
-        super().__init__(
-            f"{count} source schema(s), table(s) or column(s) cannot be extracted "
-            "(each listed above with its fix); "
-            "nothing was extracted and the job publishes nothing"
-        )
+        for table in self.left_out:
+            print(f"tap-postgres-native: table {table.quoted} left out: {table.reason}", file=sys.stderr)
+        for schema, name in sorted(settings.named() - set(tables) - {(t.schema, t.name) for t in self.left_out}):
+            print(
+                f"tap-postgres-native: setting {TABLES_SETTING} names table {schema!r}.{name!r}, "
+                "which the selected schemas do not have",
+                file=sys.stderr,
+            )
+        kept = [entry for entry in entries if (entry_schema_name(entry) or "", entry["table_name"]) in tables]
+        return native_entries(kept, tables, types, type_names)
 
 
 class TapPostgresNative(TapPostgres):
@@ -116,6 +134,22 @@ class TapPostgresNative(TapPostgres):
                     "full-table stream is written there by COPY and emitted as a BATCH message (encoding csv)."
                 ),
             ).to_dict(),
+            **th.Property(
+                TABLES_SETTING,
+                th.CustomType({"type": ["object", "string", "null"]}),
+                description=(
+                    "Per-table options, keyed by schema, then table (exact names): "
+                    '{"public": {"audit_log": {"selected": false}}} leaves that table out.'
+                ),
+            ).to_dict(),
+            **{
+                limit.parameter: th.Property(
+                    limit.parameter,
+                    th.StringType,
+                    description=f"The source session's {limit.parameter} (a duration; default {limit.default}).",
+                ).to_dict()[limit.parameter]
+                for limit in LIMITS
+            },
         },
     }
 
@@ -148,11 +182,26 @@ class TapPostgresNative(TapPostgres):
             self.mapper.register_raw_stream_schema(name, schema, entry.get("key_properties") or [])
 
     def sync_all(self) -> None:
-        """Sync every selected stream, all tables read in one snapshot, which is ended afterwards."""
+        """Sync every selected stream; in batch mode all tables are locked and read in one snapshot.
+
+        The tables left out are sent first, as a ``LEFT_OUT`` message that target-lfs
+        records in the day's receipt (batch mode only: it is target-lfs's message).
+        """
+        if not self.config.get("csv_batch_dir"):
+            super().sync_all()
+            return
+        connector = self.connector
+        print(left_out_message(connector.left_out), flush=True)
+        selected = [
+            connector.source_tables[(stream.schema[SOURCE_SCHEMA_KEY], stream.schema[SOURCE_TABLE_KEY])]
+            for stream in self.streams.values()
+            if stream.selected
+        ]
         try:
+            connector.snapshot.begin(selected)
             super().sync_all()
         finally:
-            self.connector.snapshot.close()
+            connector.snapshot.close()
 
     def discover_streams(self) -> Sequence[Stream]:
         """tap-postgres's streams (as its own method builds them), full-table ones able to COPY into CSV batches."""

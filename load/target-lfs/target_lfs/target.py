@@ -12,10 +12,12 @@ from pathlib import Path
 
 from meltanolabs_target_csv.target import TargetCSV
 from singer_sdk import typing as th
+from singer_sdk.io_base import SingerReader
 
 from pipeline.dates import parse_pipeline_date
 from pipeline.errors import PipelineError, run_plugin_cli
-from pipeline.lfs import resolve_data_dir, staging_root, write_folder_metadata
+from pipeline.files import dump_json, write_text_atomic
+from pipeline.lfs import LEFT_OUT_FILE, LEFT_OUT_MESSAGE, resolve_data_dir, staging_root, write_folder_metadata
 from pipeline.locks import hold_run_lock
 from pipeline.names import CSV_SOURCE, POSTGRES_SOURCE
 from target_lfs.sinks import LFSSink
@@ -38,12 +40,27 @@ def reset_directory(path: Path) -> None:
     path.mkdir(parents=True)
 
 
+class LFSReader(SingerReader):
+    """The Singer messages, and tap-postgres-native's ``LEFT_OUT``: the source's tables the run does not extract."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.left_out: list[dict[str, str]] | None = None  # None: the tap sent no such message
+
+    def _process_unknown_message(self, message_dict: dict) -> None:
+        if message_dict["type"] != LEFT_OUT_MESSAGE:
+            super()._process_unknown_message(message_dict)
+            return
+        self.left_out = message_dict["tables"]
+
+
 class TargetLFS(TargetCSV):
     """target-csv writing one day's tables as PostgreSQL-CSV day folders of a job's staging tree."""
 
     name = "target-lfs"
     package_name = "target-lfs"
     default_sink_class = LFSSink
+    message_reader_class = LFSReader
 
     config_jsonschema = th.PropertiesList(
         th.Property("data_dir", th.StringType, description="Root of the dated files, relative to the working dir."),
@@ -88,8 +105,11 @@ class TargetLFS(TargetCSV):
         self._tables[sink.key] = sink
 
     def process_endofpipe(self) -> None:
-        """Drain every sink, then write each day folder's metadata, ``_SUCCESS`` last."""
+        """Drain every sink, then write each day folder's metadata, ``_SUCCESS`` last; and what was left out."""
         super().process_endofpipe()
+        left_out = self.message_reader.left_out  # type: ignore[attr-defined]
+        if left_out is not None:
+            write_text_atomic(self.staging / LEFT_OUT_FILE, dump_json(left_out))
         folders: dict[Path, list[LFSSink]] = defaultdict(list)
         for sink in self._tables.values():
             folders[sink.folder].append(sink)
