@@ -92,32 +92,6 @@ def ensure_database(prefix: str, env: Mapping[str, str] = os.environ) -> bool:
         return True
 
 
-def ensure_database_at(url: str) -> bool:
-    """Create the database of a SQLAlchemy-style ``postgresql[+driver]://`` URL if missing; True if created.
-
-    Meltano's system database (``MELTANO_DATABASE_URI``) when it lives in Postgres, so
-    that every worker sees the same runs: Meltano creates its tables, not the database.
-    The URL's own user creates it (it must be allowed to).
-    """
-    scheme, separator, rest = url.partition("://")
-    if not separator or scheme.split("+", 1)[0] not in ("postgresql", "postgres"):
-        raise PipelineError(f"{url.split('@')[-1]!r} is not a postgresql:// URL")
-    params = psycopg.conninfo.conninfo_to_dict(f"postgresql://{rest}")
-    name = params.get("dbname")
-    if not name:
-        raise PipelineError(f"the URL ...@{rest.split('@')[-1]} names no database")
-    maintenance = psycopg.conninfo.make_conninfo(**{**params, "dbname": MAINTENANCE_DATABASE})
-    try:
-        with psycopg.connect(maintenance, connect_timeout=10, autocommit=True) as conn:
-            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-                return False
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            return True
-    except psycopg.OperationalError as exc:
-        first_line = str(exc).strip().splitlines()[0]
-        raise PipelineError(f"cannot create database {name} at {params.get('host')}: {first_line}") from exc
-
-
 def drop_database(prefix: str, env: Mapping[str, str] = os.environ) -> None:
     """Drop the database named by ``{prefix}_DATABASE`` (tests' throwaway databases)."""
     name = env[f"{prefix}_DATABASE"]
