@@ -145,7 +145,7 @@ def admin_connection(env: dict[str, str]) -> psycopg.Connection:
 
 
 def libpq_url(url: str) -> str:
-    """A SQLAlchemy URL (``[db+]postgresql+psycopg://``) as a libpq one."""
+    """A SQLAlchemy URL (``[db+]postgresql+psycopg://``) as a libpq one (a libpq one unchanged)."""
     return url.removeprefix("db+").replace("postgresql+psycopg://", "postgresql://", 1)
 
 
@@ -158,6 +158,7 @@ def login(url: str, database: str | None = None) -> psycopg.Connection:
 
 
 def database_of(url: str) -> str:
+    """The database a URL names."""
     return str(psycopg.conninfo.conninfo_to_dict(libpq_url(url))["dbname"])
 
 
@@ -224,8 +225,8 @@ def test_each_role_logs_in_to_its_own_database_only_and_has_no_power(
     """The list: the databases each role may log in to (every other one refuses it), and no power anywhere."""
     env = shared_pipeline.env
     roles = {
-        "source": psycopg.conninfo.make_conninfo(conninfo(SOURCE, env)),
-        "analytics": psycopg.conninfo.make_conninfo(conninfo(ANALYTICS, env)),
+        "source": conninfo(SOURCE, env),
+        "analytics": conninfo(ANALYTICS, env),
         **service_urls,
     }
     databases = {role: database_of(url) for role, url in roles.items()}
