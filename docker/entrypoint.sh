@@ -45,7 +45,7 @@ generate_secret() {
   local file=$1 value=${2:-}
   if [ -s "$file" ]; then return 1; fi
   if [ -z "$value" ]; then
-    value=$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(24), end="")')
+    value=$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(48), end="")')
   fi
   (umask 077 && printf '%s' "$value" >"$file.partial")
   mv "$file.partial" "$file"
