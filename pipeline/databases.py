@@ -5,8 +5,9 @@ The variable names are the plugins' own (``TAP_POSTGRES_*`` for the source,
 Meltano plugins, the project's steps and the set-up alike. Their ``USER`` is the
 job's own least-privileged role (see ``pipeline.roles``). Creating, seeding and
 dropping databases, and creating those roles, takes the administrator of the same
-server instead: ``POSTGRES_ADMIN_USER`` / ``POSTGRES_ADMIN_PASSWORD``, used by the
-set-up and the tests' throwaway databases only, never by a job.
+server instead: ``POSTGRES_ADMIN_USER`` / ``POSTGRES_ADMIN_PASSWORD`` (in ``.env.admin``,
+not ``.env``, see ``pipeline.config``), used by the set-up and the tests' throwaway
+databases only, never by a job.
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ def _settings(prefix: str, env: Mapping[str, str], admin: bool) -> dict[str, str
     names = [f"{prefix}_HOST", f"{prefix}_PORT", f"{prefix}_DATABASE", f"{login}_USER"]
     missing = [name for name in names if not env.get(name)]
     if missing:
+        example = ".env.admin" if admin and f"{ADMIN}_USER" in missing else ".env"
         raise PipelineError(
-            f"{', '.join(missing)} not set: copy .env.example to .env (make setup does), "
-            "or add the missing settings from .env.example to your .env"
+            f"{', '.join(missing)} not set: copy {example}.example to {example} (make setup does), "
+            f"or add the missing settings from {example}.example to your {example}"
         )
     return {
         "host": env[f"{prefix}_HOST"],
