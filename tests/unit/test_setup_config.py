@@ -14,6 +14,9 @@ import stat
 import subprocess
 from pathlib import Path
 
+import pytest
+
+from pipeline.config import project_env
 from tests.conftest import PROJECT_ROOT
 
 
@@ -71,3 +74,14 @@ def test_set_up_refuses_an_env_that_holds_the_administrators_password(tmp_path: 
         "into .env.admin (see .env.admin.example), then run make setup again"
     ]
     assert not (root / ".env.admin").exists()
+
+
+def test_only_a_reader_that_asks_for_it_gets_the_administrator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("POSTGRES_ADMIN_USER", "POSTGRES_ADMIN_PASSWORD", "TAP_POSTGRES_USER"):
+        monkeypatch.delenv(key, raising=False)
+    (tmp_path / ".env").write_text("TAP_POSTGRES_USER=reader\n")
+    (tmp_path / ".env.admin").write_text("POSTGRES_ADMIN_USER=boss\nPOSTGRES_ADMIN_PASSWORD=s3cret\n")
+    plain, with_admin = project_env(tmp_path), project_env(tmp_path, with_admin=True)
+    assert plain["TAP_POSTGRES_USER"] == with_admin["TAP_POSTGRES_USER"] == "reader"
+    assert "POSTGRES_ADMIN_PASSWORD" not in plain
+    assert (with_admin["POSTGRES_ADMIN_USER"], with_admin["POSTGRES_ADMIN_PASSWORD"]) == ("boss", "s3cret")
