@@ -22,12 +22,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     DATA_DIR=data \
     ORDER_DETAILS_CSV=data/sources/order_details.csv
 
-# /var/lib/airflow-secrets: the mount point of the volume that keeps Airflow's
-# generated secret keys (docker/entrypoint.sh); a new volume copies its owner and mode.
+# /var/lib/{airflow-secrets,airflow-login,admin-secrets}: the mount points of the
+# volumes that keep the generated secrets (docker/entrypoint.sh); a new volume copies
+# their owner and mode (only `app`).
 RUN useradd --create-home --uid "${APP_UID}" --user-group app \
- && mkdir -p /project/data /var/lib/meltano /var/lib/airflow-secrets \
- && chown app:app /project /project/data /var/lib/meltano /var/lib/airflow-secrets \
- && chmod 700 /var/lib/airflow-secrets
+ && mkdir -p /project/data /var/lib/meltano /var/lib/airflow-secrets /var/lib/airflow-login /var/lib/admin-secrets \
+ && chown app:app /project /project/data /var/lib/meltano /var/lib/airflow-secrets /var/lib/airflow-login /var/lib/admin-secrets \
+ && chmod 700 /var/lib/airflow-secrets /var/lib/airflow-login /var/lib/admin-secrets
 
 WORKDIR /project
 USER ${APP_UID}:${APP_UID}

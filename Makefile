@@ -5,7 +5,7 @@ SCALE ?= 1000
 
 .PHONY: setup run prune restore test lint bench airflow airflow-init ui-test compose-test docker-lint
 
-setup:  ## venv, plugins, source files, databases (idempotent)
+setup:  ## .env and .env.admin (0600), venv, plugins, source files, databases and roles (idempotent)
 	scripts/setup.sh
 
 run:  ## the three jobs for DATE (default: today, UTC), in order; FORCE=1: also a day older than RETENTION_DAYS

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.scale < 1:
         parser.error("--scale must be at least 1")
     env = {
-        **project_env(PROJECT_ROOT),
+        **project_env(PROJECT_ROOT, with_admin=True),
         **RETENTION_OFF,  # the bench runs fixed past days on throwaway databases
         f"{SOURCE}_DATABASE": args.source_db,
         f"{ANALYTICS}_DATABASE": args.analytics_db,

@@ -47,7 +47,9 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    with psycopg.connect(conninfo(SOURCE, project_env(PROJECT_ROOT), database="postgres", admin=True)) as conn:
+    with psycopg.connect(
+        conninfo(SOURCE, project_env(PROJECT_ROOT, with_admin=True), database="postgres", admin=True)
+    ) as conn:
         server = conn.execute("SHOW server_version").fetchone()[0]
     system = f"Linux {platform.release()}, Python {platform.python_version()}"
     return f"{os.cpu_count()} cores {model}, {system}, PostgreSQL {server}"

@@ -5,8 +5,9 @@ The variable names are the plugins' own (``TAP_POSTGRES_*`` for the source,
 Meltano plugins, the project's steps and the set-up alike. Their ``USER`` is the
 job's own least-privileged role (see ``pipeline.roles``). Creating, seeding and
 dropping databases, and creating those roles, takes the administrator of the same
-server instead: ``POSTGRES_ADMIN_USER`` / ``POSTGRES_ADMIN_PASSWORD``, used by the
-set-up and the tests' throwaway databases only, never by a job.
+server instead: ``POSTGRES_ADMIN_USER`` / ``POSTGRES_ADMIN_PASSWORD`` (in ``.env.admin``,
+not ``.env``, see ``pipeline.config``), used by the set-up and the tests' throwaway
+databases only, never by a job.
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ def _settings(prefix: str, env: Mapping[str, str], admin: bool) -> dict[str, str
     names = [f"{prefix}_HOST", f"{prefix}_PORT", f"{prefix}_DATABASE", f"{login}_USER"]
     missing = [name for name in names if not env.get(name)]
     if missing:
+        example = ".env.admin" if admin and f"{ADMIN}_USER" in missing else ".env"
         raise PipelineError(
-            f"{', '.join(missing)} not set: copy .env.example to .env (make setup does), "
-            "or add the missing settings from .env.example to your .env"
+            f"{', '.join(missing)} not set: copy {example}.example to {example} (make setup does), "
+            f"or add the missing settings from {example}.example to your {example}"
         )
     return {
         "host": env[f"{prefix}_HOST"],
@@ -93,32 +95,6 @@ def ensure_database(prefix: str, env: Mapping[str, str] = os.environ) -> bool:
             return False
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return True
-
-
-def ensure_database_at(url: str) -> bool:
-    """Create the database of a SQLAlchemy-style ``postgresql[+driver]://`` URL if missing; True if created.
-
-    Meltano's system database (``MELTANO_DATABASE_URI``) when it lives in Postgres, so
-    that every worker sees the same runs: Meltano creates its tables, not the database.
-    The URL's own user creates it (it must be allowed to).
-    """
-    scheme, separator, rest = url.partition("://")
-    if not separator or scheme.split("+", 1)[0] not in ("postgresql", "postgres"):
-        raise PipelineError(f"{url.split('@')[-1]!r} is not a postgresql:// URL")
-    params = psycopg.conninfo.conninfo_to_dict(f"postgresql://{rest}")
-    name = params.get("dbname")
-    if not name:
-        raise PipelineError(f"the URL ...@{rest.split('@')[-1]} names no database")
-    maintenance = psycopg.conninfo.make_conninfo(**{**params, "dbname": MAINTENANCE_DATABASE})
-    try:
-        with psycopg.connect(maintenance, connect_timeout=10, autocommit=True) as conn:
-            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-                return False
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            return True
-    except psycopg.OperationalError as exc:
-        first_line = str(exc).strip().splitlines()[0]
-        raise PipelineError(f"cannot create database {name} at {params.get('host')}: {first_line}") from exc
 
 
 def drop_database(prefix: str, env: Mapping[str, str] = os.environ) -> None:

@@ -1,24 +1,30 @@
 """The jobs' database roles: each job connects with a role that can do only its work.
 
-- The source role (``TAP_POSTGRES_USER``) reads: CONNECT on the source database,
-  USAGE on its schemas and SELECT on their tables, also on the schemas and tables the
-  administrator creates there later (default privileges), so a table added tomorrow
-  is still extracted. It is read-only by default too (``default_transaction_read_only``),
-  but that is only a second fence: a session may switch it off, the privileges hold.
+- The source role (``TAP_POSTGRES_USER``) reads the schemas the jobs extract
+  (``TAP_POSTGRES_FILTER_SCHEMAS``, default ``["public"]``) and nothing else: CONNECT
+  on the source database, USAGE on those schemas and SELECT on their tables, also on
+  tables the administrator creates there later (default privileges), so a table
+  added tomorrow is still extracted. Grants on other schemas (an older set-up's, or a
+  schema taken out of the list) are revoked. It is read-only by default too
+  (``default_transaction_read_only``), but that is only a second fence: a session may
+  switch it off, the privileges hold.
 - The analytics role (``TARGET_POSTGRES_USER``) may CONNECT to the analytics database
   and CREATE schemas in it; it owns the schemas it creates (the sources' schemas, the
   project's ``pipeline`` schema and the ``pipeline_*`` staging schemas) and all in
   them, and has no privilege on anything else.
 
-Neither role may log in as, or be, a superuser or create roles or databases. They
-are created and granted by the administrator (``POSTGRES_ADMIN_*``, see
-``pipeline.databases``): ``make setup``, the compose ``setup`` service and the tests'
-throwaway databases. Creating a role again only sets its password (so a changed
-``.env`` takes effect on the next set-up).
+PUBLIC (every role of the server) loses CONNECT and TEMPORARY on both databases, so a
+role of another application on the same server cannot even log in to them. Neither
+role may be a superuser or create roles or databases. They are created and granted
+by the administrator (``POSTGRES_ADMIN_*``, see ``pipeline.databases``): ``make
+setup``, the compose ``setup`` service and the tests' throwaway databases. Creating a
+role again only sets its password (so a changed ``.env`` takes effect on the next
+set-up).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 
@@ -50,11 +56,12 @@ def _role_name(prefix: str, env: Mapping[str, str]) -> str:
     return role
 
 
-def ensure_role(prefix: str, env: Mapping[str, str] = os.environ) -> str:
-    """Create the job's role of ``prefix`` (LOGIN, no other power) or set its password; returns its name."""
-    role = _role_name(prefix, env)
-    password = env.get(f"{prefix}_PASSWORD") or None
-    with connect(prefix, env, database=MAINTENANCE_DATABASE, admin=True) as conn, conn.transaction():
+def ensure_login_role(conn: psycopg.Connection, role: str, password: str | None, setting: str) -> None:
+    """Create ``role`` (LOGIN, no other power) or set its password, on the administrator's ``conn``.
+
+    A role that has a power (superuser, ...) is somebody else's: refused, naming ``setting``.
+    """
+    with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ROLE_LOCK,))
         row = conn.execute(
             sql.SQL("SELECT {} FROM pg_roles WHERE rolname = %s").format(
@@ -65,8 +72,8 @@ def ensure_role(prefix: str, env: Mapping[str, str] = os.environ) -> str:
         if row is not None and any(row):
             powers = ", ".join(power[3:] for power, has in zip(_POWERS, row, strict=True) if has)
             raise PipelineError(
-                f"{prefix}_USER={role} is an existing role with {powers}: the jobs need a role "
-                "without them; name another role in .env (set-up creates it)"
+                f"{setting}: {role} is an existing role with {powers}: it needs a role without them; "
+                "name another role (set-up creates it)"
             )
         verb = "CREATE" if row is None else "ALTER"
         attributes = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
@@ -75,7 +82,31 @@ def ensure_role(prefix: str, env: Mapping[str, str] = os.environ) -> str:
                 sql.Identifier(role), sql.Literal(password)
             )
         )
+
+
+def ensure_role(prefix: str, env: Mapping[str, str] = os.environ) -> str:
+    """Create the job's role of ``prefix`` (LOGIN, no other power) or set its password; returns its name."""
+    role = _role_name(prefix, env)
+    with connect(prefix, env, database=MAINTENANCE_DATABASE, admin=True) as conn:
+        ensure_login_role(conn, role, env.get(f"{prefix}_PASSWORD") or None, f"{prefix}_USER")
     return role
+
+
+def revoke_public_connect(conn: psycopg.Connection, database: str) -> None:
+    """No CONNECT or TEMPORARY on ``database`` for PUBLIC: only its owner and roles granted them may log in."""
+    conn.execute(sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(sql.Identifier(database)))
+
+
+def selected_schemas(env: Mapping[str, str]) -> list[str]:
+    """The source's schemas the jobs extract: ``TAP_POSTGRES_FILTER_SCHEMAS`` (a JSON list), default ``public``."""
+    text = env.get(f"{SOURCE}_FILTER_SCHEMAS") or '["public"]'
+    try:
+        schemas = json.loads(text)
+    except json.JSONDecodeError:
+        schemas = None
+    if not isinstance(schemas, list) or not schemas or not all(isinstance(s, str) and s for s in schemas):
+        raise PipelineError(f'{SOURCE}_FILTER_SCHEMAS={text!r}: expected a JSON list of schema names, e.g. ["public"]')
+    return schemas
 
 
 def _schemas(conn: psycopg.Connection) -> list[str]:
@@ -87,30 +118,47 @@ def _schemas(conn: psycopg.Connection) -> list[str]:
 
 
 def grant_source_reader(env: Mapping[str, str] = os.environ) -> str:
-    """Give the source role read access to the source database: what exists, and what the administrator adds."""
+    """Give the source role read access to the selected schemas: what exists, and what the administrator adds."""
     role = ensure_role(SOURCE, env)
-    admin = env[f"{ADMIN}_USER"]
+    selected = selected_schemas(env)
+    admin = sql.Identifier(env[f"{ADMIN}_USER"])
+    reader = sql.Identifier(role)
     with connect(SOURCE, env, admin=True) as conn, conn.transaction():
         database = conn.info.dbname
-        conn.execute(
-            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), sql.Identifier(role))
-        )
-        for schema in _schemas(conn):
-            conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(schema), sql.Identifier(role)))
-            conn.execute(
-                sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(
-                    sql.Identifier(schema), sql.Identifier(role)
-                )
+        existing = _schemas(conn)
+        missing = [schema for schema in selected if schema not in existing]
+        if missing:
+            raise PipelineError(
+                f"{SOURCE}_FILTER_SCHEMAS names {', '.join(missing)}, which the source database {database} has not: "
+                "correct the list, or create the schema first"
             )
+        revoke_public_connect(conn, database)
+        conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), reader))
+        # An older set-up granted every schema, and new ones by default: taken back first.
         for objects, privilege in (("SCHEMAS", "USAGE"), ("TABLES", "SELECT")):
-            conn.execute(
-                sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} GRANT " + privilege + " ON " + objects + " TO {}").format(
-                    sql.Identifier(admin), sql.Identifier(role)
+            revoke = "ALTER DEFAULT PRIVILEGES FOR ROLE {} REVOKE " + privilege + " ON " + objects + " FROM {}"
+            conn.execute(sql.SQL(revoke).format(admin, reader))
+        for schema in existing:
+            name = sql.Identifier(schema)
+            if schema in selected:
+                conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(name, reader))
+                conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(name, reader))
+                conn.execute(
+                    sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT SELECT ON TABLES TO {}").format(
+                        admin, name, reader
+                    )
                 )
-            )
+            else:
+                conn.execute(sql.SQL("REVOKE USAGE ON SCHEMA {} FROM {}").format(name, reader))
+                conn.execute(sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA {} FROM {}").format(name, reader))
+                conn.execute(
+                    sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} REVOKE SELECT ON TABLES FROM {}").format(
+                        admin, name, reader
+                    )
+                )
         conn.execute(
             sql.SQL("ALTER ROLE {} IN DATABASE {} SET default_transaction_read_only = on").format(
-                sql.Identifier(role), sql.Identifier(database)
+                reader, sql.Identifier(database)
             )
         )
     return role
@@ -120,6 +168,7 @@ def grant_analytics_owner(env: Mapping[str, str] = os.environ) -> str:
     """Let the analytics role create (and so own) its schemas in the analytics database, and nothing more."""
     role = ensure_role(ANALYTICS, env)
     with connect(ANALYTICS, env, admin=True) as conn, conn.transaction():
+        revoke_public_connect(conn, conn.info.dbname)
         conn.execute(
             sql.SQL("GRANT CONNECT, CREATE, TEMPORARY ON DATABASE {} TO {}").format(
                 sql.Identifier(conn.info.dbname), sql.Identifier(role)

@@ -42,7 +42,8 @@ print(",".join(k for k in dotenv_file(".env") if k not in os.environ))')
 export PIPELINE_DOTENV_KEYS
 if [[ -z "${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN:-}" && ,$PIPELINE_DOTENV_KEYS, != *,AIRFLOW__DATABASE__SQL_ALCHEMY_CONN,* ]]; then
   echo "airflow: metadata DB is SQLite (orchestrate/airflow/airflow.db). For fewer 'database is locked'" >&2
-  echo "         errors: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgresql+psycopg2://postgres:postgres@127.0.0.1:5432/airflow" >&2
+  echo "         errors: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgresql+psycopg2://airflow:<password>@127.0.0.1:5432/airflow" >&2
+  echo "         in .env, then make setup (it creates that role and its database, no superuser)" >&2
 fi
 
 # The login: users setting and passwords file from AIRFLOW_ADMIN_USER / AIRFLOW_ADMIN_PASSWORD.

@@ -9,6 +9,10 @@ runs this first, at every start: it rewrites the file (temp file, then rename;
 mode 0600) with exactly the admin user, and prints the value for
 ``AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS`` (``<user>:admin``) on stdout.
 
+The example's password ``admin`` is what anyone would try first: it still works (a
+local Airflow on loopback), but every start says so on stderr. An empty one is
+refused. (Docker replaces both by a generated password, docker/entrypoint.sh.)
+
 Usage: airflow_auth.py PASSWORDS_FILE [DOTENV]
 Values come from the environment; a missing one is then read from DOTENV (the
 project's ``.env``) when given, read with python-dotenv as everywhere else
@@ -28,6 +32,8 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 SETTINGS = ("AIRFLOW_ADMIN_USER", "AIRFLOW_ADMIN_PASSWORD")
+# The password of .env.example: warned about at every start.
+DEFAULT_PASSWORD = "admin"
 # The users setting is "name:role,name:role": a name must not contain either separator.
 USER_NAME = re.compile(r"^[A-Za-z0-9_.@-]+$")
 
@@ -75,6 +81,12 @@ def main(argv: list[str]) -> int:
     except (AuthSetupError, OSError) as exc:
         print(f"airflow login: {exc}", file=sys.stderr)
         return 1
+    if password == DEFAULT_PASSWORD:
+        print(
+            f"airflow login: WARNING: AIRFLOW_ADMIN_PASSWORD is the default {DEFAULT_PASSWORD!r}, which anyone "
+            "who reaches the UI tries first: set another one in .env",
+            file=sys.stderr,
+        )
     print(f"{user}:admin")
     return 0
 

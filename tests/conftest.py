@@ -3,8 +3,9 @@
 Every test that touches a database gets throwaway ones on the configured server
 (created, seeded from the source files that ``make setup`` obtained, and dropped),
 and its own DATA_DIR, so tests never see each other's days or the user's data.
-They are created by the administrator (``POSTGRES_ADMIN_*``) exactly as ``make setup``
-does (``pipeline.provision``); the jobs then run as their own roles.
+They are created by the administrator (``POSTGRES_ADMIN_*``, from ``.env.admin``) exactly
+as ``make setup`` does (``pipeline.provision``); the jobs then run as their own roles,
+without the administrator's settings in their environment (as with ``make run``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 from psycopg import sql
 
 from pipeline import config
-from pipeline.databases import ANALYTICS, MAINTENANCE_DATABASE, SOURCE, connect, conninfo, drop_database
+from pipeline.databases import ADMIN, ANALYTICS, MAINTENANCE_DATABASE, SOURCE, connect, conninfo, drop_database
 from pipeline.dates import RETENTION_OFF
 from pipeline.provision import provision
 
@@ -28,12 +29,13 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def project_env() -> dict[str, str]:
-    """The project's configuration (see ``pipeline.config``); in a container the compose services' hosts win.
+    """The project's configuration with the administrator's (see ``pipeline.config``).
 
-    Retention is off whatever ``.env`` says: the tests run fixed past days, which a
-    ``RETENTION_DAYS`` would refuse; the tests of retention set it themselves.
+    In a container the compose services' hosts win. Retention is off whatever ``.env``
+    says: the tests run fixed past days, which a ``RETENTION_DAYS`` would refuse; the
+    tests of retention set it themselves.
     """
-    return {**config.project_env(PROJECT_ROOT), **RETENTION_OFF}
+    return {**config.project_env(PROJECT_ROOT, with_admin=True), **RETENTION_OFF}
 
 
 @dataclasses.dataclass
@@ -56,10 +58,11 @@ class Pipeline:
         return self._meltano(["invoke", "pipeline", *args], {**self.env, **overrides})
 
     def _meltano(self, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        """Meltano without the administrator's settings: no job may need them (they are not in ``.env``)."""
         return subprocess.run(
             [str(PROJECT_ROOT / ".venv" / "bin" / "meltano"), *args],
             cwd=PROJECT_ROOT,
-            env=env,
+            env={key: value for key, value in env.items() if not key.startswith(f"{ADMIN}_")},
             capture_output=True,
             text=True,
             timeout=600,

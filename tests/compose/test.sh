@@ -2,8 +2,13 @@
 # `make compose-test`: docker-compose.yml for real, on the engine that answers here.
 #
 # up (the unchanged compose file), every service healthy; the REST API refuses
-# anonymous and wrong-password calls, the secret keys were generated, the login
-# works; one day triggered through the REST API succeeds; the task instances ran
+# anonymous and wrong-password calls, the secret keys were generated; the default
+# login password `admin` was replaced by a generated one, printed once by
+# setup-secrets (not again by its next run): that one works, `admin` does not; the
+# secret files are 0600 and only where they are needed; every credential that a job
+# could find in its container is no superuser, runs no program and cannot read
+# Airflow's metadata, the administrator's password is in no job's environment and its
+# default is refused; one day triggered through the REST API succeeds; the task instances ran
 # where they should (LocalExecutor: the scheduler; COMPOSE_TEST_CELERY=1, profile
 # `celery` with two workers: only the workers, each at least one); the dated files
 # and the result are on the host and in the analytics database, owned by the jobs'
@@ -64,10 +69,10 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---- up ------------------------------------------------------------------------
-# A login of this run's own, and no secret keys: the first `up` must generate them.
+# The login's default password and no secret keys, no administrator's password: the
+# first `up` must generate them.
 export HOST_DATA_DIR=$RUN_DIR/data AIRFLOW_PUBLISH=127.0.0.1:$PORT AIRFLOW_ADMIN_USER=compose-test
-AIRFLOW_ADMIN_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_urlsafe(16))')
-export AIRFLOW_ADMIN_PASSWORD AIRFLOW_JWT_SECRET='' AIRFLOW_SECRET_KEY=''
+export AIRFLOW_ADMIN_PASSWORD=admin AIRFLOW_JWT_SECRET='' AIRFLOW_SECRET_KEY='' POSTGRES_ADMIN_PASSWORD=''
 mkdir -p "$HOST_DATA_DIR"
 "${COMPOSE[@]}" down -v --remove-orphans >/dev/null 2>&1 || true  # leftovers of an interrupted run
 t=$SECONDS
@@ -92,22 +97,66 @@ API=$BASE/api/v2
 wait_for 30 "Airflow UI on the host at $BASE" curl -sf -m 5 "$API/monitor/health"
 say "all services up ($((SECONDS - t))s)"
 
-# ---- the login and the secret keys -----------------------------------------------
+# ---- the login and the secrets -----------------------------------------------------
 status() { curl -s -o /dev/null -w '%{http_code}' -m 30 "$@"; }
 login() { # USER PASSWORD: the body of POST /auth/token
   curl -s -m 30 -H 'Content-Type: application/json' -d "{\"username\": \"$1\", \"password\": \"$2\"}" "$BASE/auth/token"
 }
+# The password setup-secrets generated for the default `admin`, from its one line.
+"${COMPOSE[@]}" logs --no-color setup-secrets >"$RUN_DIR/setup-secrets.log"
+password=$(sed -n "s|.*Airflow login (generated, shown only now; kept in the airflow-login volume): $AIRFLOW_ADMIN_USER / ||p" "$RUN_DIR/setup-secrets.log")
+[ -n "$password" ] && [ "$password" != admin ] || fail "setup-secrets printed no generated Airflow login (its log: $(cat "$RUN_DIR/setup-secrets.log"))"
 [ "$(status "$API/dags")" = 401 ] || fail "GET /api/v2/dags without a login did not answer 401"
 [ "$(status -H 'Content-Type: application/json' -d '{"username": "compose-test", "password": "wrong"}' "$BASE/auth/token")" = 401 ] ||
   fail "POST /auth/token with a wrong password did not answer 401"
-TOKEN=$(login "$AIRFLOW_ADMIN_USER" "$AIRFLOW_ADMIN_PASSWORD" | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])') ||
-  fail "POST /auth/token refused AIRFLOW_ADMIN_USER / AIRFLOW_ADMIN_PASSWORD"
-say "REST API: anonymous and wrong-password calls refused (401), the login accepted"
+[ "$(status -H 'Content-Type: application/json' -d '{"username": "compose-test", "password": "admin"}' "$BASE/auth/token")" = 401 ] ||
+  fail "POST /auth/token with the default password 'admin' did not answer 401"
+TOKEN=$(login "$AIRFLOW_ADMIN_USER" "$password" | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])') ||
+  fail "POST /auth/token refused the generated password that setup-secrets printed"
+say "REST API: anonymous, wrong-password and default-password ('admin') calls refused (401), the generated login accepted"
+# Printed once: the next run of setup-secrets keeps every secret and shows none.
+"${COMPOSE[@]}" run --rm -T --no-deps setup-secrets >"$RUN_DIR/setup-secrets-again.log" 2>&1 ||
+  fail "setup-secrets failed when run again: $(cat "$RUN_DIR/setup-secrets-again.log")"
+if grep -e 'generated' -e "$password" "$RUN_DIR/setup-secrets-again.log"; then
+  fail "setup-secrets run again generated or printed a secret (above)"
+fi
+[ "$(status -H 'Content-Type: application/json' -d "{\"username\": \"compose-test\", \"password\": \"$password\"}" "$BASE/auth/token")" = 201 ] ||
+  fail "the generated login no longer works after setup-secrets ran again"
+say "setup-secrets again: nothing generated, nothing shown, the login unchanged"
+# Each secret file 0600, owned by app, and only where it is needed.
+file_mode() { # SERVICE FILE: its mode and owner's uid, e.g. "600 1000"
+  "${COMPOSE[@]}" exec -T "$1" stat -c '%a %u' "$2"
+}
+app_uid=${APP_UID:-1000}
 for key in AIRFLOW_JWT_SECRET AIRFLOW_SECRET_KEY; do
-  "${COMPOSE[@]}" exec -T airflow-apiserver test -s "/var/lib/airflow-secrets/$key" ||
-    fail "$key was not generated into the airflow-secrets volume"
+  [ "$(file_mode airflow-apiserver "/var/lib/airflow-secrets/$key")" = "600 $app_uid" ] ||
+    fail "$key was not generated into the airflow-secrets volume, mode 0600"
 done
-say "secret keys generated on first up (airflow-secrets volume)"
+[ "$(file_mode airflow-apiserver /var/lib/airflow-login/AIRFLOW_ADMIN_PASSWORD)" = "600 $app_uid" ] ||
+  fail "the generated login is not in the airflow-login volume, mode 0600"
+for db in northwind-db analytics-db airflow-db; do
+  [ "$(file_mode "$db" /var/lib/admin-secrets/POSTGRES_ADMIN_PASSWORD)" = "600 $app_uid" ] ||
+    fail "$db: the administrator's password is not in the admin-secrets volume, mode 0600"
+done
+job_hosts=(airflow-scheduler)
+[ "$WORKERS" = 0 ] || job_hosts+=(airflow-worker)
+for service in "${job_hosts[@]}"; do
+  for id in $("${COMPOSE[@]}" ps -q "$service"); do
+    [ -z "$(docker exec "$id" find /var/lib/admin-secrets /var/lib/airflow-login -type f)" ] ||
+      fail "$service: the administrator's password or the login is in a container that runs jobs"
+  done
+done
+say "secrets generated on first up: keys, login, administrator (0600, only in the containers that need them)"
+
+# ---- what a job could find, tried as an attacker would ------------------------------
+admin_sha256=$("${COMPOSE[@]}" exec -T northwind-db cat /var/lib/admin-secrets/POSTGRES_ADMIN_PASSWORD | python3 -c 'import hashlib, sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')
+for service in "${job_hosts[@]}"; do
+  for id in $("${COMPOSE[@]}" ps -q "$service"); do
+    docker exec -i "$id" .venv/bin/python - "$admin_sha256" northwind-db analytics-db airflow-db \
+      <tests/compose/check_credentials.py || fail "$service: a job's container holds too much (above)"
+  done
+done
+say "credentials a job can find: none a superuser or able to run a program; Airflow's metadata Airflow's alone"
 
 # ---- one day through Airflow's REST API, logged in -------------------------------
 t=$SECONDS

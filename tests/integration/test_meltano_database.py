@@ -1,47 +1,52 @@
 """Meltano's system database in Postgres (MELTANO_DATABASE_URI, as docker-compose.yml sets it).
 
-The set-up creates the database of that URL when missing, so that every worker of a
-Celery deployment finds the same run records; Meltano then creates its tables.
+The set-up creates the database of that URL when missing, owned by the URL's own role
+(created too, no superuser), so that every worker of a Celery deployment finds the
+same run records; Meltano then creates its tables as that role.
 """
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import uuid
 
 import psycopg
-import pytest
+from psycopg import sql
 
-from pipeline.databases import ADMIN, SOURCE, conninfo, drop_database, ensure_database_at
-from pipeline.errors import PipelineError
+from pipeline.databases import ANALYTICS, MAINTENANCE_DATABASE, conninfo
+from pipeline.service_databases import ensure_service_database
 from tests.conftest import PROJECT_ROOT
 
+SETTING = "MELTANO_DATABASE_URI"
 
-def test_set_up_creates_meltanos_database_and_meltano_uses_it(base_env: dict[str, str]) -> None:
+
+def test_set_up_creates_meltanos_database_for_its_own_role_and_meltano_uses_it(base_env: dict[str, str]) -> None:
     name = f"test_meltano_{uuid.uuid4().hex[:10]}"
-    user, password = base_env[f"{ADMIN}_USER"], base_env.get(f"{ADMIN}_PASSWORD", "")
-    host, port = base_env[f"{SOURCE}_HOST"], base_env[f"{SOURCE}_PORT"]
-    url = f"postgresql+psycopg://{user}:{password}@{host}:{port}/{name}"
+    host, port = base_env[f"{ANALYTICS}_HOST"], base_env[f"{ANALYTICS}_PORT"]
+    url = f"postgresql+psycopg://{name}:{secrets.token_hex(8)}@{host}:{port}/{name}"
+    env = {**base_env, SETTING: url}
+    admin = conninfo(ANALYTICS, base_env, database=MAINTENANCE_DATABASE, admin=True)
     try:
-        assert ensure_database_at(url) is True
-        assert ensure_database_at(url) is False
+        assert (
+            ensure_service_database(SETTING, env)
+            == f"{SETTING}: database {name} on {host} created, owned by {name} alone"
+        )
+        assert ensure_service_database(SETTING, env).endswith("exists, owned by " + name + " alone")
         listed = subprocess.run(
             [str(PROJECT_ROOT / ".venv" / "bin" / "meltano"), "--no-environment", "state", "list"],
             cwd=PROJECT_ROOT,
-            env={**base_env, "MELTANO_DATABASE_URI": url},
+            env={**base_env, SETTING: url},
             capture_output=True,
             text=True,
             timeout=300,
             check=False,
         )
         assert listed.returncode == 0, listed.stderr[-3000:]
-        with psycopg.connect(conninfo(SOURCE, base_env, database=name, admin=True)) as conn:
-            tables = {t for (t,) in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
-        assert {"runs", "state"} <= tables
+        with psycopg.connect(conninfo(ANALYTICS, base_env, database=name, admin=True)) as conn:
+            owners = dict(conn.execute("SELECT tablename, tableowner FROM pg_tables WHERE schemaname = 'public'"))
+        assert owners["runs"] == owners["state"] == name
     finally:
-        drop_database(SOURCE, {**base_env, f"{SOURCE}_DATABASE": name})
-
-
-def test_a_url_that_is_not_postgres_is_refused_in_one_line() -> None:
-    with pytest.raises(PipelineError, match="is not a postgresql:// URL"):
-        ensure_database_at("sqlite:////var/lib/meltano/meltano.db")
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))

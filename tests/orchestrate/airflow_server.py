@@ -49,7 +49,10 @@ def postgres_metadata_db() -> Iterator[str]:
     Airflow's metadata belongs to an account of its own (in Docker, the Airflow database's
     owner), never to a job's role: here the administrator, who creates the database.
     """
-    env = {**config.project_env(PROJECT_ROOT), f"{ANALYTICS}_DATABASE": f"test_airflow_{uuid.uuid4().hex[:10]}"}
+    env = {
+        **config.project_env(PROJECT_ROOT, with_admin=True),
+        f"{ANALYTICS}_DATABASE": f"test_airflow_{uuid.uuid4().hex[:10]}",
+    }
     ensure_database(ANALYTICS, env)
     user, password = (urllib.parse.quote(env.get(f"{DB_ADMIN}_{k}") or "", safe="") for k in ("USER", "PASSWORD"))
     host, port, name = (env[f"{ANALYTICS}_{k}"] for k in ("HOST", "PORT", "DATABASE"))

@@ -49,3 +49,15 @@ def test_a_missing_or_unusable_setting_is_one_line(tmp_path: Path) -> None:
     assert odd.returncode == 1
     assert "AIRFLOW_ADMIN_USER='a:b'" in odd.stderr
     assert not (tmp_path / "p.json").exists()
+
+
+def test_the_default_password_works_but_is_warned_about_at_every_start(tmp_path: Path) -> None:
+    result = run({"AIRFLOW_ADMIN_USER": "admin", "AIRFLOW_ADMIN_PASSWORD": "admin"}, str(tmp_path / "p.json"))
+    assert (result.returncode, result.stdout) == (0, "admin:admin\n")
+    assert result.stderr == (
+        "airflow login: WARNING: AIRFLOW_ADMIN_PASSWORD is the default 'admin', which anyone who reaches the UI "
+        "tries first: set another one in .env\n"
+    )
+    assert json.loads((tmp_path / "p.json").read_text()) == {"admin": "admin"}
+    other = run({"AIRFLOW_ADMIN_USER": "admin", "AIRFLOW_ADMIN_PASSWORD": "not-the-default"}, str(tmp_path / "p.json"))
+    assert (other.returncode, other.stderr) == (0, "")

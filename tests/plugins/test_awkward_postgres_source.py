@@ -24,10 +24,13 @@ from psycopg import sql
 
 from pipeline import databases
 from pipeline.names import table_folder
+from pipeline.roles import grant_source_reader
 from tests.conftest import PROJECT_ROOT, Pipeline, project_env
 
 DAY = "2024-03-04"
 JOB = "postgres-to-lfs"
+# The awkward source's schemas the job extracts (TAP_POSTGRES_FILTER_SCHEMAS).
+SCHEMAS = '["public", "Sales"]'
 LONG_ASCII = "t" + "x" * 62  # 63 bytes: the longest name PostgreSQL keeps
 LONG_UTF8 = "é" * 31 + "x"  # 63 bytes, 32 characters
 
@@ -155,9 +158,11 @@ def conninfo(env: dict[str, str], database: str | None = None) -> str:
 
 @pytest.fixture(scope="module")
 def awkward_db(throwaway_database: Callable[[str], str]) -> str:
+    """The awkward source; the reader granted its two schemas, as ``make setup`` does for a schema list."""
     name = throwaway_database("awkward")
     with psycopg.connect(conninfo(project_env(), name), autocommit=True) as conn:
         conn.execute(AWKWARD_DDL)
+    grant_source_reader({**project_env(), "TAP_POSTGRES_DATABASE": name, "TAP_POSTGRES_FILTER_SCHEMAS": SCHEMAS})
     return name
 
 
@@ -172,7 +177,7 @@ def pipeline_for(database: str, data_dir: Path, **env: str) -> Pipeline:
 def awkward_day(awkward_db: str, tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
     """postgres-to-lfs run once, for real, on the awkward source with schemas public and Sales."""
     pipeline = pipeline_for(
-        awkward_db, tmp_path_factory.mktemp("awkward") / "data", TAP_POSTGRES_FILTER_SCHEMAS='["public", "Sales"]'
+        awkward_db, tmp_path_factory.mktemp("awkward") / "data", TAP_POSTGRES_FILTER_SCHEMAS=SCHEMAS
     )
     pipeline.run_ok(JOB, day=DAY)
     return pipeline
@@ -356,6 +361,9 @@ def restricted_source(throwaway_database: Callable[[str], str]) -> Iterator[tupl
             """
         )
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        conn.execute(
+            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), sql.Identifier(role))
+        )
         conn.execute(sql.SQL('GRANT SELECT ON fine, nothing, "Hidden".t TO {}').format(sql.Identifier(role)))
         conn.execute(sql.SQL('GRANT SELECT (id) ON "Partly Secret" TO {}').format(sql.Identifier(role)))
     try:

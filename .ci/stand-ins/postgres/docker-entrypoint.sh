@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # Test-only stand-in for the postgres image's entrypoint: the parts a compose file
 # relies on. First start (empty PGDATA): initdb as POSTGRES_USER with
-# POSTGRES_PASSWORD (md5/scram for remote hosts), create POSTGRES_DB, run
+# POSTGRES_PASSWORD or the content of POSTGRES_PASSWORD_FILE (md5/scram for remote hosts), create POSTGRES_DB, run
 # /docker-entrypoint-initdb.d/*.sh|*.sql|*.sql.gz in order; then run postgres in the
 # foreground, listening on all addresses.
 set -euo pipefail
+
+# POSTGRES_PASSWORD_FILE: read as root, before dropping to postgres (as the public image).
+if [ -n "${POSTGRES_PASSWORD_FILE:-}" ]; then
+  POSTGRES_PASSWORD=$(cat "$POSTGRES_PASSWORD_FILE")
+  export POSTGRES_PASSWORD
+  unset POSTGRES_PASSWORD_FILE
+fi
 
 if [ "${1:-}" = postgres ] && [ "$(id -u)" = 0 ]; then
   mkdir -p "$PGDATA" /var/run/postgresql
