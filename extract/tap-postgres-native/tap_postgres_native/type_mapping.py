@@ -7,6 +7,10 @@ So each column's type is resolved once, by kind, never from a per-column list:
 - a domain is its base type (domains over domains too); its constraints are noted;
 - enum, composite, range, multirange and every non-built-in type become ``text``,
   their values written in their text form (``COPY`` of ``col::text``);
+- so do the built-in types that cannot travel as themselves (``TEXT_OIDS``): a ``reg*``
+  value is an object of the source's catalog, which its text names and the analytics
+  database would look up among its own objects (or fail to find); ``aclitem`` names
+  roles; and a few types refuse every input value;
 - an array of one of those becomes ``text[]``; an array of a domain, its base's array;
 - every other (built-in) type stays exactly as it is, typmod included.
 
@@ -28,6 +32,38 @@ BOOL_OID = 16
 BYTEA_OID = 17
 # Type kinds (pg_type.typtype) whose values travel as text whatever their schema.
 TEXT_KINDS = frozenset({"e", "c", "r", "m"})  # enum, composite, range, multirange
+# Built-in types (their oids are fixed by PostgreSQL) whose text names objects of the
+# source's own catalog: read by the analytics database, they would name its objects.
+CATALOG_REFERENCE_OIDS = frozenset(
+    {
+        24,  # regproc
+        2202,  # regprocedure
+        2203,  # regoper
+        2204,  # regoperator
+        2205,  # regclass
+        2206,  # regtype
+        4096,  # regrole
+        4089,  # regnamespace
+        3734,  # regconfig
+        3769,  # regdictionary
+        4191,  # regcollation
+        1033,  # aclitem: its text names roles, which its input looks up
+    }
+)
+# Built-in base types whose input function refuses every value: only their text travels.
+NO_INPUT_OIDS = frozenset(
+    {
+        194,  # pg_node_tree
+        3361,  # pg_ndistinct
+        3402,  # pg_dependencies
+        5017,  # pg_mcv_list
+        4600,  # pg_brin_bloom_summary
+        4601,  # pg_brin_minmax_multi_summary
+        3642,  # gtsvector
+    }
+)
+# The built-in types that cannot travel as themselves, and so travel as text.
+TEXT_OIDS = CATALOG_REFERENCE_OIDS | NO_INPUT_OIDS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,7 +128,7 @@ def resolve(oid: int, typmod: int, types: Mapping[int, PgType]) -> AnalyticsType
         if element.oid != kind.element_oid:
             return AnalyticsType(types[element.oid].array_oid, element.typmod, cast_to_text=False, domain_checks=checks)
         return AnalyticsType(oid, typmod, cast_to_text=False, domain_checks=checks)
-    if kind.kind in TEXT_KINDS or not _is_builtin(oid):
+    if kind.kind in TEXT_KINDS or oid in TEXT_OIDS or not _is_builtin(oid):
         return AnalyticsType(TEXT_OID, -1, cast_to_text=True, domain_checks=checks)
     return AnalyticsType(oid, typmod, cast_to_text=False, domain_checks=checks)
 
