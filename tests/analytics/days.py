@@ -45,6 +45,8 @@ TYPES = {
     "date": ("date", 1082, -1),
     "bytea": ("bytea", 17, -1),
     "int4[]": ("integer[]", 1007, -1),
+    # A reg* type, as a step 1 that did not send it as text would record it.
+    "regclass[]": ("regclass[]", 2210, -1),
     # An enum's oid, as a step 1 that did not map it to text would record it.
     "public.mood": ("public.mood", 16500, -1),
 }

@@ -197,7 +197,9 @@ def test_republishing_replaces_the_day_drops_gone_tables_and_adds_new_columns(an
 
 def test_unloadable_columns_are_refused_one_line_each_and_nothing_is_published(analytics: Analytics) -> None:
     bad = Table("events", {"pipeline_date": "date", "id": "integer"}, "pipeline_date,id\n2024-01-01,1\n")
-    people = Table("people", {"id": "integer", "mood": "public.mood"}, "id,mood\n1,ok\n")
+    people = Table(
+        "people", {"id": "integer", "mood": "public.mood", "tables": "regclass[]"}, 'id,mood,tables\n1,ok,"{x}"\n'
+    )
     write_day(analytics.data_dir, DAY1, JOBS[0], [orders(1), bad, people])
     write_day(analytics.data_dir, DAY1, JOBS[1], [details(1)])
 
@@ -209,6 +211,7 @@ def test_unloadable_columns_are_refused_one_line_each_and_nothing_is_published(a
         "table 'postgres'.'people', column 'mood': type public.mood (oid 16500) is not built into PostgreSQL"
         in result.stderr
     )
+    assert "table 'postgres'.'people', column 'tables': type regclass[] cannot travel as itself" in result.stderr
     assert "Traceback" not in result.stderr
     with analytics.connect() as conn:
         assert conn.execute("SELECT count(*) FROM pg_partitioned_table").fetchone() == (0,)

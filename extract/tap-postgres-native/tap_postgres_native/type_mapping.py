@@ -7,10 +7,8 @@ So each column's type is resolved once, by kind, never from a per-column list:
 - a domain is its base type (domains over domains too); its constraints are noted;
 - enum, composite, range, multirange and every non-built-in type become ``text``,
   their values written in their text form (``COPY`` of ``col::text``);
-- so do the built-in types that cannot travel as themselves (``TEXT_OIDS``): a ``reg*``
-  value is an object of the source's catalog, which its text names and the analytics
-  database would look up among its own objects (or fail to find); ``aclitem`` names
-  roles; and a few types refuse every input value;
+- so do the built-in types that cannot travel as themselves
+  (``pipeline.builtin_types.TEXT_OIDS``: ``reg*``, ``aclitem``, the types without input);
 - an array of one of those becomes ``text[]``; an array of a domain, its base's array;
 - every other (built-in) type stays exactly as it is, typmod included.
 
@@ -25,6 +23,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from pipeline.builtin_types import TEXT_OIDS
+
 FIRST_NORMAL_OID = 16384
 TEXT_OID = 25
 TEXT_ARRAY_OID = 1009
@@ -32,38 +32,6 @@ BOOL_OID = 16
 BYTEA_OID = 17
 # Type kinds (pg_type.typtype) whose values travel as text whatever their schema.
 TEXT_KINDS = frozenset({"e", "c", "r", "m"})  # enum, composite, range, multirange
-# Built-in types (their oids are fixed by PostgreSQL) whose text names objects of the
-# source's own catalog: read by the analytics database, they would name its objects.
-CATALOG_REFERENCE_OIDS = frozenset(
-    {
-        24,  # regproc
-        2202,  # regprocedure
-        2203,  # regoper
-        2204,  # regoperator
-        2205,  # regclass
-        2206,  # regtype
-        4096,  # regrole
-        4089,  # regnamespace
-        3734,  # regconfig
-        3769,  # regdictionary
-        4191,  # regcollation
-        1033,  # aclitem: its text names roles, which its input looks up
-    }
-)
-# Built-in base types whose input function refuses every value: only their text travels.
-NO_INPUT_OIDS = frozenset(
-    {
-        194,  # pg_node_tree
-        3361,  # pg_ndistinct
-        3402,  # pg_dependencies
-        5017,  # pg_mcv_list
-        4600,  # pg_brin_bloom_summary
-        4601,  # pg_brin_minmax_multi_summary
-        3642,  # gtsvector
-    }
-)
-# The built-in types that cannot travel as themselves, and so travel as text.
-TEXT_OIDS = CATALOG_REFERENCE_OIDS | NO_INPUT_OIDS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,8 +4,9 @@ Step 1 records each column's analytics type as ``x-sql-type-oid`` and ``x-sql-ty
 (and, for people, as ``x-sql-datatype``). The DDL uses ``format_type(oid, typmod)`` as
 *this* database prints it, never the schema file's text, so a file cannot smuggle SQL
 into ``CREATE TABLE``; a type that is not built into PostgreSQL (oid >= 16384: an enum,
-a domain, an extension's type) would not exist here and is refused, as is a source column
-named like the day column the pipeline adds.
+a domain, an extension's type) would not exist here and is refused, as is a type that
+cannot travel as itself (``pipeline.builtin_types``: ``reg*`` and the like, which step 1
+sends as text) and a source column named like the day column the pipeline adds.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import typing as t
 
 import psycopg
 
+from pipeline.builtin_types import TEXT_OIDS
 from pipeline.staging import DAY_COLUMN, FIRST_USER_OID
 
 
@@ -59,13 +61,19 @@ def resolve_columns(conn: psycopg.Connection, label: str, properties: t.Mapping[
     if declared:
         names = list(declared)
         rows = conn.execute(
-            "SELECT format_type(t.oid, c.typmod), t.oid IS NOT NULL "
+            "SELECT format_type(t.oid, c.typmod), t.oid IS NOT NULL, "
+            "t.oid = ANY(%s::oid[]) OR (t.typlen = -1 AND t.typelem = ANY(%s::oid[])) "
             "FROM unnest(%s::oid[], %s::int[]) WITH ORDINALITY AS c(oid, typmod, i) "
             "LEFT JOIN pg_type t ON t.oid = c.oid ORDER BY c.i",
-            ([declared[n][0] for n in names], [declared[n][1] for n in names]),
+            (sorted(TEXT_OIDS), sorted(TEXT_OIDS), [declared[n][0] for n in names], [declared[n][1] for n in names]),
         ).fetchall()
-        for name, (text, known) in zip(names, rows, strict=True):
-            if known:
+        for name, (text, known, as_text) in zip(names, rows, strict=True):
+            if as_text:
+                problems.append(
+                    f"table {label}, column {name!r}: type {text} cannot travel as itself (its values name objects "
+                    "of the source or accept no input); rerun step 1 with the current version, which sends it as text"
+                )
+            elif known:
                 types[name] = text
             else:
                 problems.append(
