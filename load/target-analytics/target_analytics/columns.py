@@ -7,6 +7,11 @@ into ``CREATE TABLE``; a type that is not built into PostgreSQL (oid >= 16384: a
 a domain, an extension's type) would not exist here and is refused, as is a type that
 cannot travel as itself (``pipeline.builtin_types``: ``reg*`` and the like, which step 1
 sends as text) and a source column named like the day column the pipeline adds.
+
+A column of an earlier day (rerun after a later day widened its analytics table) whose
+table has a lossless widening of the file's type (``pipeline.widening``) is created in
+the table's type, so the COPY reads the values straight into it and the publish
+attaches the day as it is.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import psycopg
 
 from pipeline.builtin_types import TEXT_OIDS
 from pipeline.staging import DAY_COLUMN, FIRST_USER_OID
+from pipeline.widening import ColumnType, widens
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,8 +53,13 @@ def _declared(label: str, name: str, column: t.Mapping[str, t.Any]) -> tuple[int
     return oid, typmod
 
 
-def resolve_columns(conn: psycopg.Connection, label: str, properties: t.Mapping[str, t.Any]) -> ResolvedColumns:
-    """Resolve every column of one table; ``label`` names the table in refusals."""
+def resolve_columns(
+    conn: psycopg.Connection,
+    label: str,
+    properties: t.Mapping[str, t.Any],
+    published: t.Mapping[str, ColumnType],
+) -> ResolvedColumns:
+    """Resolve every column of one table (``label`` in refusals; ``published``: its analytics table)."""
     problems: list[str] = []
     declared: dict[str, tuple[int, int]] = {}
     for name, column in properties.items():
@@ -74,7 +85,9 @@ def resolve_columns(conn: psycopg.Connection, label: str, properties: t.Mapping[
                     "of the source or accept no input); rerun step 1 with the current version, which sends it as text"
                 )
             elif known:
-                types[name] = text
+                column = ColumnType(*declared[name], text)
+                wider = published.get(name)
+                types[name] = wider.name if wider is not None and widens(column, wider) else text
             else:
                 problems.append(
                     f"table {label}, column {name!r}: type oid {declared[name][0]} does not exist in the "

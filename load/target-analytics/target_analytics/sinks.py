@@ -11,7 +11,8 @@ a day load must do differently:
   splits on ``-`` (``table_name``, ``schema_name``);
 - ``setup``: instead of target-postgres's ``prepare_schema``/``prepare_table``
   (SQLAlchemy DDL in ``default_target_schema``), the column types are resolved by the
-  analytics database from ``format_type(oid, typmod)`` (``target_analytics.columns``);
+  analytics database from ``format_type(oid, typmod)``, or the published table's wider
+  type (``target_analytics.columns``);
   refusals are collected, one line each;
 - rows: RECORD messages are refused in one line and ``process_batch`` does nothing (no
   temp table, no upsert); each table arrives as one ``csv`` BATCH file;
@@ -46,7 +47,7 @@ from pipeline.crashpoints import pause_point
 from pipeline.errors import PipelineError, TransientPipelineError
 from pipeline.files import batch_file_path
 from pipeline.names import analytics_schema
-from pipeline.staging import DAY_COLUMN, loaded_tables
+from pipeline.staging import DAY_COLUMN, is_earlier_day, loaded_tables, table_columns
 from target_analytics.columns import resolve_columns
 
 if t.TYPE_CHECKING:
@@ -101,7 +102,11 @@ class LoadSink(PostgresSink):
         Replaces target-postgres's ``setup``, which would create a schema and a table
         through SQLAlchemy now; here the table is created with the COPY, in its transaction.
         """
-        resolved = resolve_columns(self.target.connection, self.label, self.schema["properties"])
+        conn = self.target.connection
+        # An earlier day rerun loads into the types a later day widened the table to.
+        earlier = is_earlier_day(conn, self.target.day, self.schema_name, self.table_name)
+        published = table_columns(conn, self.schema_name, self.table_name) if earlier else {}
+        resolved = resolve_columns(conn, self.label, self.schema["properties"], published)
         self.target.problems.extend(resolved.problems)
         if unknown := [k for k in self.key_properties if k not in self.schema["properties"]]:
             self.target.problems.append(f"table {self.label}: key columns {unknown} are not among its columns")
