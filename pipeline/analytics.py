@@ -218,7 +218,7 @@ def _check_table(conn: psycopg.Connection, day: dt.date, table: LoadedTable) -> 
     if old_key != new_key:
         problems.append(
             f"table {table.label}: its key changed from {old_key} to {new_key}; "
-            "migrate the analytics table first (or drop it to reload every day)"
+            "give the analytics table that primary key by hand, or drop it to reload every day"
         )
     return problems
 
