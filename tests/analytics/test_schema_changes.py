@@ -156,7 +156,9 @@ def test_the_migrate_command_converts_every_day_then_the_day_and_earlier_days_ru
     ]
 
 
-def test_the_migrate_command_refuses_naming_the_first_value_that_does_not_convert(analytics: Analytics) -> None:
+def test_the_migrate_command_refuses_naming_the_first_value_that_does_not_convert_until_it_is_corrected(
+    analytics: Analytics,
+) -> None:
     publish(analytics, DAY1, orders(1), measures({"id": "integer", "n": "text"}, "1,7", "2,seven", "3,8"))
     analytics.meltano_ok("lfs-to-analytics", day=DAY1)
     publish(analytics, DAY2, orders(1), measures({"id": "integer", "n": "integer"}, "1,42"))
@@ -173,6 +175,18 @@ def test_the_migrate_command_refuses_naming_the_first_value_that_does_not_conver
     ) in result.stderr
     assert column_types(analytics, "measures")["n"] == "text"
     assert rows(analytics, "SELECT id, n FROM postgres.measures ORDER BY 1") == [(1, "7"), (2, "seven"), (3, "8")]
+
+    # Corrected at the source and its day rerun, the migration passes and the day runs.
+    publish(analytics, DAY1, orders(1), measures({"id": "integer", "n": "text"}, "1,7", "2,9", "3,8"))
+    analytics.meltano_ok("lfs-to-analytics", day=DAY1)
+    run_migrate_command(analytics, refused.stderr)
+    analytics.meltano_ok("lfs-to-analytics", day=DAY2)
+    assert rows(analytics, "SELECT pipeline_date::text, id, n FROM postgres.measures ORDER BY 1, 2") == [
+        (DAY1, 1, 7),
+        (DAY1, 2, 9),
+        (DAY1, 3, 8),
+        (DAY2, 1, 42),
+    ]
 
 
 def test_the_migrate_command_waits_for_a_publish_and_gives_up_after_lock_timeout(analytics: Analytics) -> None:
