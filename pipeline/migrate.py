@@ -115,7 +115,7 @@ def _convert(conn: psycopg.Connection, table: tuple[str, str], column: str, old:
 def migrate_table(conn: psycopg.Connection, day: dt.date, schema: str, table: str, lock_timeout: str) -> list[str]:
     """Give analytics table ``schema.table`` the column types of ``day``'s load (see the module docstring).
 
-    Returns one line per column changed.
+    Returns one line per column changed, and why there is no result view if the change left none.
     """
     with locks_in_time(day, lock_timeout, "migrate"), conn.transaction():
         guard_day_change(conn, lock_timeout)
@@ -131,7 +131,8 @@ def migrate_table(conn: psycopg.Connection, day: dt.date, schema: str, table: st
             release_result_view(conn, schema, table)
         for name, old, new in changes:
             _convert(conn, (schema, table), name, old, new)
-        ensure_result_view(conn)
+        note = ensure_result_view(conn)
+    lines = [f"migrate {schema!r}.{table!r}: column {name!r} {old.name} -> {new.name}" for name, old, new in changes]
     if not changes:
-        return [f"migrate {schema!r}.{table!r}: its column types are already those of {day}'s load"]
-    return [f"migrate {schema!r}.{table!r}: column {name!r} {old.name} -> {new.name}" for name, old, new in changes]
+        lines.append(f"migrate {schema!r}.{table!r}: its column types are already those of {day}'s load")
+    return lines + ([f"migrate {schema!r}.{table!r}: {note}"] if note else [])

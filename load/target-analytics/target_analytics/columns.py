@@ -73,10 +73,14 @@ def resolve_columns(
         names = list(declared)
         rows = conn.execute(
             "SELECT format_type(t.oid, c.typmod), t.oid IS NOT NULL, "
-            "t.oid = ANY(%s::oid[]) OR (t.typlen = -1 AND t.typelem = ANY(%s::oid[])) "
-            "FROM unnest(%s::oid[], %s::int[]) WITH ORDINALITY AS c(oid, typmod, i) "
+            "t.oid = ANY(%(as_text)s::oid[]) OR (t.typlen = -1 AND t.typelem = ANY(%(as_text)s::oid[])) "
+            "FROM unnest(%(oids)s::oid[], %(typmods)s::int[]) WITH ORDINALITY AS c(oid, typmod, i) "
             "LEFT JOIN pg_type t ON t.oid = c.oid ORDER BY c.i",
-            (sorted(TEXT_OIDS), sorted(TEXT_OIDS), [declared[n][0] for n in names], [declared[n][1] for n in names]),
+            {
+                "as_text": sorted(TEXT_OIDS),
+                "oids": [declared[n][0] for n in names],
+                "typmods": [declared[n][1] for n in names],
+            },
         ).fetchall()
         for name, (text, known, as_text) in zip(names, rows, strict=True):
             if as_text:
