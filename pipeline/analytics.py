@@ -64,7 +64,7 @@ RESULT_QUERY = Path(__file__).resolve().parents[1] / "transform" / f"{RESULT_VIE
 RESULT_TABLES = (("postgres", "orders"), ("csv", "order_details"))
 DEFAULT_LOCK_TIMEOUT = "10s"
 # One publish at a time: two days would race on creating and altering the parents.
-_PUBLISH_LOCK = 7_261_845_301
+PUBLISH_LOCK = 7_261_845_301
 
 
 @dataclasses.dataclass(frozen=True)
@@ -352,7 +352,7 @@ def guard_day_change(conn: psycopg.Connection, lock_timeout: str) -> None:
         raise PipelineError(
             f"PIPELINE_LOCK_TIMEOUT={lock_timeout!r} is not a PostgreSQL duration; use e.g. 10s"
         ) from exc
-    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PUBLISH_LOCK,))
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (PUBLISH_LOCK,))
 
 
 def detach_day(conn: psycopg.Connection, day: dt.date) -> list[Partition]:

@@ -15,7 +15,7 @@ import shlex
 
 import pytest
 
-from pipeline.analytics import _PUBLISH_LOCK
+from pipeline.analytics import PUBLISH_LOCK
 from tests.analytics.days import JOBS, Analytics, Table, write_day
 from tests.analytics.test_step2 import ORDERS, details, orders
 
@@ -198,7 +198,7 @@ def test_the_migrate_command_waits_for_a_publish_and_gives_up_after_lock_timeout
     assert command
 
     with analytics.connect() as publishing:
-        publishing.execute("SELECT pg_advisory_lock(%s)", (_PUBLISH_LOCK,))  # as a publish of any day holds it
+        publishing.execute("SELECT pg_advisory_lock(%s)", (PUBLISH_LOCK,))  # as a publish of any day holds it
         result = analytics.invoke(*shlex.split(command.group(1)), PIPELINE_LOCK_TIMEOUT="300ms")
 
     assert result.returncode != 0
