@@ -63,7 +63,7 @@ RESULT_QUERY = Path(__file__).resolve().parents[1] / "transform" / f"{RESULT_VIE
 # The tables the result view joins: (analytics schema, table).
 RESULT_TABLES = (("postgres", "orders"), ("csv", "order_details"))
 DEFAULT_LOCK_TIMEOUT = "10s"
-# One publish at a time: two days would race on creating and altering the parents.
+# One publish, prune or migration at a time: they would race on creating and altering the parents.
 PUBLISH_LOCK = 7_261_845_301
 
 
