@@ -59,11 +59,23 @@ def rows(analytics: Analytics, query: str) -> list[tuple]:
         return conn.execute(query).fetchall()
 
 
-def run_migrate_command(analytics: Analytics, stderr: str) -> str:
-    """Run the migrate command the refusal names, exactly as given; returns its output."""
-    command = MIGRATE.search(stderr)
-    assert command, stderr[-3000:]
-    result = analytics.invoke(*shlex.split(command.group(1)))
+def refused_change(analytics: Analytics, before: str, rows_before: list[str]) -> list[str]:
+    """Publish DAY1 with column ``n`` of type ``before``, then DAY2's ``n integer`` refused; the migrate arguments.
+
+    They are those of the command the refusal names, exactly as given.
+    """
+    publish(analytics, DAY1, orders(1), measures({"id": "integer", "n": before}, *rows_before))
+    analytics.meltano_ok("lfs-to-analytics", day=DAY1)
+    publish(analytics, DAY2, orders(1), measures({"id": "integer", "n": "integer"}, "1,42"))
+    refused = analytics.meltano("lfs-to-analytics", day=DAY2)
+    command = MIGRATE.search(refused.stderr)
+    assert command, refused.stderr[-3000:]
+    return shlex.split(command.group(1))
+
+
+def migrate_ok(analytics: Analytics, arguments: list[str]) -> str:
+    """Run ``pipeline migrate``; its output, or the test fails."""
+    result = analytics.invoke(*arguments)
     return result.stdout + result.stderr if result.returncode == 0 else pytest.fail(result.stderr[-3000:])
 
 
@@ -132,12 +144,9 @@ def test_any_other_type_change_is_refused_in_one_line_naming_both_types_and_the_
 
 
 def test_the_migrate_command_converts_every_day_then_the_day_and_earlier_days_run(analytics: Analytics) -> None:
-    publish(analytics, DAY1, orders(1), measures({"id": "integer", "n": "text"}, "1,41", "2,"))
-    analytics.meltano_ok("lfs-to-analytics", day=DAY1)
-    publish(analytics, DAY2, orders(1), measures({"id": "integer", "n": "integer"}, "1,42"))
-    refused = analytics.meltano("lfs-to-analytics", day=DAY2)
+    migrate = refused_change(analytics, "text", ["1,41", "2,"])
 
-    output = run_migrate_command(analytics, refused.stderr)
+    output = migrate_ok(analytics, migrate)
 
     assert "migrate 'postgres'.'measures': column 'n' text -> integer" in output
     assert f"now run the day: PIPELINE_DATE={DAY2} .venv/bin/meltano run lfs-to-analytics" in output
@@ -159,14 +168,9 @@ def test_the_migrate_command_converts_every_day_then_the_day_and_earlier_days_ru
 def test_the_migrate_command_refuses_naming_the_first_value_that_does_not_convert_until_it_is_corrected(
     analytics: Analytics,
 ) -> None:
-    publish(analytics, DAY1, orders(1), measures({"id": "integer", "n": "text"}, "1,7", "2,seven", "3,8"))
-    analytics.meltano_ok("lfs-to-analytics", day=DAY1)
-    publish(analytics, DAY2, orders(1), measures({"id": "integer", "n": "integer"}, "1,42"))
-    refused = analytics.meltano("lfs-to-analytics", day=DAY2)
-    command = MIGRATE.search(refused.stderr)
-    assert command
+    migrate = refused_change(analytics, "text", ["1,7", "2,seven", "3,8"])
 
-    result = analytics.invoke(*shlex.split(command.group(1)))
+    result = analytics.invoke(*migrate)
 
     assert result.returncode != 0
     assert (
@@ -179,7 +183,7 @@ def test_the_migrate_command_refuses_naming_the_first_value_that_does_not_conver
     # Corrected at the source and its day rerun, the migration passes and the day runs.
     publish(analytics, DAY1, orders(1), measures({"id": "integer", "n": "text"}, "1,7", "2,9", "3,8"))
     analytics.meltano_ok("lfs-to-analytics", day=DAY1)
-    run_migrate_command(analytics, refused.stderr)
+    migrate_ok(analytics, migrate)
     analytics.meltano_ok("lfs-to-analytics", day=DAY2)
     assert rows(analytics, "SELECT pipeline_date::text, id, n FROM postgres.measures ORDER BY 1, 2") == [
         (DAY1, 1, 7),
@@ -190,17 +194,25 @@ def test_the_migrate_command_refuses_naming_the_first_value_that_does_not_conver
 
 
 def test_the_migrate_command_waits_for_a_publish_and_gives_up_after_lock_timeout(analytics: Analytics) -> None:
-    publish(analytics, DAY1, orders(1), measures({"id": "integer", "n": "text"}, "1,7"))
-    analytics.meltano_ok("lfs-to-analytics", day=DAY1)
-    publish(analytics, DAY2, orders(1), measures({"id": "integer", "n": "integer"}, "1,42"))
-    refused = analytics.meltano("lfs-to-analytics", day=DAY2)
-    command = MIGRATE.search(refused.stderr)
-    assert command
+    migrate = refused_change(analytics, "text", ["1,7"])
 
     with analytics.connect() as publishing:
         publishing.execute("SELECT pg_advisory_lock(%s)", (PUBLISH_LOCK,))  # as a publish of any day holds it
-        result = analytics.invoke(*shlex.split(command.group(1)), PIPELINE_LOCK_TIMEOUT="300ms")
+        result = analytics.invoke(*migrate, PIPELINE_LOCK_TIMEOUT="300ms")
 
     assert result.returncode != 0
     assert f"migrate of {dt.date.fromisoformat(DAY2)}: a table was locked by another session" in result.stderr
     assert column_types(analytics, "measures")["n"] == "text"
+
+
+def test_the_migrate_command_refuses_a_change_postgresql_cannot_convert(analytics: Analytics) -> None:
+    migrate = refused_change(analytics, "date", ["1,2024-01-01"])
+
+    result = analytics.invoke(*migrate)
+
+    assert result.returncode != 0
+    assert (
+        "pipeline migrate failed: migrate 'postgres'.'measures', column 'n' from date to integer refused: "
+        "PostgreSQL has no such conversion (cannot cast type date to integer); nothing changed"
+    ) in result.stderr
+    assert column_types(analytics, "measures")["n"] == "date"
