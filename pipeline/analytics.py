@@ -50,10 +50,11 @@ from pipeline.staging import (
     DAY_COLUMN,
     LOAD_SCHEMA_PREFIX,
     PROJECT_SCHEMA,
+    alter_column_type,
+    converts_into,
     ensure_project_schema,
     is_earlier_day,
     loaded_tables,
-    migrated_from,
     table_columns,
 )
 from pipeline.widening import ColumnType, widens
@@ -187,11 +188,8 @@ def _follows(
     """
     if analytics.same_type(loaded) or widens(analytics, loaded):
         return True
-    if not is_earlier_day(conn, day, table.schema_name, table.table_name):
-        return False
-    return widens(loaded, analytics) or any(
-        migrated.same_type(analytics) or widens(migrated, analytics)
-        for migrated in migrated_from(conn, table.schema_name, table.table_name, column, loaded)
+    return is_earlier_day(conn, day, table.schema_name, table.table_name) and converts_into(
+        conn, table.schema_name, table.table_name, column, loaded, analytics
     )
 
 
@@ -248,7 +246,8 @@ def _align_columns(conn: psycopg.Connection, table: LoadedTable) -> None:
     """Give the parent the source's new columns and wider types, and the new partition the parent's other columns.
 
     A type change that reaches here is one ``_check_table`` let through: the parent
-    widened to the day's type, or the day's table converted to the parent's.
+    widened to the day's type, or the day's table converted to the parent's (which
+    target-analytics has done already, unless the parent changed since the load).
     """
     parent = table_columns(conn, table.schema_name, table.table_name)
     loaded = table_columns(conn, table.load_schema, table.table_name)
@@ -271,15 +270,6 @@ def _align_columns(conn: psycopg.Connection, table: LoadedTable) -> None:
             alter_column_type(conn, (table.schema_name, table.table_name), name, day_type)
         else:
             alter_column_type(conn, (table.load_schema, table.table_name), name, analytics_type)
-
-
-def alter_column_type(conn: psycopg.Connection, table: tuple[str, str], column: str, to: ColumnType) -> None:
-    """``ALTER COLUMN ... TYPE`` with PostgreSQL's cast of each value (on a parent: of every day's partition)."""
-    conn.execute(
-        sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING CAST({} AS {})").format(
-            sql.Identifier(*table), sql.Identifier(column), sql.SQL(to.name), sql.Identifier(column), sql.SQL(to.name)
-        )
-    )
 
 
 def release_result_view(conn: psycopg.Connection, schema: str, table: str) -> None:

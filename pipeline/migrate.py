@@ -21,17 +21,18 @@ import datetime as dt
 import psycopg
 from psycopg import sql
 
-from pipeline.analytics import (
-    alter_column_type,
-    ensure_result_view,
-    guard_day_change,
-    locks_in_time,
-    release_result_view,
-)
+from pipeline.analytics import ensure_result_view, guard_day_change, locks_in_time, release_result_view
 from pipeline.errors import PipelineError, first_line
 from pipeline.lfs import rerun_command
 from pipeline.locks import STEP2_JOB
-from pipeline.staging import DAY_COLUMN, ensure_project_schema, loaded_tables, migrated_columns, table_columns
+from pipeline.staging import (
+    DAY_COLUMN,
+    alter_column_type,
+    ensure_project_schema,
+    loaded_tables,
+    migrated_columns,
+    table_columns,
+)
 from pipeline.widening import ColumnType
 
 # How much of a value that does not convert a message shows.

@@ -27,7 +27,7 @@ import secrets
 import psycopg
 from psycopg import sql
 
-from pipeline.widening import ColumnType
+from pipeline.widening import ColumnType, widens
 
 PROJECT_SCHEMA = "pipeline"
 LOAD_SCHEMA_PREFIX = "pipeline_"
@@ -147,3 +147,25 @@ def is_earlier_day(conn: psycopg.Connection, day: dt.date, schema: str, table: s
         (schema, table, day),
     ).fetchone()
     return bool(row and row[0])
+
+
+def converts_into(
+    conn: psycopg.Connection, schema: str, table: str, column: str, loaded: ColumnType, analytics: ColumnType
+) -> bool:
+    """Whether an earlier day's column of type ``loaded`` goes into the table's type ``analytics``.
+
+    It does when the table was widened from it, or migrated from it (and perhaps widened since).
+    """
+    return widens(loaded, analytics) or any(
+        migrated.same_type(analytics) or widens(migrated, analytics)
+        for migrated in migrated_from(conn, schema, table, column, loaded)
+    )
+
+
+def alter_column_type(conn: psycopg.Connection, table: tuple[str, str], column: str, to: ColumnType) -> None:
+    """``ALTER COLUMN ... TYPE`` with PostgreSQL's cast of each value (on a parent: of every day's partition)."""
+    conn.execute(
+        sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {} USING CAST({} AS {})").format(
+            sql.Identifier(*table), sql.Identifier(column), sql.SQL(to.name), sql.Identifier(column), sql.SQL(to.name)
+        )
+    )

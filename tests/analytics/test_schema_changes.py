@@ -59,6 +59,25 @@ def rows(analytics: Analytics, query: str) -> list[tuple]:
         return conn.execute(query).fetchall()
 
 
+def loaded_types(analytics: Analytics, day: str, table: str) -> dict[str, str]:
+    """Load ``day`` without publishing it; the column types of its load's ``table`` (before any publish)."""
+    analytics.meltano_ok("tap-lfs", "target-analytics", day=day)
+    with analytics.connect() as conn:
+        (schema,) = conn.execute(
+            "SELECT load_schema FROM pipeline.loaded_tables WHERE pipeline_date = %s AND table_name = %s "
+            "AND published_at IS NULL",
+            (day, table),
+        ).fetchone()
+        return dict(
+            conn.execute(
+                "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+                "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped",
+                (schema, table),
+            ).fetchall()
+        )
+
+
 def refused_change(analytics: Analytics, before: str, rows_before: list[str]) -> list[str]:
     """Publish DAY1 with column ``n`` of type ``before``, then DAY2's ``n integer`` refused; the migrate arguments.
 
@@ -106,8 +125,9 @@ def test_a_lossless_widening_by_a_new_day_is_applied_and_earlier_days_keep_their
     ]
     assert analytics.exported(DAY2)[0]["freight"] == 1.5
 
-    # An earlier day rerun afterwards: its file still declares the narrow types.
+    # An earlier day rerun afterwards: its file still declares the narrow types, it loads into the wide ones.
     publish(analytics, DAY1, orders(1, 2), measures(NARROW, "1,-32768,rerun,0.25,-0.01"))
+    assert loaded_types(analytics, DAY1, "measures") == column_types(analytics, "measures")
     analytics.meltano_ok("lfs-to-analytics", day=DAY1)
 
     assert column_types(analytics, "measures")["n"] == "bigint"
@@ -156,8 +176,9 @@ def test_the_migrate_command_converts_every_day_then_the_day_and_earlier_days_ru
         (DAY1, 2, None),
     ]
     analytics.meltano_ok("lfs-to-analytics", day=DAY2)
-    # An earlier day rerun after the migration: its file still declares text.
+    # An earlier day rerun after the migration: its file still declares text, its load converts it.
     publish(analytics, DAY1, orders(1), measures({"id": "integer", "n": "text"}, "1,40"))
+    assert loaded_types(analytics, DAY1, "measures")["n"] == "integer"
     analytics.meltano_ok("lfs-to-analytics", day=DAY1)
     assert rows(analytics, "SELECT pipeline_date::text, id, n FROM postgres.measures ORDER BY 1, 2") == [
         (DAY1, 1, 40),
