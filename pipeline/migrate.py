@@ -106,10 +106,13 @@ def _convert(conn: psycopg.Connection, table: tuple[str, str], column: str, old:
         ) from exc
     conn.execute(
         sql.SQL(
-            "INSERT INTO {} (schema_name, table_name, column_name, from_oid, from_typmod, to_oid, to_typmod) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            "INSERT INTO {} "
+            "(table_oid, schema_name, table_name, column_name, from_oid, from_typmod, to_oid, to_typmod) "
+            "SELECT c.oid, n.nspname, c.relname, %s, %s, %s, %s, %s "
+            "FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = %s"
         ).format(migrated_columns()),
-        (*table, column, old.oid, old.typmod, new.oid, new.typmod),
+        (column, old.oid, old.typmod, new.oid, new.typmod, *table),
     )
 
 

@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS {table} (
 
 _MIGRATED_COLUMNS_DDL = """
 CREATE TABLE IF NOT EXISTS {table} (
+    table_oid oid NOT NULL,
     schema_name text NOT NULL,
     table_name text NOT NULL,
     column_name text NOT NULL,
@@ -121,11 +122,16 @@ def load_schema(day: dt.date, load_id: str, ordinal: int) -> str:
 
 
 def migrated_from(conn: psycopg.Connection, schema: str, table: str, column: str, old: ColumnType) -> list[ColumnType]:
-    """The types ``pipeline migrate`` changed ``schema.table``'s column to from type ``old``."""
+    """The types ``pipeline migrate`` changed ``schema.table``'s column to from type ``old``.
+
+    Only migrations of the table as it is now count: one dropped and created again (to
+    reload every day) has another oid.
+    """
     rows = conn.execute(
         sql.SQL(
-            "SELECT to_oid::int8, to_typmod, format_type(to_oid, to_typmod) FROM {} "
-            "WHERE schema_name = %s AND table_name = %s AND column_name = %s AND from_oid = %s AND from_typmod = %s"
+            "SELECT m.to_oid::int8, m.to_typmod, format_type(m.to_oid, m.to_typmod) FROM {} AS m "
+            "JOIN pg_class AS c ON c.oid = m.table_oid JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = %s AND m.column_name = %s AND m.from_oid = %s AND m.from_typmod = %s"
         ).format(migrated_columns()),
         (schema, table, column, old.oid, old.typmod),
     ).fetchall()
