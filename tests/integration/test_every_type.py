@@ -122,7 +122,7 @@ NO_INPUT = frozenset(
 )
 # What cannot travel as itself: a name of the source's catalog objects (reg*, aclitem's
 # roles), or a type without input. These travel as text.
-TRAVEL_AS_TEXT = NO_INPUT | {"aclitem"} | {name for name in VALUES if name.startswith("reg") and name != "refcursor"}
+TRAVEL_AS_TEXT = NO_INPUT | {"aclitem"} | {name for name in VALUES if name.startswith("reg")}
 
 _BASE_TYPES = """
     SELECT t.typname, format_type(t.oid, NULL), t.typarray <> 0, format_type(t.typarray, NULL)
