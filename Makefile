@@ -3,7 +3,7 @@ SHELL := /bin/bash
 DATE ?= $(shell date -u +%Y-%m-%d)
 SCALE ?= 1000
 
-.PHONY: setup run prune restore test lint bench airflow airflow-init ui-test compose-test docker-lint
+.PHONY: setup run prune restore migrate test lint bench airflow airflow-init ui-test compose-test docker-lint
 
 setup:  ## .env and .env.admin (0600), venv, plugins, source files, databases and roles (idempotent)
 	scripts/setup.sh
@@ -16,6 +16,9 @@ prune:  ## remove the days older than RETENTION_DAYS (.env) days before today, U
 
 restore:  ## publish a kept version of a step-1 day again: make restore JOB=csv-to-lfs DATE=2024-01-02 [VERSION=...]
 	.venv/bin/meltano invoke pipeline restore --job "$(JOB)" --date "$(DATE)" $(if $(VERSION),--version "$(VERSION)")
+
+migrate:  ## give an analytics table the column types of DATE's load, converting every day: make migrate DATE=2024-01-02 SCHEMA=postgres TABLE=orders
+	.venv/bin/meltano invoke pipeline migrate --date "$(DATE)" --schema "$(SCHEMA)" --table "$(TABLE)"
 
 # `docker compose` (v2) when there is one, else docker-compose (v1).
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)

@@ -9,10 +9,16 @@ and the source's key plus the day as primary key), and recorded its row counts i
 1. refuses it unless every table the step-1 receipts list was loaded from the very file
    they list, with exactly the manifest's row count (the refusal names the table and
    both counts), and nothing else was loaded;
-2. refuses it if a column's type changed at the source (naming table and column) or a
-   table's key changed;
+2. refuses it if a column's type changed at the source in a way the analytics table
+   cannot follow (naming table, column, both types and the ``pipeline migrate``
+   command), or a table's key changed; the analytics table follows a lossless widening
+   (``pipeline.widening``) by itself, and a day earlier than the table's latest loaded
+   in a type the table was widened or migrated from (a rerun) is converted to it;
 3. in one short transaction with ``lock_timeout`` set: creates missing parent tables,
    adds new source columns to the parent (and missing ones to the new partition),
+   widens the parent's columns (which rewrites the earlier days only when the storage
+   changes, e.g. ``smallint`` -> ``integer``; ``varchar(40)`` -> ``varchar(200)`` is a
+   catalog change),
    detaches the day's old partitions (also of tables the source no longer has),
    attaches the new tables as the day's partitions, drops the old ones, and records
    the load as published.
@@ -37,18 +43,29 @@ from psycopg import sql
 
 from pipeline.crashpoints import pause_point
 from pipeline.errors import PipelineError, TransientPipelineError
-from pipeline.lfs import TableFile, rerun_command
+from pipeline.lfs import TableFile, migrate_command, rerun_command
 from pipeline.locks import STEP2_JOB
 from pipeline.names import analytics_schema
-from pipeline.staging import DAY_COLUMN, LOAD_SCHEMA_PREFIX, PROJECT_SCHEMA, ensure_project_schema, loaded_tables
+from pipeline.staging import (
+    DAY_COLUMN,
+    LOAD_SCHEMA_PREFIX,
+    PROJECT_SCHEMA,
+    alter_column_type,
+    converts_into,
+    ensure_project_schema,
+    is_earlier_day,
+    loaded_tables,
+    table_columns,
+)
+from pipeline.widening import ColumnType, widens
 
 RESULT_VIEW = "orders_with_details"
 RESULT_QUERY = Path(__file__).resolve().parents[1] / "transform" / f"{RESULT_VIEW}.sql"
 # The tables the result view joins: (analytics schema, table).
 RESULT_TABLES = (("postgres", "orders"), ("csv", "order_details"))
 DEFAULT_LOCK_TIMEOUT = "10s"
-# One publish at a time: two days would race on creating and altering the parents.
-_PUBLISH_LOCK = 7_261_845_301
+# One publish, prune or migration at a time: they would race on creating and altering the parents.
+PUBLISH_LOCK = 7_261_845_301
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,22 +113,6 @@ def reconcile(day: dt.date, loaded: list[LoadedTable], receipts: list[TableFile]
     problems += [f"table {table.label} was loaded but is not in the step-1 receipts" for table in by_file.values()]
     if problems:
         raise PipelineError(f"refused to publish {day}: {'; '.join(problems)}; rerun: {rerun_command(STEP2_JOB, day)}")
-
-
-def _columns(conn: psycopg.Connection, schema: str, table: str) -> dict[str, str]:
-    """Column name -> type, in the table's order, without dropped columns."""
-    rows = conn.execute(
-        """
-        SELECT a.attname, format_type(a.atttypid, a.atttypmod)
-        FROM pg_attribute a
-        JOIN pg_class c ON c.oid = a.attrelid
-        JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped
-        ORDER BY a.attnum
-        """,
-        (schema, table),
-    ).fetchall()
-    return dict(rows)
 
 
 def _primary_key(conn: psycopg.Connection, schema: str, table: str) -> list[str]:
@@ -175,7 +176,24 @@ def day_partitions(conn: psycopg.Connection, day: dt.date) -> list[Partition]:
     return [Partition(*row) for row in rows]
 
 
-def _check_table(conn: psycopg.Connection, table: LoadedTable) -> list[str]:
+def _follows(
+    conn: psycopg.Connection, day: dt.date, table: LoadedTable, column: str, analytics: ColumnType, loaded: ColumnType
+) -> bool:
+    """Whether the day's column type and the analytics table's can meet.
+
+    The analytics table is widened to a day's wider type. A day earlier than the
+    table's latest (a rerun, a backfill) whose type the table has since been widened
+    or migrated from is converted to the table's type; for a newer day that would be
+    the source narrowing or changing the type, which is refused.
+    """
+    if analytics.same_type(loaded) or widens(analytics, loaded):
+        return True
+    return is_earlier_day(conn, day, table.schema_name, table.table_name) and converts_into(
+        conn, table.schema_name, table.table_name, column, loaded, analytics
+    )
+
+
+def _check_table(conn: psycopg.Connection, day: dt.date, table: LoadedTable) -> list[str]:
     """What stops ``table`` from becoming a partition of its existing parent (nothing if there is none)."""
     partition_key = _partition_key(conn, table.schema_name, table.table_name)
     if partition_key is None:
@@ -185,19 +203,20 @@ def _check_table(conn: psycopg.Connection, table: LoadedTable) -> list[str]:
             f"table {table.label} exists in the analytics database but is not partitioned by {DAY_COLUMN}; "
             "rename or drop it"
         ]
-    parent = _columns(conn, table.schema_name, table.table_name)
+    parent = table_columns(conn, table.schema_name, table.table_name)
     problems = [
-        f"table {table.label}, column {name!r}: the source now has type {new_type}, the analytics table "
-        f"{parent[name]}; migrate the analytics table first (or drop it to reload every day)"
-        for name, new_type in _columns(conn, table.load_schema, table.table_name).items()
-        if name in parent and parent[name] != new_type
+        f"table {table.label}, column {name!r}: the source now has type {new.name}, the analytics table "
+        f"{parent[name].name}, which is no lossless widening; migrate the analytics table (every day's values "
+        f"converted): {migrate_command(day, table.schema_name, table.table_name)}"
+        for name, new in table_columns(conn, table.load_schema, table.table_name).items()
+        if name in parent and not _follows(conn, day, table, name, parent[name], new)
     ]
     old_key = _primary_key(conn, table.schema_name, table.table_name)
     new_key = _primary_key(conn, table.load_schema, table.table_name)
     if old_key != new_key:
         problems.append(
             f"table {table.label}: its key changed from {old_key} to {new_key}; "
-            "migrate the analytics table first (or drop it to reload every day)"
+            "give the analytics table that primary key by hand, or drop it to reload every day"
         )
     return problems
 
@@ -205,12 +224,12 @@ def _check_table(conn: psycopg.Connection, table: LoadedTable) -> list[str]:
 def _create_parent(conn: psycopg.Connection, table: LoadedTable) -> None:
     """The parent of a new table: the loaded table's columns and key, partitioned by day."""
     conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(table.schema_name)))
-    columns = _columns(conn, table.load_schema, table.table_name)
+    columns = table_columns(conn, table.load_schema, table.table_name)
     definitions = [
         sql.SQL("{} {}{}").format(
-            sql.Identifier(name), sql.SQL(sql_type), sql.SQL(" NOT NULL" if name == DAY_COLUMN else "")
+            sql.Identifier(name), sql.SQL(column.name), sql.SQL(" NOT NULL" if name == DAY_COLUMN else "")
         )
-        for name, sql_type in columns.items()
+        for name, column in columns.items()
     ]
     if key := _primary_key(conn, table.load_schema, table.table_name):
         definitions.append(sql.SQL("PRIMARY KEY ({})").format(sql.SQL(", ").join(map(sql.Identifier, key))))
@@ -224,9 +243,14 @@ def _create_parent(conn: psycopg.Connection, table: LoadedTable) -> None:
 
 
 def _align_columns(conn: psycopg.Connection, table: LoadedTable) -> None:
-    """Give the parent the source's new columns, and the new partition the columns the source dropped."""
-    parent = _columns(conn, table.schema_name, table.table_name)
-    loaded = _columns(conn, table.load_schema, table.table_name)
+    """Give the parent the source's new columns and wider types, and the new partition the parent's other columns.
+
+    A type change that reaches here is one ``_check_table`` let through: the parent
+    widened to the day's type, or the day's table converted to the parent's (which
+    target-analytics has done already, unless the parent changed since the load).
+    """
+    parent = table_columns(conn, table.schema_name, table.table_name)
+    loaded = table_columns(conn, table.load_schema, table.table_name)
     for target, source, missing in (
         ((table.schema_name, table.table_name), loaded, set(loaded) - set(parent)),
         ((table.load_schema, table.table_name), parent, set(parent) - set(loaded)),
@@ -234,12 +258,30 @@ def _align_columns(conn: psycopg.Connection, table: LoadedTable) -> None:
         for name in sorted(missing, key=list(source).index):
             conn.execute(
                 sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
-                    sql.Identifier(*target), sql.Identifier(name), sql.SQL(source[name])
+                    sql.Identifier(*target), sql.Identifier(name), sql.SQL(source[name].name)
                 )
             )
+    for name, day_type in loaded.items():
+        analytics_type = parent.get(name, day_type)
+        if analytics_type.same_type(day_type):
+            continue
+        if widens(analytics_type, day_type):
+            release_result_view(conn, table.schema_name, table.table_name)
+            alter_column_type(conn, (table.schema_name, table.table_name), name, day_type)
+        else:
+            alter_column_type(conn, (table.load_schema, table.table_name), name, analytics_type)
 
 
-def _ensure_result_view(conn: psycopg.Connection) -> str | None:
+def release_result_view(conn: psycopg.Connection, schema: str, table: str) -> None:
+    """Drop the result view before a column type of a table it reads changes; the publish creates it again.
+
+    PostgreSQL refuses to change the type of a column a view uses.
+    """
+    if (schema, table) in RESULT_TABLES:
+        conn.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(sql.Identifier(PROJECT_SCHEMA, RESULT_VIEW)))
+
+
+def ensure_result_view(conn: psycopg.Connection) -> str | None:
     """Create (or, when the query changed, replace) the result view once both its tables exist.
 
     Returns why there is no view, if there is none: a source may have an ``orders``
@@ -300,7 +342,7 @@ def guard_day_change(conn: psycopg.Connection, lock_timeout: str) -> None:
         raise PipelineError(
             f"PIPELINE_LOCK_TIMEOUT={lock_timeout!r} is not a PostgreSQL duration; use e.g. 10s"
         ) from exc
-    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PUBLISH_LOCK,))
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (PUBLISH_LOCK,))
 
 
 def detach_day(conn: psycopg.Connection, day: dt.date) -> list[Partition]:
@@ -358,9 +400,9 @@ def publish_day(
         if not loaded and receipts:
             raise PipelineError(f"nothing loaded for {day} awaits publishing; rerun: {rerun_command(STEP2_JOB, day)}")
         reconcile(day, loaded, receipts)
-        if problems := [line for table in loaded for line in _check_table(conn, table)]:
+        if problems := [line for table in loaded for line in _check_table(conn, day, table)]:
             raise PipelineError(f"refused to publish {day}: {'; '.join(problems)}")
         _swap_partitions(conn, day, loaded)
-        note = _ensure_result_view(conn)
+        note = ensure_result_view(conn)
         pause_point("analytics-publish")
     return Published({table.label: table.loaded_rows for table in loaded}, note)

@@ -1,4 +1,4 @@
-"""The ``pipeline`` command: the project's steps that Meltano runs around the Singer pairs.
+"""The ``pipeline`` command: the project's steps that Meltano runs around the Singer pairs, and its maintenance.
 
 Every setting comes from the environment (``DATA_DIR``, ``PIPELINE_DATE``,
 ``TARGET_POSTGRES_*``), as for the plugins. A failure prints one line naming the
@@ -123,6 +123,22 @@ def _prune(args: argparse.Namespace) -> None:
             print(line)
 
 
+def _migrate(args: argparse.Namespace) -> None:
+    """Migrate an analytics table to the column types of the day's load, holding the day's step-2 run lock."""
+    from pipeline.analytics import DEFAULT_LOCK_TIMEOUT
+    from pipeline.databases import ANALYTICS, connect
+    from pipeline.lfs import rerun_command
+    from pipeline.migrate import migrate_table
+
+    day = parse_pipeline_date(args.date, "--date")
+    hold_run_lock(STEP2_JOB, day)
+    lock_timeout = os.environ.get("PIPELINE_LOCK_TIMEOUT") or DEFAULT_LOCK_TIMEOUT
+    with connect(ANALYTICS) as conn:
+        for line in migrate_table(conn, day, args.schema, args.table, lock_timeout):
+            print(line)
+    print(f"now run the day: {rerun_command(STEP2_JOB, day)}")
+
+
 def _restore(args: argparse.Namespace) -> None:
     from pipeline.history import restore
     from pipeline.lfs import rerun_command
@@ -164,6 +180,13 @@ def main(argv: list[str] | None = None) -> int:
         "--force", action="store_true", help="also the days whose step-1 files step 2 has not loaded"
     )
     prune_days.set_defaults(run=_prune)
+    migrate = commands.add_parser(
+        "migrate", help="give an analytics table the column types of a day's load, converting every day's values"
+    )
+    migrate.add_argument("--date", required=True, help="the day whose load has the new types, YYYY-MM-DD")
+    migrate.add_argument("--schema", required=True, help="the table's analytics schema, e.g. postgres")
+    migrate.add_argument("--table", required=True, help="the table's exact name")
+    migrate.set_defaults(run=_migrate)
     restore_day = commands.add_parser("restore", help="publish a kept version of a step-1 job's day again")
     restore_day.add_argument("--job", required=True)
     restore_day.add_argument("--date", required=True, help="the day, YYYY-MM-DD")

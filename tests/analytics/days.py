@@ -40,11 +40,16 @@ TYPES = {
     "bigint": ("bigint", 20, -1),
     "text": ("text", 25, -1),
     "varchar(40)": ("character varying(40)", 1043, 44),
+    "varchar(200)": ("character varying(200)", 1043, 204),
+    "numeric(14,2)": ("numeric(14,2)", 1700, (14 << 16 | 2) + 4),
+    "double precision": ("double precision", 701, -1),
     "numeric(12,2)": ("numeric(12,2)", 1700, (12 << 16 | 2) + 4),
     "real": ("real", 700, -1),
     "date": ("date", 1082, -1),
     "bytea": ("bytea", 17, -1),
     "int4[]": ("integer[]", 1007, -1),
+    # A reg* type, as a step 1 that did not send it as text would record it.
+    "regclass[]": ("regclass[]", 2210, -1),
     # An enum's oid, as a step 1 that did not map it to text would record it.
     "public.mood": ("public.mood", 16500, -1),
 }

@@ -49,6 +49,12 @@ TYPES = {
         domain(60003, 1043, 14, not_null=True),
         base(60004, element=60001),  # posint[]
         domain(60005, 50001),  # a domain over an enum
+        base(2205, array=2210),  # regclass: names an object of the source's catalog
+        base(2210, element=2205),
+        base(1033, array=1034),  # aclitem: names roles
+        base(194),  # pg_node_tree: accepts no input value
+        base(2206),  # regtype
+        domain(60006, 2206),  # a domain over regtype
     ]
 }
 
@@ -68,6 +74,11 @@ TYPES = {
         (60003, -1, (1043, 14, False, ("NOT NULL",))),
         (60004, -1, (1007, -1, False, ("CHECK ((VALUE > 0))",))),
         (60005, -1, (25, -1, True, ())),
+        (2205, -1, (25, -1, True, ())),
+        (2210, -1, (1009, -1, True, ())),
+        (1033, -1, (25, -1, True, ())),
+        (194, -1, (25, -1, True, ())),
+        (60006, -1, (25, -1, True, ())),
     ],
 )
 def test_each_kind_of_type_gets_its_analytics_type(oid: int, typmod: int, expected: tuple) -> None:

@@ -7,6 +7,8 @@ So each column's type is resolved once, by kind, never from a per-column list:
 - a domain is its base type (domains over domains too); its constraints are noted;
 - enum, composite, range, multirange and every non-built-in type become ``text``,
   their values written in their text form (``COPY`` of ``col::text``);
+- so do the built-in types that cannot travel as themselves
+  (``pipeline.builtin_types.TEXT_OIDS``: ``reg*``, ``aclitem``, the types without input);
 - an array of one of those becomes ``text[]``; an array of a domain, its base's array;
 - every other (built-in) type stays exactly as it is, typmod included.
 
@@ -20,6 +22,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from typing import Any
+
+from pipeline.builtin_types import TEXT_OIDS
 
 FIRST_NORMAL_OID = 16384
 TEXT_OID = 25
@@ -92,7 +96,7 @@ def resolve(oid: int, typmod: int, types: Mapping[int, PgType]) -> AnalyticsType
         if element.oid != kind.element_oid:
             return AnalyticsType(types[element.oid].array_oid, element.typmod, cast_to_text=False, domain_checks=checks)
         return AnalyticsType(oid, typmod, cast_to_text=False, domain_checks=checks)
-    if kind.kind in TEXT_KINDS or not _is_builtin(oid):
+    if kind.kind in TEXT_KINDS or oid in TEXT_OIDS or not _is_builtin(oid):
         return AnalyticsType(TEXT_OID, -1, cast_to_text=True, domain_checks=checks)
     return AnalyticsType(oid, typmod, cast_to_text=False, domain_checks=checks)
 

@@ -11,14 +11,16 @@ a day load must do differently:
   splits on ``-`` (``table_name``, ``schema_name``);
 - ``setup``: instead of target-postgres's ``prepare_schema``/``prepare_table``
   (SQLAlchemy DDL in ``default_target_schema``), the column types are resolved by the
-  analytics database from ``format_type(oid, typmod)`` (``target_analytics.columns``);
+  analytics database from ``format_type(oid, typmod)``, or for an earlier day the
+  published table's (``target_analytics.columns``);
   refusals are collected, one line each;
 - rows: RECORD messages are refused in one line and ``process_batch`` does nothing (no
   temp table, no upsert); each table arrives as one ``csv`` BATCH file;
 - ``process_batch_files``: the table is created in the load's own schema with
   ``psycopg.sql.Identifier`` for every name, gets the day column (defaulting to, and
   checked to be, the day: attaching it as the day's partition then needs no scan), the
-  file is COPYed in as it is, then the source's key plus the day column becomes the
+  file is COPYed in as it is (an earlier day's migrated columns are then converted),
+  then the source's key plus the day column becomes the
   primary key (building an index once is faster than growing it row by row), and the
   counts go into the bookkeeping table, all in one transaction.
 
@@ -46,8 +48,9 @@ from pipeline.crashpoints import pause_point
 from pipeline.errors import PipelineError, TransientPipelineError
 from pipeline.files import batch_file_path
 from pipeline.names import analytics_schema
-from pipeline.staging import DAY_COLUMN, loaded_tables
-from target_analytics.columns import resolve_columns
+from pipeline.staging import DAY_COLUMN, alter_column_type, is_earlier_day, loaded_tables, table_columns
+from pipeline.widening import ColumnType
+from target_analytics.columns import PublishedTable, resolve_columns
 
 if t.TYPE_CHECKING:
     from target_analytics.target import TargetAnalytics
@@ -79,6 +82,7 @@ class LoadSink(PostgresSink):
         self.identity = identity
         self.label = _label(self.schema_name, self.table_name)
         self.column_types: dict[str, str] = {}
+        self.converted_columns: dict[str, ColumnType] = {}
         self.loaded = False
         super().__init__(target, stream_name, schema, key_properties, connector=connector)
 
@@ -101,11 +105,18 @@ class LoadSink(PostgresSink):
         Replaces target-postgres's ``setup``, which would create a schema and a table
         through SQLAlchemy now; here the table is created with the COPY, in its transaction.
         """
-        resolved = resolve_columns(self.target.connection, self.label, self.schema["properties"])
+        conn = self.target.connection
+        published = None
+        if is_earlier_day(conn, self.target.day, self.schema_name, self.table_name):
+            # A rerun or backfill loads into the types the table has moved on to since.
+            columns = table_columns(conn, self.schema_name, self.table_name)
+            published = PublishedTable(self.schema_name, self.table_name, columns)
+        resolved = resolve_columns(conn, self.label, self.schema["properties"], published)
         self.target.problems.extend(resolved.problems)
         if unknown := [k for k in self.key_properties if k not in self.schema["properties"]]:
             self.target.problems.append(f"table {self.label}: key columns {unknown} are not among its columns")
         self.column_types = resolved.types
+        self.converted_columns = resolved.converted
 
     def process_record(self, record: dict, context: dict) -> None:
         """Not supported: tap-lfs hands every table over as its file."""
@@ -143,7 +154,7 @@ class LoadSink(PostgresSink):
         self.logger.info("Copied %d rows of %s into %s", rows, path, self.label)
 
     def _load(self, path: Path, header: list[str]) -> int:
-        """Create the table, COPY the file, add the key, record the counts: one transaction; returns the rows."""
+        """Create the table, COPY, convert migrated columns, add the key, record the counts: one transaction."""
         conn = self.target.connection
         with conn.transaction():
             schema = self.target.load_schema_for(self.schema_name)
@@ -156,6 +167,8 @@ class LoadSink(PostgresSink):
                     while block := source.read(_BLOCK):
                         copy.write(block)
                 rows = cursor.rowcount
+            for name, to in self.converted_columns.items():
+                alter_column_type(conn, (schema, self.table_name), name, to)
             if self.key_properties:
                 key = sql.SQL(", ").join(map(sql.Identifier, [*self.key_properties, DAY_COLUMN]))
                 conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(table, key))
