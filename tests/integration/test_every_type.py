@@ -24,7 +24,8 @@ from psycopg import sql
 from pipeline.databases import ANALYTICS, SOURCE
 from pipeline.names import analytics_schema
 from tests.conftest import Pipeline, make_pipeline
-from tests.integration.test_awkward_source import DETAILS_CSV, connect
+from tests.integration.test_awkward_source import DETAILS_CSV
+from tests.integration.test_awkward_source import connect as connect_with_fixed_text
 
 pytestmark = pytest.mark.integration
 
@@ -186,6 +187,13 @@ def every_type(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pipel
         for job in JOBS:
             pipeline.run_ok(job, day=DAY)
         yield pipeline, names
+
+
+def connect(pipeline: Pipeline, prefix: str) -> psycopg.Connection:
+    """As the extract reads: also ``search_path`` pg_catalog, so reg* values are schema-qualified."""
+    conn = connect_with_fixed_text(pipeline, prefix)
+    conn.execute("SET search_path = pg_catalog")
+    return conn
 
 
 def test_the_types_are_the_servers_own_each_with_values_or_listed_as_accepting_none(

@@ -59,6 +59,8 @@ SESSION_SETTINGS = {
     "bytea_output": "hex",
     "lc_monetary": "C",  # the text of money values
     "row_security": "off",
+    # Names in values (reg* columns) schema-qualified whatever the reader's search_path.
+    "search_path": "pg_catalog",
 }
 TEST_PAUSE_ENV = "PIPELINE_TEST_PAUSE_AFTER_FIRST_TABLE"
 _PAUSE_LIMIT_SECONDS = 300
