@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -348,11 +348,20 @@ def _swap_partitions(conn: psycopg.Connection, day: dt.date, loaded: list[Loaded
 
 
 def publish_day(
-    conn: psycopg.Connection, day: dt.date, receipts: list[TableFile], lock_timeout: str = DEFAULT_LOCK_TIMEOUT
+    conn: psycopg.Connection,
+    day: dt.date,
+    receipts: list[TableFile],
+    lock_timeout: str,
+    check: Callable[[psycopg.Connection], None],
 ) -> Published:
-    """Publish the day's load (see the module docstring)."""
+    """Publish the day's load (see the module docstring).
+
+    ``check`` runs first in the publish's transaction (``pipeline.locks.check_run_holds``:
+    the run still holds the day, and no newer run can claim it before the commit).
+    """
     with locks_in_time(day, lock_timeout), conn.transaction():
         guard_day_change(conn, lock_timeout)
+        check(conn)
         ensure_project_schema(conn)
         loaded = _unpublished_load(conn, day)
         if not loaded and receipts:

@@ -40,6 +40,7 @@ import datetime as dt
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -197,7 +198,7 @@ def metadata_checksums(folder: Path) -> dict[str, str]:
     return {name: sha256_file(folder / name) for name in (SCHEMA_FILE, MANIFEST_FILE)}
 
 
-def publish_staged_day(data_dir: Path, job: str, day: dt.date) -> dict[str, Any]:
+def publish_staged_day(data_dir: Path, job: str, day: dt.date, check: Callable[[], None]) -> dict[str, Any]:
     """Move every staged folder of ``job``/``day`` into place, then write the receipt.
 
     The receipt lists each table (by its key) with its folder and data checksum, and
@@ -205,7 +206,9 @@ def publish_staged_day(data_dir: Path, job: str, day: dt.date) -> dict[str, Any]
     step 2 reads exactly what this run wrote, metadata included. The published version
     goes first (its receipt, then its folders, into the day's history: see
     ``pipeline.history``), so while folders are being swapped the day counts as not
-    succeeded; each folder is moved by renames on the same file system. Returns the receipt.
+    succeeded; each folder is moved by renames on the same file system. ``check`` (that
+    the run still holds the day: ``pipeline.locks.fenced``) runs before each change, so
+    a run that lost its lock stops before its next rename. Returns the receipt.
     """
     staging = staging_root(data_dir, job, day)
     if not staging.is_dir():
@@ -235,17 +238,19 @@ def publish_staged_day(data_dir: Path, job: str, day: dt.date) -> dict[str, Any]
     from pipeline.history import drop_identical, keep_published
 
     receipt = receipt_path(data_dir, job, day)
-    keep_published(data_dir, job, day)
+    keep_published(data_dir, job, day, check)
     trash = data_dir / TRASH_DIR / uuid.uuid4().hex
     for folder in folders:
         destination = data_dir / folder.relative_to(staging)
         destination.parent.mkdir(parents=True, exist_ok=True)
+        check()
         if destination.exists():
             trash.mkdir(parents=True, exist_ok=True)
             os.replace(destination, trash / uuid.uuid4().hex)
         os.replace(folder, destination)
         pause_point("publish-swap")
     content = {"job": job, "date": day.isoformat(), "folders": checksums, "tables": tables}
+    check()
     write_text_atomic(receipt, dump_json(content))
     drop_identical(data_dir, job, day, content)
     shutil.rmtree(trash, ignore_errors=True)
