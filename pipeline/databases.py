@@ -12,19 +12,29 @@ set-up and the tests' throwaway databases only, never by a job.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, TransientPipelineError, first_line
 
 SOURCE = "TAP_POSTGRES"
 ANALYTICS = "TARGET_POSTGRES"
 ADMIN = "POSTGRES_ADMIN"
 # The database an administrator connects to for CREATE/DROP DATABASE and roles.
 MAINTENANCE_DATABASE = "postgres"
+# A job's sessions wait, idle, while another of its steps works (the lock sessions for
+# the whole run): a server's idle_session_timeout must not end them, and with them the
+# run's locks. A session that truly hangs ends with its process.
+SESSION_OPTIONS = "-c idle_session_timeout=0 -c idle_in_transaction_session_timeout=0"
+# What the server answers a login whose settings are wrong (a retry meets it again),
+# as opposed to a server that is down, starting, restarting or full.
+_BAD_LOGIN = re.compile(
+    r"does not exist|authentication failed|no password supplied|no pg_hba\.conf entry|permission denied"
+)
 
 
 def _settings(prefix: str, env: Mapping[str, str], admin: bool) -> dict[str, str]:
@@ -59,7 +69,18 @@ def conninfo(prefix: str, env: Mapping[str, str] = os.environ, database: str | N
         password=settings["password"] or None,
         dbname=database or settings["dbname"],
         application_name="northwind-pipeline",
+        options=SESSION_OPTIONS,
     )
+
+
+def connection_failure(message: str, exc: psycopg.OperationalError) -> PipelineError:
+    """``message`` as the class its failed connection deserves: a wrong setting is permanent, all else transient.
+
+    A refused or lost connection, a server starting up or shutting down, too many
+    clients: a retry may pass. A role or database that does not exist, a wrong
+    password, a host name that does not resolve: fix the setting first.
+    """
+    return (PipelineError if _BAD_LOGIN.search(str(exc)) else TransientPipelineError)(message)
 
 
 def connect(
@@ -69,16 +90,19 @@ def connect(
     autocommit: bool = False,
     admin: bool = False,
 ) -> psycopg.Connection:
-    """Connect, turning an unreachable server or a refused login into a one-line error naming it."""
+    """Connect, turning an unreachable server or a refused login into a one-line error naming it.
+
+    Unreachable is transient, refused (a wrong setting) permanent: see ``connection_failure``.
+    """
     info = conninfo(prefix, env, database, admin)
     try:
         return psycopg.connect(info, connect_timeout=10, autocommit=autocommit)
     except psycopg.OperationalError as exc:
-        first_line = str(exc).strip().splitlines()[0]
         settings = _settings(prefix, env, admin)
-        raise PipelineError(
+        raise connection_failure(
             f"cannot connect to {prefix}_* database {database or settings['dbname']} at "
-            f"{settings['host']}:{settings['port']} as {settings['user']}: {first_line}"
+            f"{settings['host']}:{settings['port']} as {settings['user']}: {first_line(exc)}",
+            exc,
         ) from exc
 
 

@@ -10,7 +10,9 @@ and day, overwritten by each claim), and every commit point reads the row
 longer the latest claimant fails instead of publishing, and a newer claim waits for
 a commit point that already passed its check to finish. This is a fencing token in
 the sense of Kleppmann's "How to do distributed locking": the row says who may
-write, and the check and the write happen under the row's lock.
+write, and the check and the write happen under the row's lock. The row also lists
+the runs that claimed the day before, so that a run can tell that it has lost its
+lock (it claimed the day once, and holds it no more) and never takes it back.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ CREATE TABLE IF NOT EXISTS {table} (
     job text NOT NULL,
     pipeline_date date NOT NULL,
     run text NOT NULL,
+    earlier_runs text[] NOT NULL DEFAULT '{{}}',
     claimed_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (job, pipeline_date)
 )
@@ -51,24 +54,35 @@ def record_claim(conn: psycopg.Connection, job: str, day: dt.date, run: str) -> 
         conn.execute(
             sql.SQL(
                 "INSERT INTO {} (job, pipeline_date, run) VALUES (%s, %s, %s) "
-                "ON CONFLICT (job, pipeline_date) DO UPDATE SET run = EXCLUDED.run, claimed_at = now()"
-            ).format(run_claims()),
+                "ON CONFLICT (job, pipeline_date) DO UPDATE "
+                "SET run = EXCLUDED.run, earlier_runs = {}.earlier_runs || {}.run, claimed_at = now()"
+            ).format(run_claims(), sql.Identifier(RUN_CLAIMS), sql.Identifier(RUN_CLAIMS)),
             (job, day, run),
         )
 
 
-def latest_claimant(conn: psycopg.Connection, job: str, day: dt.date, share: bool = False) -> str | None:
-    """The run that last claimed ``job``'s ``day`` (None: none ever did).
-
-    ``share``: lock the row until the caller's transaction ends, so no new claim
-    happens meanwhile (a commit point).
-    """
+def _claims(conn: psycopg.Connection, job: str, day: dt.date, share: bool) -> list[str]:
+    """The runs that claimed ``job``'s ``day``, latest first (none: no run did)."""
     if conn.execute("SELECT to_regclass(%s)", (f"{PROJECT_SCHEMA}.{RUN_CLAIMS}",)).fetchone()[0] is None:
-        return None
+        return []
     row = conn.execute(
-        sql.SQL("SELECT run FROM {} WHERE job = %s AND pipeline_date = %s{}").format(
+        sql.SQL("SELECT run, earlier_runs FROM {} WHERE job = %s AND pipeline_date = %s{}").format(
             run_claims(), sql.SQL(" FOR SHARE" if share else "")
         ),
         (job, day),
     ).fetchone()
-    return None if row is None else row[0]
+    return [] if row is None else [row[0], *reversed(row[1])]
+
+
+def latest_claimant(conn: psycopg.Connection, job: str, day: dt.date) -> str | None:
+    """The run that last claimed ``job``'s ``day`` (None: none did), for a commit point.
+
+    Locks the claim until the caller's transaction ends, so no new claim happens meanwhile.
+    """
+    claims = _claims(conn, job, day, share=True)
+    return claims[0] if claims else None
+
+
+def has_claimed(conn: psycopg.Connection, job: str, day: dt.date, run: str) -> bool:
+    """Whether ``run`` ever claimed ``job``'s ``day``: then finding the lock free, it has lost it."""
+    return run in _claims(conn, job, day, share=False)

@@ -28,8 +28,8 @@ transaction) checks, on the writer's own session, that its run still holds the r
 lock and is still the latest claimant; if not, it fails as transient and changes
 nothing. A run never takes its lock back: a writer that finds its run's lock gone
 fails the same way. The keeper checks its session every ``_LIVENESS_SECONDS`` and
-exits once it is gone. The lock sessions turn ``idle_session_timeout`` and
-``idle_in_transaction_session_timeout`` off for themselves: they are idle by design.
+exits once it is gone. The lock sessions, idle by design, turn the server's idle
+timeouts off for themselves (``pipeline.databases.SESSION_OPTIONS``).
 Meltano's own guard against a second run of a state ID is not what excludes runs
 (after a crash it would block the rerun for five minutes): see ``pipeline.meltano_runs``.
 """
@@ -57,7 +57,7 @@ import psycopg
 
 from pipeline.databases import ANALYTICS, connect
 from pipeline.errors import PipelineError, TransientPipelineError, first_line
-from pipeline.fencing import latest_claimant, record_claim
+from pipeline.fencing import has_claimed, latest_claimant, record_claim
 from pipeline.lfs import rerun_command
 
 # The one job that writes the analytics day (its loader, publish and export take its locks).
@@ -138,16 +138,12 @@ def _wait_seconds() -> float:
 
 
 def _connect(application_name: str) -> psycopg.Connection:
-    """A lock session: named for ``pg_stat_activity``, and never ended by the server for being idle."""
+    """A lock session, named for ``pg_stat_activity`` (and, as every session of ours, immune to idle timeouts)."""
     try:
         conn = connect(ANALYTICS, autocommit=True)
     except TransientPipelineError as exc:
         raise TransientPipelineError(f"cannot reach the analytics database, which holds the run locks: {exc}") from exc
-    conn.execute(
-        "SELECT set_config('application_name', %s, false), set_config('idle_session_timeout', '0', false), "
-        "set_config('idle_in_transaction_session_timeout', '0', false)",
-        (application_name,),
-    )
+    conn.execute("SELECT set_config('application_name', %s, false)", (application_name,))
     return conn
 
 
@@ -265,15 +261,15 @@ _SESSION_ENDED = (
 def _join_run(conn: psycopg.Connection, owner: RunOwner, job: str, day: dt.date, wait: float) -> None:
     """Make sure the run lock is held by ``owner``'s keeper: find it, or start it, or give up.
 
-    A run whose lock is gone (its claim is the latest, but no session of it holds the
-    lock) has lost it: the lock is never taken back, since another run may have
-    written the day in between.
+    A run whose lock is gone (it claimed the day, but no session of it holds the lock)
+    has lost it: the lock is never taken back, since another run may have written
+    the day in between.
     """
     key = lock_key("run", job, day)
     deadline = time.monotonic() + wait
     while True:
         holder = _holder(conn, key)
-        if holder is None and latest_claimant(conn, job, day) == owner.token:
+        if holder is None and has_claimed(conn, job, day, owner.token):
             raise _lost(job, day, _SESSION_ENDED)
         if holder is None and _start_keeper(job, day, owner):
             return
@@ -336,7 +332,7 @@ def check_run_holds(conn: psycopg.Connection, job: str, day: dt.date) -> None:
     transaction ends, so no newer run can claim the day before the commit.
     """
     owner = run_owner()
-    claimant = latest_claimant(conn, job, day, share=True)
+    claimant = latest_claimant(conn, job, day)
     holder = _holder(conn, lock_key("run", job, day))
     if claimant != owner.token:
         raise _lost(job, day, "another run has claimed the day since")

@@ -16,6 +16,7 @@ import pytest
 
 from pipeline.databases import ANALYTICS, connect, drop_database, ensure_database
 from pipeline.locks import lock_key
+from pipeline.roles import grant_analytics_owner
 from tests.conftest import PROJECT_ROOT
 
 
@@ -31,6 +32,7 @@ def hold(job: str, day: str) -> str:
 def env(base_env: dict[str, str]) -> Iterator[dict[str, str]]:
     env = {**base_env, "TARGET_POSTGRES_DATABASE": f"test_locks_{uuid.uuid4().hex[:10]}", "PYTHONPATH": "."}
     ensure_database(ANALYTICS, env)
+    grant_analytics_owner(env)  # the claims register lives in its schema pipeline
     try:
         yield env
     finally:
