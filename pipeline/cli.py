@@ -21,7 +21,7 @@ from pathlib import Path
 import psycopg
 
 from pipeline.dates import parse_pipeline_date
-from pipeline.errors import PipelineError, TransientPipelineError, first_line, report_failure
+from pipeline.errors import PipelineError, as_pipeline_error, first_line, report_failure
 from pipeline.locks import STEP2_JOB, check_run_holds, fenced, hold_run_lock
 
 # 1: step 2's publish-analytics prunes (RETENTION_DAYS) after the day it published.
@@ -174,10 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.run(args)
     except (PipelineError, psycopg.Error) as exc:
-        if isinstance(exc, psycopg.OperationalError):
-            # A lost or refused connection: worth a retry.
-            exc = TransientPipelineError(str(exc).strip() or type(exc).__name__)
-        report_failure(f"pipeline {args.command} failed", exc)
+        report_failure(f"pipeline {args.command} failed", as_pipeline_error(exc) or PipelineError(first_line(exc)))
         return 1
     return 0
 

@@ -31,6 +31,21 @@ def first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
+def as_pipeline_error(exc: BaseException) -> PipelineError | None:
+    """``exc`` as the failure to report; None for an unexpected one (a bug: its traceback is the report).
+
+    A ``PipelineError`` is itself; a lost or refused connection is transient (a retry
+    may pass). psycopg is looked up, not imported: a plugin whose environment has no psycopg
+    never meets its errors.
+    """
+    if isinstance(exc, PipelineError):
+        return exc
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None and isinstance(exc, psycopg.OperationalError):
+        return TransientPipelineError(f"the database connection failed: {first_line(exc)}")
+    return None
+
+
 def report_failure(component: str, exc: BaseException) -> None:
     """Print ``component: message`` on stderr, and record it for the orchestrator when asked to."""
     message = first_line(exc)
@@ -45,10 +60,13 @@ def run_plugin_cli(name: str, cli: Callable[[], object]) -> None:
     """Run a plugin's command line; a ``PipelineError`` ends it with one stderr line and exit code 1.
 
     Without this, the Singer SDK would print the whole traceback, burying the one
-    line that says what to fix.
+    line that says what to fix; a lost connection would go unrecorded.
     """
     try:
         cli()
-    except PipelineError as exc:
-        report_failure(name, exc)
+    except Exception as exc:
+        failure = as_pipeline_error(exc)
+        if failure is None:
+            raise
+        report_failure(name, failure)
         sys.exit(1)

@@ -31,12 +31,12 @@ from pipeline.databases import ADMIN, ANALYTICS, SOURCE
 from pipeline.locks import STEP2_JOB
 from pipeline.provision import provision
 from tests.conftest import Pipeline, project_env
+from tests.integration import test_crash
 from tests.integration.cluster import Cluster, throwaway_cluster
 from tests.integration.test_crash import (
     DAY,
     REACH_TIMEOUT,
     PausedRun,
-    paused,  # noqa: F401 (a fixture)
     receipt,
     rerun,
     start_paused,
@@ -44,6 +44,8 @@ from tests.integration.test_crash import (
 )
 
 pytestmark = pytest.mark.integration
+
+paused = test_crash.paused  # the fixture: whatever is left of a paused run is killed
 
 JOBS = ("postgres-to-lfs", "csv-to-lfs", STEP2_JOB)
 IDLE_TIMEOUT = "2s"  # as in the reproduction
@@ -104,7 +106,7 @@ def test_a_run_whose_lock_ended_with_a_restart_fails_as_transient_after_a_newcom
     on_cluster: Pipeline,
     paused: list[PausedRun],
     tmp_path: Path,
-    job: str,  # noqa: F811
+    job: str,
 ) -> None:
     pipeline = on_cluster
     failures = tmp_path / "paused.jsonl"
@@ -129,7 +131,7 @@ def test_a_newcomer_leaves_the_meltano_record_of_a_live_run_that_lost_its_lock_a
     on_cluster: Pipeline,
     paused: list[PausedRun],
     tmp_path: Path,
-    job: str,  # noqa: F811
+    job: str,
 ) -> None:
     pipeline = on_cluster
     before = published_state(pipeline, job)
@@ -159,7 +161,7 @@ def test_a_run_keeps_its_lock_through_idle_session_timeout_and_a_second_run_is_r
     on_cluster: Pipeline,
     paused: list[PausedRun],
     tmp_path: Path,
-    job: str,  # noqa: F811
+    job: str,
 ) -> None:
     pipeline = on_cluster
     failures = tmp_path / "second.jsonl"

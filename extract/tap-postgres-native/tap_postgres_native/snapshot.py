@@ -72,9 +72,14 @@ class SourceSnapshot:
         return cursor.rowcount
 
     def close(self) -> None:
-        """End the transaction (nothing was written) and give the connection back."""
+        """End the transaction (nothing was written) and give the connection back.
+
+        A connection the server already closed (a restart mid-extract) is only let go:
+        a rollback would raise, and hide the failure that says why the read failed.
+        """
         if self._connection is not None:
-            self._connection.rollback()
+            if not self._connection.closed:
+                self._connection.rollback()
             self._connection.close()
             self._connection = None
 
