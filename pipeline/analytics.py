@@ -81,21 +81,28 @@ def _unpublished_load(conn: psycopg.Connection, day: dt.date) -> list[LoadedTabl
 
 
 def reconcile(day: dt.date, loaded: list[LoadedTable], receipts: list[TableFile]) -> None:
-    """Refuse the day unless the load is exactly the receipts' files, row for row."""
+    """Refuse the day unless the load is exactly the receipts' files, row for row.
+
+    Other files than the receipts list (a table more or less, another checksum) mean
+    that step 1 published the day again after this load read it: a rerun of step 2
+    loads the new files, so that refusal is transient. A row count that differs from
+    the manifest's for the very file is damage: permanent.
+    """
     by_file = {(table.source, table.file_key): table for table in loaded}
-    problems = []
+    raced, damaged = [], []
     for expected in receipts:
         label = f"{analytics_schema(expected.source, expected.source_schema)!r}.{expected.table!r}"
         table = by_file.pop((expected.source, expected.key), None)
         if table is None:
-            problems.append(f"table {label} is in the step-1 receipts but was not loaded")
+            raced.append(f"table {label} is in the step-1 receipts but was not loaded")
         elif table.file_sha256 != expected.sha256:
-            problems.append(f"table {label} was loaded from another file than the receipt lists now")
+            raced.append(f"table {label} was loaded from another file than the receipt lists now")
         elif table.loaded_rows != expected.rows:
-            problems.append(f"table {label}: loaded {table.loaded_rows} rows, its manifest says {expected.rows}")
-    problems += [f"table {table.label} was loaded but is not in the step-1 receipts" for table in by_file.values()]
-    if problems:
-        raise PipelineError(f"refused to publish {day}: {'; '.join(problems)}; rerun: {rerun_command(STEP2_JOB, day)}")
+            damaged.append(f"table {label}: loaded {table.loaded_rows} rows, its manifest says {expected.rows}")
+    raced += [f"table {table.label} was loaded but is not in the step-1 receipts" for table in by_file.values()]
+    if problems := damaged + raced:
+        message = f"refused to publish {day}: {'; '.join(problems)}; rerun: {rerun_command(STEP2_JOB, day)}"
+        raise (PipelineError if damaged else TransientPipelineError)(message)
 
 
 def _columns(conn: psycopg.Connection, schema: str, table: str) -> dict[str, str]:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import os
 import shutil
 import uuid
@@ -45,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.crashpoints import pause_point
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, TransientPipelineError
 from pipeline.files import dump_json, read_json, sha256_file, write_text_atomic
 from pipeline.names import within_bytes
 
@@ -258,19 +259,62 @@ def publish_staged_day(data_dir: Path, job: str, day: dt.date, check: Callable[[
     return content
 
 
+def _read_bytes(path: Path) -> bytes | None:
+    """The file's bytes; None if there is none (or it went meanwhile)."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _raced(data_dir: Path, job: str, day: dt.date, refusal: PipelineError, read: bytes | None) -> PipelineError:
+    """``refusal`` of ``job``'s day as transient when a run of ``job`` raced the read, so that a retry passes.
+
+    Step 1 replaces a day's receipt and folders one rename at a time while step 2 may
+    be reading them: its staging tree exists from its loader's start to its publish's
+    end (or to its rerun, if it was cut short), and a publish that ended meanwhile
+    changed the receipt. Otherwise the refusal stands: the day is missing or damaged.
+    """
+    staging = staging_root(data_dir, job, day)
+    if staging.is_dir():
+        return TransientPipelineError(
+            f"{refusal}; but {job} is writing the day now, or was cut short ({staging} exists): "
+            "retry once it has published the day"
+        )
+    if _read_bytes(receipt_path(data_dir, job, day)) != read:
+        return TransientPipelineError(f"{refusal}; but {job} published the day again meanwhile: retry")
+    return refusal
+
+
 def _receipt_tables(data_dir: Path, job: str, day: dt.date) -> list[TableFile]:
     """The tables one job's receipt lists for ``day``, each checked against its folder's metadata.
 
     A folder whose ``_schema.json`` or ``_manifest.json`` is not the one the receipt
-    covers, or whose table's data checksum differs, is refused with the rerun command.
+    covers, or whose table's data checksum differs, is refused with the rerun command;
+    transient when a run of the job raced the read (see ``_raced``).
     """
+    read = _read_bytes(receipt_path(data_dir, job, day))
+    try:
+        return _checked_tables(data_dir, job, day, read)
+    except PipelineError as exc:
+        raced = _raced(data_dir, job, day, exc, read)
+        if raced is exc:
+            raise
+        raise raced from exc
+
+
+def _checked_tables(data_dir: Path, job: str, day: dt.date, read: bytes | None) -> list[TableFile]:
+    """``_receipt_tables`` of the receipt's bytes ``read`` (None: there was none)."""
     receipt = receipt_path(data_dir, job, day)
-    if not receipt.is_file():
+    if read is None:
         raise PipelineError(
             f"refused: step 1 job {job} has not succeeded for {day} (no {receipt}); "
             f"run it first: {rerun_command(job, day)}"
         )
-    content = read_json(receipt)
+    try:
+        content = json.loads(read)
+    except json.JSONDecodeError as exc:
+        raise PipelineError(f"{receipt} is not valid JSON: {exc}") from exc
     if "folders" not in content:
         raise PipelineError(
             f"{receipt} was written by an older version of step 1 (no metadata checksums); "
