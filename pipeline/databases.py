@@ -12,14 +12,13 @@ set-up and the tests' throwaway databases only, never by a job.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-from pipeline.errors import PipelineError, TransientPipelineError, first_line
+from pipeline.errors import PipelineError, connection_failure, first_line
 
 SOURCE = "TAP_POSTGRES"
 ANALYTICS = "TARGET_POSTGRES"
@@ -30,11 +29,6 @@ MAINTENANCE_DATABASE = "postgres"
 # the whole run): a server's idle_session_timeout must not end them, and with them the
 # run's locks. A session that truly hangs ends with its process.
 SESSION_OPTIONS = "-c idle_session_timeout=0 -c idle_in_transaction_session_timeout=0"
-# What the server answers a login whose settings are wrong (a retry meets it again),
-# as opposed to a server that is down, starting, restarting or full.
-_BAD_LOGIN = re.compile(
-    r"does not exist|authentication failed|no password supplied|no pg_hba\.conf entry|permission denied"
-)
 
 
 def _settings(prefix: str, env: Mapping[str, str], admin: bool) -> dict[str, str]:
@@ -73,16 +67,6 @@ def conninfo(prefix: str, env: Mapping[str, str] = os.environ, database: str | N
     )
 
 
-def connection_failure(message: str, exc: psycopg.OperationalError) -> PipelineError:
-    """``message`` as the class its failed connection deserves: a wrong setting is permanent, all else transient.
-
-    A refused or lost connection, a server starting up or shutting down, too many
-    clients: a retry may pass. A role or database that does not exist, a wrong
-    password, a host name that does not resolve: fix the setting first.
-    """
-    return (PipelineError if _BAD_LOGIN.search(str(exc)) else TransientPipelineError)(message)
-
-
 def connect(
     prefix: str,
     env: Mapping[str, str] = os.environ,
@@ -101,8 +85,7 @@ def connect(
         settings = _settings(prefix, env, admin)
         raise connection_failure(
             f"cannot connect to {prefix}_* database {database or settings['dbname']} at "
-            f"{settings['host']}:{settings['port']} as {settings['user']}: {first_line(exc)}",
-            exc,
+            f"{settings['host']}:{settings['port']} as {settings['user']}: {first_line(exc)}"
         ) from exc
 
 
