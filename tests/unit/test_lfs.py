@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, TransientPipelineError
 from pipeline.files import sha256_file
 from pipeline.lfs import (
     TableFile,
@@ -122,6 +122,32 @@ def test_read_day_refuses_a_folder_that_no_longer_matches_its_receipt(tmp_path: 
 
     with pytest.raises(PipelineError, match="no longer matches the receipt"):
         read_day(tmp_path, DAY, ["job-a"])
+
+
+def test_a_damaged_day_is_a_permanent_refusal(tmp_path: Path) -> None:
+    stage_table(tmp_path, "job-a", f"a/{DAY}", "orders", "id\n1\n")
+    publish_staged_day(tmp_path, "job-a", DAY, unfenced)
+    (tmp_path / "a" / DAY.isoformat() / "_manifest.json").write_text("{}")
+
+    with pytest.raises(PipelineError, match="no longer matches the receipt") as refused:
+        read_day(tmp_path, DAY, ["job-a"])
+    assert not isinstance(refused.value, TransientPipelineError)
+
+
+def test_a_day_step1_is_publishing_again_is_a_transient_refusal(tmp_path: Path) -> None:
+    stage_table(tmp_path, "job-a", f"a/{DAY}", "orders", "id\n1\n")
+    publish_staged_day(tmp_path, "job-a", DAY, unfenced)
+    stage_table(tmp_path, "job-a", f"a/{DAY}", "orders", "id\n2\n")  # the rerun's loader is writing
+    receipt_path(tmp_path, "job-a", DAY).unlink()  # its publish has moved the receipt into the history
+
+    with pytest.raises(TransientPipelineError, match=r"no .*; but job-a is writing the day now, or was cut short"):
+        read_day(tmp_path, DAY, ["job-a"])
+
+
+def test_a_never_published_day_is_a_permanent_refusal(tmp_path: Path) -> None:
+    with pytest.raises(PipelineError, match="job-a has not succeeded") as refused:
+        read_day(tmp_path, DAY, ["job-a"])
+    assert not isinstance(refused.value, TransientPipelineError)
 
 
 def test_read_day_refuses_the_same_table_of_one_source_from_two_jobs(tmp_path: Path) -> None:
