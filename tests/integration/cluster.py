@@ -26,6 +26,14 @@ ADMIN = "postgres"
 _SERVER_ACCOUNT = "postgres"
 
 
+def _server_program(name: str) -> str:
+    """``initdb`` or ``pg_ctl``: on PATH, else where ``pg_config`` says (Debian keeps them off PATH)."""
+    if found := shutil.which(name):
+        return found
+    bindir = subprocess.run(["pg_config", "--bindir"], check=True, capture_output=True, text=True).stdout.strip()
+    return str(Path(bindir) / name)
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -40,9 +48,10 @@ class Cluster:
         self.data = folder / "data"
         self.port = _free_port()
 
-    def _run(self, *command: str) -> None:
+    def _run(self, program: str, *args: str) -> None:
         prefix = ["runuser", "-u", _SERVER_ACCOUNT, "--"] if os.geteuid() == 0 else []
-        subprocess.run([*prefix, *command], check=True, capture_output=True, text=True, timeout=120)
+        command = [*prefix, _server_program(program), *args]
+        subprocess.run(command, check=True, capture_output=True, text=True, timeout=120)
 
     def _pg_ctl(self, action: str) -> None:
         options = f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.folder}"
