@@ -148,3 +148,69 @@ def test_the_keeper_holds_the_run_lock_for_as_long_as_meltano_lives(
     while held_locks(env) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert held_locks(env) == set()
+
+
+# A stand-in for `meltano run` whose second writer starts when a line arrives on stdin
+# and reports how it ended: its exit code and its last stderr line.
+FAKE_MELTANO_TWO_WRITERS = """
+import subprocess, sys
+subprocess.run([sys.executable, "-c", {hold!r}], check=True, stdout=subprocess.DEVNULL)
+print("first writer exited", flush=True)
+sys.stdin.readline()
+second = subprocess.run([sys.executable, "-c", {hold!r}], capture_output=True, text=True)
+print(second.returncode, (second.stderr.strip().splitlines() or [""])[-1], flush=True)
+"""
+
+
+def session_members(session: int) -> set[int]:
+    """The processes of ``session`` (its id is its leader's pid)."""
+    members = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session:
+            members.add(int(stat.parent.name))
+    return members
+
+
+def test_a_run_whose_lock_session_ended_never_takes_the_lock_back_and_its_keeper_exits(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    meltano = tmp_path / "meltano"
+    meltano.write_text(FAKE_MELTANO_TWO_WRITERS.format(hold=hold("csv-to-lfs", "2024-01-02")))
+    run = subprocess.Popen(
+        [sys.executable, str(meltano)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert run.stdout is not None
+    assert run.stdin is not None
+    try:
+        assert run.stdout.readline() == "first writer exited\n"
+        assert len(session_members(run.pid)) == 2  # the stand-in and the run's keeper
+        with connect(ANALYTICS, env, admin=True, autocommit=True) as admin:
+            admin.execute(  # as a failover or a restart ends it
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND starts_with(application_name, 'pipeline-run ')"
+            )
+        deadline = time.monotonic() + 30
+        while len(session_members(run.pid)) > 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert session_members(run.pid) == {run.pid}, "the keeper did not notice that its session ended"
+
+        run.stdin.write("\n")
+        run.stdin.flush()
+        code, message = run.stdout.readline().strip().split(" ", 1)
+        assert code != "0"
+        assert "csv-to-lfs for 2024-01-02 lost its run lock: the session holding it" in message
+        assert held_locks(env) == set()
+    finally:
+        run.stdin.close()
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
