@@ -357,6 +357,8 @@ def fenced(job: str, day: dt.date) -> Iterator[Callable[[], None]]:
             check()
             yield check
     except psycopg.OperationalError as exc:
+        if not (conn.broken or conn.closed):
+            raise  # another connection of the block failed: its step says how
         raise _lost(job, day, f"{_SESSION_ENDED}: {first_line(exc)}") from exc
 
 

@@ -6,7 +6,9 @@ is stopped at its publish step (``pipeline.crashpoints``) with its lock held. Th
 * the cluster restarts, which ends every session and so the run's lock, as a failover
   or a terminated backend would. A newcomer run of the same job and day takes over
   and publishes; the paused run then goes on and must fail, as transient, leaving the
-  newcomer's day as it is. Paused earlier, while its Meltano record is still running,
+  newcomer's day as it is. Stopped inside a commit point (between two folder moves,
+  before the export's swap), it goes no further. Paused earlier, while its Meltano
+  record is still running,
   the newcomer must leave that record of a live run alone and be refused; the
   paused run must still fail without publishing;
 * the server ends every session idle for two seconds (``idle_session_timeout``, the
@@ -123,6 +125,44 @@ def test_a_run_whose_lock_ended_with_a_restart_fails_as_transient_after_a_newcom
     assert lost["transient"] is True
     assert lost["message"].startswith(f"{job} for {DAY} lost its run lock: "), lost
     assert published_state(pipeline, job) == newcomer_published
+
+
+@pytest.mark.parametrize(
+    ("job", "point", "lost"),
+    [
+        ("postgres-to-lfs", "history-move", f"postgres-to-lfs for {DAY} lost its run lock: "),
+        ("csv-to-lfs", "publish-swap", f"csv-to-lfs for {DAY} lost its run lock: "),
+        (STEP2_JOB, "export-before-swap", ""),  # the export's own session ended too: it may say so first
+    ],
+)
+def test_a_run_that_loses_its_lock_inside_a_commit_point_goes_no_further_and_fails_as_transient(
+    cluster: Cluster,
+    on_cluster: Pipeline,
+    paused: list[PausedRun],
+    tmp_path: Path,
+    job: str,
+    point: str,
+    lost: str,
+) -> None:
+    pipeline = on_cluster
+    failures = tmp_path / "paused.jsonl"
+    results_before = step2_state(pipeline)[1]
+    run = start_paused(pipeline, job, point, tmp_path, PIPELINE_FAILURE_FILE=str(failures))
+    paused.append(run)
+
+    cluster.restart()
+    run.marker.unlink()  # the paused run goes on
+
+    assert run.process.wait(timeout=REACH_TIMEOUT) != 0
+    (record,) = failure_records(failures)
+    assert record["transient"] is True
+    assert record["message"].startswith(lost), record
+    if job == STEP2_JOB:
+        assert step2_state(pipeline)[1] == results_before  # the result folder was not replaced
+    else:
+        assert receipt(pipeline, job) is None  # cut short: no receipt, as a crash there leaves it
+    rerun(pipeline, job)
+    assert published_state(pipeline, job) is not None
 
 
 @pytest.mark.parametrize("job", JOBS)
