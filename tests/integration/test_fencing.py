@@ -8,9 +8,8 @@ is stopped at its publish step (``pipeline.crashpoints``) with its lock held. Th
   and publishes; the paused run then goes on and must fail, as transient, leaving the
   newcomer's day as it is. Stopped inside a commit point (between two folder moves,
   before the export's swap), it goes no further. Paused earlier, while its Meltano
-  record is still running,
-  the newcomer must leave that record of a live run alone and be refused; the
-  paused run must still fail without publishing;
+  record is still running, the newcomer must leave that record of a live run alone
+  and be refused; the paused run must still fail without publishing;
 * the server ends every session idle for two seconds (``idle_session_timeout``, the
   issue's reproduction): the paused run keeps its lock, a second run is refused, and
   the paused run goes on to publish.
