@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.databases import ANALYTICS, connect, drop_database, ensure_database
-from pipeline.locks import lock_key
+from pipeline.errors import TransientPipelineError
+from pipeline.locks import day_if_idle, lock_key
 from pipeline.roles import grant_analytics_owner
 from tests.conftest import PROJECT_ROOT
 
@@ -214,3 +215,21 @@ def test_a_run_whose_lock_session_ended_never_takes_the_lock_back_and_its_keeper
         run.stdin.close()
         os.killpg(run.pid, signal.SIGKILL)
         run.wait()
+
+
+def test_a_prune_whose_lock_session_ended_is_stopped_by_its_check(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)  # this process is the prune
+    with day_if_idle(["csv-to-lfs"], dt.date(2024, 1, 2), "pipeline-prune") as hold:
+        assert hold.busy is None
+        hold.check()  # holding the day: the prune may go on
+        with connect(ANALYTICS, env, admin=True, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND starts_with(application_name, 'pipeline-prune ')"
+            )
+        with pytest.raises(TransientPipelineError, match="pipeline-prune of 2024-01-02 lost its locks: the session"):
+            hold.check()
+    assert take(env).returncode == 0  # the day is free again
