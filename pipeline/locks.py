@@ -19,6 +19,8 @@ its rerun; a file lock on NFS has neither property. Two locks per job and day:
 A writer calls ``hold_run_lock(job, day)`` before it writes anything. It waits up
 to ``PIPELINE_LOCK_WAIT_SECONDS`` (default 10) for each lock, then gives up with a
 ``TransientPipelineError`` naming the holder (an orchestrator retries it later).
+Meltano's own guard against a second run of a state ID is not what excludes runs
+(after a crash it would block the rerun for five minutes): see ``pipeline.meltano_runs``.
 
 A lock can also end while its run goes on: a server restart, a failover or a
 terminated backend ends the session that holds it. So whoever takes a run lock
@@ -30,8 +32,6 @@ nothing. A run never takes its lock back: a writer that finds its run's lock gon
 fails the same way. The keeper checks its session every ``_LIVENESS_SECONDS`` and
 exits once it is gone. The lock sessions, idle by design, turn the server's idle
 timeouts off for themselves (``pipeline.databases.SESSION_OPTIONS``).
-Meltano's own guard against a second run of a state ID is not what excludes runs
-(after a crash it would block the rerun for five minutes): see ``pipeline.meltano_runs``.
 """
 
 from __future__ import annotations
