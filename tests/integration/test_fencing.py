@@ -10,6 +10,9 @@ is stopped at its publish step (``pipeline.crashpoints``) with its lock held. Th
   before the export's swap), it goes no further. Paused earlier, while its Meltano
   record is still running, the newcomer must leave that record of a live run alone
   and be refused; the paused run must still fail without publishing;
+* the server ends the run lock's session alone (a terminated backend): a newcomer
+  claims the day, and the paused run, whose own session lives, must fail all the
+  same;
 * the server ends every session idle for two seconds (``idle_session_timeout``, the
   issue's reproduction): the paused run keeps its lock, a second run is refused, and
   the paused run goes on to publish.
@@ -124,6 +127,35 @@ def test_a_run_whose_lock_ended_with_a_restart_fails_as_transient_after_a_newcom
     assert lost["transient"] is True
     assert lost["message"].startswith(f"{job} for {DAY} lost its run lock: "), lost
     assert published_state(pipeline, job) == newcomer_published
+
+
+@pytest.mark.parametrize("job", JOBS)
+def test_a_run_whose_keeper_session_was_terminated_fails_as_transient_once_a_newcomer_claimed_the_day(
+    cluster: Cluster, on_cluster: Pipeline, paused: list[PausedRun], tmp_path: Path, job: str
+) -> None:
+    pipeline = on_cluster
+    before = published_state(pipeline, job)
+    failures, newcomer_failures = tmp_path / "paused.jsonl", tmp_path / "newcomer.jsonl"
+    run = start_paused(pipeline, job, "before-publish", tmp_path, PIPELINE_FAILURE_FILE=str(failures))
+    paused.append(run)
+
+    with psycopg.connect(cluster.conninfo(), autocommit=True) as admin:
+        admin.execute(  # only the run lock's session ends, as a pooler or an administrator may end it
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE starts_with(application_name, 'pipeline-run ')"
+        )
+    newcomer = pipeline.run(job, day=DAY, PIPELINE_FAILURE_FILE=str(newcomer_failures), PIPELINE_LOCK_WAIT_SECONDS="1")
+    run.marker.unlink()  # the paused run goes on, its own session alive
+
+    # The newcomer claimed the day, then waited for the paused step's writer lock in vain.
+    assert newcomer.returncode != 0
+    (refusal,) = failure_records(newcomer_failures)
+    assert "is still being written by an earlier run's leftover process" in refusal["message"], refusal
+    assert run.process.wait(timeout=REACH_TIMEOUT) != 0
+    (lost,) = failure_records(failures)
+    assert lost["transient"] is True
+    assert lost["message"].startswith(f"{job} for {DAY} lost its run lock: another run has claimed the day since"), lost
+    assert published_state(pipeline, job) == before
 
 
 @pytest.mark.parametrize(
