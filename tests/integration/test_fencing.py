@@ -165,6 +165,7 @@ def test_a_run_whose_keeper_session_was_terminated_fails_as_transient_once_a_new
         ("csv-to-lfs", "publish-swap", f"csv-to-lfs for {DAY} lost its run lock: "),
         (STEP2_JOB, "export-before-swap", ""),  # the export's own session ended too: it may say so first
     ],
+    ids=["history-move", "publish-swap", "export-before-swap"],
 )
 def test_a_run_that_loses_its_lock_inside_a_commit_point_goes_no_further_and_fails_as_transient(
     cluster: Cluster,
