@@ -34,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -98,21 +98,28 @@ def _unpublished_load(conn: psycopg.Connection, day: dt.date) -> list[LoadedTabl
 
 
 def reconcile(day: dt.date, loaded: list[LoadedTable], receipts: list[TableFile]) -> None:
-    """Refuse the day unless the load is exactly the receipts' files, row for row."""
+    """Refuse the day unless the load is exactly the receipts' files, row for row.
+
+    Other files than the receipts list (a table more or less, another checksum) mean
+    that step 1 published the day again after this load read it: a rerun of step 2
+    loads the new files, so that refusal is transient. A row count that differs from
+    the manifest's for the very file is damage: permanent.
+    """
     by_file = {(table.source, table.file_key): table for table in loaded}
-    problems = []
+    raced, damaged = [], []
     for expected in receipts:
         label = f"{analytics_schema(expected.source, expected.source_schema)!r}.{expected.table!r}"
         table = by_file.pop((expected.source, expected.key), None)
         if table is None:
-            problems.append(f"table {label} is in the step-1 receipts but was not loaded")
+            raced.append(f"table {label} is in the step-1 receipts but was not loaded")
         elif table.file_sha256 != expected.sha256:
-            problems.append(f"table {label} was loaded from another file than the receipt lists now")
+            raced.append(f"table {label} was loaded from another file than the receipt lists now")
         elif table.loaded_rows != expected.rows:
-            problems.append(f"table {label}: loaded {table.loaded_rows} rows, its manifest says {expected.rows}")
-    problems += [f"table {table.label} was loaded but is not in the step-1 receipts" for table in by_file.values()]
-    if problems:
-        raise PipelineError(f"refused to publish {day}: {'; '.join(problems)}; rerun: {rerun_command(STEP2_JOB, day)}")
+            damaged.append(f"table {label}: loaded {table.loaded_rows} rows, its manifest says {expected.rows}")
+    raced += [f"table {table.label} was loaded but is not in the step-1 receipts" for table in by_file.values()]
+    if problems := damaged + raced:
+        message = f"refused to publish {day}: {'; '.join(problems)}; rerun: {rerun_command(STEP2_JOB, day)}"
+        raise (PipelineError if damaged else TransientPipelineError)(message)
 
 
 def _primary_key(conn: psycopg.Connection, schema: str, table: str) -> list[str]:
@@ -390,11 +397,20 @@ def _swap_partitions(conn: psycopg.Connection, day: dt.date, loaded: list[Loaded
 
 
 def publish_day(
-    conn: psycopg.Connection, day: dt.date, receipts: list[TableFile], lock_timeout: str = DEFAULT_LOCK_TIMEOUT
+    conn: psycopg.Connection,
+    day: dt.date,
+    receipts: list[TableFile],
+    lock_timeout: str,
+    check: Callable[[psycopg.Connection], None],
 ) -> Published:
-    """Publish the day's load (see the module docstring)."""
+    """Publish the day's load (see the module docstring).
+
+    ``check`` runs first in the publish's transaction (``pipeline.locks.check_run_holds``:
+    the run still holds the day, and no newer run can claim it before the commit).
+    """
     with locks_in_time(day, lock_timeout), conn.transaction():
         guard_day_change(conn, lock_timeout)
+        check(conn)
         ensure_project_schema(conn)
         loaded = _unpublished_load(conn, day)
         if not loaded and receipts:

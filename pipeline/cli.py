@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import os
 import sys
 from pathlib import Path
@@ -20,8 +21,8 @@ from pathlib import Path
 import psycopg
 
 from pipeline.dates import PRUNE_AFTER_RUN_ENV, parse_pipeline_date, refuse_expired_day
-from pipeline.errors import PipelineError, TransientPipelineError, first_line, report_failure
-from pipeline.locks import STEP2_JOB, hold_run_lock
+from pipeline.errors import PipelineError, as_pipeline_error, first_line, report_failure
+from pipeline.locks import STEP2_JOB, check_run_holds, fenced, hold_run_lock
 
 
 def _data_dir() -> Path:
@@ -32,6 +33,7 @@ def _data_dir() -> Path:
 
 def _claim(args: argparse.Namespace) -> None:
     """Take the job's run lock for the day, then fail Meltano's records of its dead runs (see meltano_runs)."""
+    from pipeline.lfs import rerun_command
     from pipeline.meltano_runs import DATABASE_URI_ENV, ENVIRONMENT_ENV, fail_running_records, state_id
 
     day = parse_pipeline_date(os.environ.get("PIPELINE_DATE"))
@@ -40,7 +42,7 @@ def _claim(args: argparse.Namespace) -> None:
     database_uri, environment = os.environ.get(DATABASE_URI_ENV), os.environ.get(ENVIRONMENT_ENV)
     if database_uri and environment:
         state_ids = [state_id(environment, pair, day) for pair in args.pair]
-        if failed := fail_running_records(database_uri, state_ids):
+        if failed := fail_running_records(database_uri, state_ids, rerun_command(args.job, day)):
             print(f"{args.job} {day}: an earlier run was killed; marked its {failed} Meltano run record(s) failed")
 
 
@@ -51,7 +53,8 @@ def _publish_lfs(args: argparse.Namespace) -> None:
     day = parse_pipeline_date(os.environ.get("PIPELINE_DATE"))
     hold_run_lock(args.job, day)
     pause_point("before-publish")
-    receipt = publish_staged_day(_data_dir(), args.job, day)
+    with fenced(args.job, day) as check:
+        receipt = publish_staged_day(_data_dir(), args.job, day, check)
     rows = sum(entry["rows"] for entry in receipt["tables"].values())
     print(f"{args.job} {day}: published {len(receipt['tables'])} tables, {rows} rows")
 
@@ -73,8 +76,9 @@ def _publish_analytics(args: argparse.Namespace) -> None:
     pause_point("before-publish")
     receipts = read_day(_data_dir(), day, args.jobs)
     lock_timeout = os.environ.get("PIPELINE_LOCK_TIMEOUT") or DEFAULT_LOCK_TIMEOUT
+    still_holds = functools.partial(check_run_holds, job=STEP2_JOB, day=day)
     with connect(ANALYTICS) as conn:
-        published = publish_day(conn, day, receipts, lock_timeout)
+        published = publish_day(conn, day, receipts, lock_timeout, still_holds)
     print(f"analytics {day}: published {len(published.rows)} tables, {sum(published.rows.values())} rows")
     if published.note:
         print(f"analytics {day}: {published.note}")
@@ -102,8 +106,8 @@ def _export(_: argparse.Namespace) -> None:
 
     day = parse_pipeline_date(os.environ.get("PIPELINE_DATE"))
     hold_run_lock(STEP2_JOB, day)
-    with connect(ANALYTICS) as conn:
-        print(export_day(conn, day, _data_dir()))
+    with connect(ANALYTICS) as conn, fenced(STEP2_JOB, day) as check:
+        print(export_day(conn, day, _data_dir(), check))
 
 
 def _prune(args: argparse.Namespace) -> None:
@@ -145,7 +149,8 @@ def _restore(args: argparse.Namespace) -> None:
 
     day = parse_pipeline_date(args.date, "--date")
     hold_run_lock(args.job, day)
-    version, replaced = restore(_data_dir(), args.job, day, args.version)
+    with fenced(args.job, day) as check:
+        version, replaced = restore(_data_dir(), args.job, day, args.version, check)
     kept = f"; the version it replaced is kept as {replaced.name}" if replaced else ""
     print(f"{args.job} {day}: restored version {version}{kept}")
     print(f"step 2 must be rerun for {day}: {rerun_command(STEP2_JOB, day)}")
@@ -196,10 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.run(args)
     except (PipelineError, psycopg.Error) as exc:
-        if isinstance(exc, psycopg.OperationalError):
-            # A lost or refused connection: worth a retry.
-            exc = TransientPipelineError(str(exc).strip() or type(exc).__name__)
-        report_failure(f"pipeline {args.command} failed", exc)
+        report_failure(f"pipeline {args.command} failed", as_pipeline_error(exc) or PipelineError(first_line(exc)))
         return 1
     return 0
 

@@ -19,13 +19,17 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, connection_failure, first_line
 
 SOURCE = "TAP_POSTGRES"
 ANALYTICS = "TARGET_POSTGRES"
 ADMIN = "POSTGRES_ADMIN"
 # The database an administrator connects to for CREATE/DROP DATABASE and roles.
 MAINTENANCE_DATABASE = "postgres"
+# A job's sessions wait, idle, while another of its steps works (the lock sessions for
+# the whole run): a server's idle_session_timeout must not end them, and with them the
+# run's locks. A session that truly hangs ends with its process.
+SESSION_OPTIONS = "-c idle_session_timeout=0 -c idle_in_transaction_session_timeout=0"
 
 
 def _settings(prefix: str, env: Mapping[str, str], admin: bool) -> dict[str, str]:
@@ -64,6 +68,7 @@ def conninfo(prefix: str, env: Mapping[str, str] = os.environ, database: str | N
         dbname=database or settings["dbname"],
         application_name="northwind-pipeline",
         client_encoding="UTF8",
+        options=SESSION_OPTIONS,
     )
 
 
@@ -74,16 +79,18 @@ def connect(
     autocommit: bool = False,
     admin: bool = False,
 ) -> psycopg.Connection:
-    """Connect, turning an unreachable server or a refused login into a one-line error naming it."""
+    """Connect, turning an unreachable server or a refused login into a one-line error naming it.
+
+    Unreachable is transient, refused (a wrong setting) permanent: see ``connection_failure``.
+    """
     info = conninfo(prefix, env, database, admin)
     try:
         return psycopg.connect(info, connect_timeout=10, autocommit=autocommit)
     except psycopg.OperationalError as exc:
-        first_line = str(exc).strip().splitlines()[0]
         settings = _settings(prefix, env, admin)
-        raise PipelineError(
+        raise connection_failure(
             f"cannot connect to {prefix}_* database {database or settings['dbname']} at "
-            f"{settings['host']}:{settings['port']} as {settings['user']}: {first_line}"
+            f"{settings['host']}:{settings['port']} as {settings['user']}: {first_line(exc)}"
         ) from exc
 
 

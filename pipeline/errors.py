@@ -12,10 +12,16 @@ line); whoever runs the job reads the file afterwards.
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 
 FAILURE_FILE_ENV = "PIPELINE_FAILURE_FILE"
+# What a server answers a login whose settings are wrong (a retry meets it again), as
+# opposed to a server that is down, starting, restarting or full.
+_BAD_LOGIN = re.compile(
+    r"does not exist|authentication failed|no password supplied|no pg_hba\.conf entry|permission denied"
+)
 
 
 class PipelineError(Exception):
@@ -29,6 +35,32 @@ class TransientPipelineError(PipelineError):
 def first_line(exc: BaseException) -> str:
     """The exception's message as one line (its type's name when it has none)."""
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def connection_failure(message: str) -> PipelineError:
+    """A failed connection's ``message`` as the class it deserves: a wrong setting permanent, all else transient.
+
+    A refused or lost connection, a server starting up or shutting down, too many
+    clients: a retry may pass. A role or database that does not exist, a wrong
+    password, no access: fix the setting first. By the server's words, whatever the
+    driver (psycopg, psycopg2), so every plugin classes them alike.
+    """
+    return (PipelineError if _BAD_LOGIN.search(message) else TransientPipelineError)(message)
+
+
+def as_pipeline_error(exc: BaseException) -> PipelineError | None:
+    """``exc`` as the failure to report; None for an unexpected one (a bug: its traceback is the report).
+
+    A ``PipelineError`` is itself; a failed connection is classed by ``connection_failure``.
+    psycopg is looked up, not imported: a plugin whose environment has no psycopg
+    never meets its errors.
+    """
+    if isinstance(exc, PipelineError):
+        return exc
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None and isinstance(exc, psycopg.OperationalError):
+        return connection_failure(f"the database connection failed: {first_line(exc)}")
+    return None
 
 
 def report_failure(component: str, exc: BaseException) -> None:
@@ -45,10 +77,13 @@ def run_plugin_cli(name: str, cli: Callable[[], object]) -> None:
     """Run a plugin's command line; a ``PipelineError`` ends it with one stderr line and exit code 1.
 
     Without this, the Singer SDK would print the whole traceback, burying the one
-    line that says what to fix.
+    line that says what to fix; a lost connection would go unrecorded.
     """
     try:
         cli()
-    except PipelineError as exc:
-        report_failure(name, exc)
+    except Exception as exc:
+        failure = as_pipeline_error(exc)
+        if failure is None:
+            raise
+        report_failure(name, failure)
         sys.exit(1)

@@ -192,14 +192,19 @@ def _in_snapshot_of(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
             yield other
 
 
-def export_day(conn: psycopg.Connection, day: dt.date, data_dir: Path) -> str:
-    """Write ``results/{day}/orders_with_details.csv`` and ``.json``; returns the line to print."""
+def export_day(conn: psycopg.Connection, day: dt.date, data_dir: Path, check: Callable[[], None]) -> str:
+    """Write ``results/{day}/orders_with_details.csv`` and ``.json``; returns the line to print.
+
+    ``check`` (that the run still holds the day: ``pipeline.locks.fenced``) runs right
+    before the result folder is replaced or removed.
+    """
     folder = data_dir / RESULTS_DIR / day.isoformat()
     _remove_leftovers(folder)
     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     conn.read_only = True
     with conn.transaction():
         if reason := _why_no_result(conn, day):
+            check()
             _replace_folder(None, folder)
             return f"export {day}: skipped: {reason}, so there is no {RESULT_VIEW} result"
         folder.parent.mkdir(parents=True, exist_ok=True)
@@ -219,5 +224,10 @@ def export_day(conn: psycopg.Connection, day: dt.date, data_dir: Path) -> str:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+    try:
+        check()
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     _replace_folder(tmp, folder)
     return f"export {day}: {rows} rows to {folder}/{RESULT_VIEW}.csv and .json"

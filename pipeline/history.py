@@ -33,6 +33,7 @@ import datetime as dt
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,24 +83,28 @@ def _remove_empty_tree(path: Path) -> None:
         path.rmdir()
 
 
-def _complete(data_dir: Path, version: Path) -> None:
-    """Move into ``version`` each of its receipt's folders still (or again) at its published place."""
+def _complete(data_dir: Path, version: Path, check: Callable[[], None]) -> None:
+    """Move into ``version`` each of its receipt's folders still (or again) at its published place.
+
+    ``check`` (that the run still holds the day: ``pipeline.locks.fenced``) runs before each move.
+    """
     for relative, expected in sorted(_folders(read_json(version / RECEIPT_FILE)).items()):
         kept, published = version / relative, data_dir / relative
         if not kept.exists() and _matches(published, expected):
             kept.parent.mkdir(parents=True, exist_ok=True)
+            check()
             os.replace(published, kept)
             pause_point("history-move")
 
 
-def repair(data_dir: Path, job: str, day: dt.date) -> None:
+def repair(data_dir: Path, job: str, day: dt.date, check: Callable[[], None]) -> None:
     """Finish any move into or out of the history of ``job``'s ``day`` that a crash cut short."""
     root = history_root(data_dir, job, day)
     if not root.is_dir():
         return
     for version in sorted(p for p in root.iterdir() if p.is_dir()):
         if (version / RECEIPT_FILE).is_file():
-            _complete(data_dir, version)
+            _complete(data_dir, version, check)
         else:
             _remove_empty_tree(version)  # a move that had not begun, or a restore that had finished
 
@@ -114,19 +119,20 @@ def _new_version(root: Path, receipt: Path) -> Path:
     return version
 
 
-def keep_published(data_dir: Path, job: str, day: dt.date) -> Path | None:
+def keep_published(data_dir: Path, job: str, day: dt.date, check: Callable[[], None]) -> Path | None:
     """Move the published version of ``job``'s ``day`` into its history; returns where (None: none published).
 
     Afterwards the day has no receipt and none of the kept folders is in place.
     """
-    repair(data_dir, job, day)
+    repair(data_dir, job, day, check)
     receipt = receipt_path(data_dir, job, day)
     if not receipt.is_file():
         return None
     version = _new_version(history_root(data_dir, job, day), receipt)
     version.mkdir(parents=True)
+    check()
     os.replace(receipt, version / RECEIPT_FILE)
-    _complete(data_dir, version)
+    _complete(data_dir, version, check)
     return version
 
 
@@ -145,13 +151,16 @@ def drop_identical(data_dir: Path, job: str, day: dt.date, published: dict[str, 
     _remove_empty_tree(root)
 
 
-def restore(data_dir: Path, job: str, day: dt.date, version: str | None = None) -> tuple[str, Path | None]:
-    """Publish the kept ``version`` (default: the newest) of ``job``'s ``day`` again.
+def restore(
+    data_dir: Path, job: str, day: dt.date, version: str | None, check: Callable[[], None]
+) -> tuple[str, Path | None]:
+    """Publish the kept ``version`` (None: the newest) of ``job``'s ``day`` again.
 
     The version published until now is kept in turn. Returns the restored version and
-    where the replaced one was kept (None if the day had no receipt).
+    where the replaced one was kept (None if the day had no receipt). ``check`` runs
+    before each move, as in a publish.
     """
-    repair(data_dir, job, day)
+    repair(data_dir, job, day, check)
     available = kept_versions(data_dir, job, day)
     root = history_root(data_dir, job, day)
     if not available:
@@ -163,15 +172,17 @@ def restore(data_dir: Path, job: str, day: dt.date, version: str | None = None) 
     content = read_json(source / RECEIPT_FILE)
     if missing := [rel for rel, expected in sorted(_folders(content).items()) if not _matches(source / rel, expected)]:
         raise PipelineError(f"{source} cannot be restored: {', '.join(missing)} missing or changed")
-    replaced = keep_published(data_dir, job, day)
+    replaced = keep_published(data_dir, job, day, check)
     trash = data_dir / TRASH_DIR / uuid.uuid4().hex
     for relative in sorted(_folders(content)):
         destination = data_dir / relative
         destination.parent.mkdir(parents=True, exist_ok=True)
+        check()
         if destination.exists():  # left by a publish cut short: in no receipt
             trash.mkdir(parents=True, exist_ok=True)
             os.replace(destination, trash / uuid.uuid4().hex)
         os.replace(source / relative, destination)
+    check()
     os.replace(source / RECEIPT_FILE, receipt_path(data_dir, job, day))
     _remove_empty_tree(source)
     shutil.rmtree(trash, ignore_errors=True)

@@ -38,15 +38,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import os
 import shlex
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pipeline.crashpoints import pause_point
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, TransientPipelineError
 from pipeline.files import dump_json, read_json, sha256_file, write_text_atomic
 from pipeline.names import within_bytes
 
@@ -211,7 +213,7 @@ def metadata_checksums(folder: Path) -> dict[str, str]:
     return {name: sha256_file(folder / name) for name in (SCHEMA_FILE, MANIFEST_FILE)}
 
 
-def publish_staged_day(data_dir: Path, job: str, day: dt.date) -> dict[str, Any]:
+def publish_staged_day(data_dir: Path, job: str, day: dt.date, check: Callable[[], None]) -> dict[str, Any]:
     """Move every staged folder of ``job``/``day`` into place, then write the receipt.
 
     The receipt lists each table (by its key) with its folder and data checksum, and
@@ -221,7 +223,9 @@ def publish_staged_day(data_dir: Path, job: str, day: dt.date) -> dict[str, Any]
     and reason), so that no table is missing from a day without a word. The published version
     goes first (its receipt, then its folders, into the day's history: see
     ``pipeline.history``), so while folders are being swapped the day counts as not
-    succeeded; each folder is moved by renames on the same file system. Returns the receipt.
+    succeeded; each folder is moved by renames on the same file system. ``check`` (that
+    the run still holds the day: ``pipeline.locks.fenced``) runs before each change, so
+    a run that lost its lock stops before its next rename. Returns the receipt.
     """
     staging = staging_root(data_dir, job, day)
     if not staging.is_dir():
@@ -251,11 +255,12 @@ def publish_staged_day(data_dir: Path, job: str, day: dt.date) -> dict[str, Any]
     from pipeline.history import drop_identical, keep_published
 
     receipt = receipt_path(data_dir, job, day)
-    keep_published(data_dir, job, day)
+    keep_published(data_dir, job, day, check)
     trash = data_dir / TRASH_DIR / uuid.uuid4().hex
     for folder in folders:
         destination = data_dir / folder.relative_to(staging)
         destination.parent.mkdir(parents=True, exist_ok=True)
+        check()
         if destination.exists():
             trash.mkdir(parents=True, exist_ok=True)
             os.replace(destination, trash / uuid.uuid4().hex)
@@ -263,6 +268,7 @@ def publish_staged_day(data_dir: Path, job: str, day: dt.date) -> dict[str, Any]
         pause_point("publish-swap")
     left_out = read_json(staging / LEFT_OUT_FILE) if (staging / LEFT_OUT_FILE).is_file() else []
     content = {"job": job, "date": day.isoformat(), "folders": checksums, "tables": tables, "left_out": left_out}
+    check()
     write_text_atomic(receipt, dump_json(content))
     drop_identical(data_dir, job, day, content)
     shutil.rmtree(trash, ignore_errors=True)
@@ -270,19 +276,62 @@ def publish_staged_day(data_dir: Path, job: str, day: dt.date) -> dict[str, Any]
     return content
 
 
+def _read_bytes(path: Path) -> bytes | None:
+    """The file's bytes; None if there is none (or it went meanwhile)."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _raced(data_dir: Path, job: str, day: dt.date, refusal: PipelineError, read: bytes | None) -> PipelineError:
+    """``refusal`` of ``job``'s day as transient when a run of ``job`` raced the read, so that a retry passes.
+
+    Step 1 replaces a day's receipt and folders one rename at a time while step 2 may
+    be reading them: its staging tree exists from its loader's start to its publish's
+    end (or to its rerun, if it was cut short), and a publish that ended meanwhile
+    changed the receipt. Otherwise the refusal stands: the day is missing or damaged.
+    """
+    staging = staging_root(data_dir, job, day)
+    if staging.is_dir():
+        return TransientPipelineError(
+            f"{refusal}; but {job} is writing the day now, or was cut short ({staging} exists): "
+            "retry once it has published the day"
+        )
+    if _read_bytes(receipt_path(data_dir, job, day)) != read:
+        return TransientPipelineError(f"{refusal}; but {job} published the day again meanwhile: retry")
+    return refusal
+
+
 def _receipt_tables(data_dir: Path, job: str, day: dt.date) -> list[TableFile]:
     """The tables one job's receipt lists for ``day``, each checked against its folder's metadata.
 
     A folder whose ``_schema.json`` or ``_manifest.json`` is not the one the receipt
-    covers, or whose table's data checksum differs, is refused with the rerun command.
+    covers, or whose table's data checksum differs, is refused with the rerun command;
+    transient when a run of the job raced the read (see ``_raced``).
     """
+    read = _read_bytes(receipt_path(data_dir, job, day))
+    try:
+        return _checked_tables(data_dir, job, day, read)
+    except PipelineError as exc:
+        raced = _raced(data_dir, job, day, exc, read)
+        if raced is exc:
+            raise
+        raise raced from exc
+
+
+def _checked_tables(data_dir: Path, job: str, day: dt.date, read: bytes | None) -> list[TableFile]:
+    """``_receipt_tables`` of the receipt's bytes ``read`` (None: there was none)."""
     receipt = receipt_path(data_dir, job, day)
-    if not receipt.is_file():
+    if read is None:
         raise PipelineError(
             f"refused: step 1 job {job} has not succeeded for {day} (no {receipt}); "
             f"run it first: {rerun_command(job, day)}"
         )
-    content = read_json(receipt)
+    try:
+        content = json.loads(read)
+    except json.JSONDecodeError as exc:
+        raise PipelineError(f"{receipt} is not valid JSON: {exc}") from exc
     if "folders" not in content:
         raise PipelineError(
             f"{receipt} was written by an older version of step 1 (no metadata checksums); "

@@ -21,6 +21,17 @@ to ``PIPELINE_LOCK_WAIT_SECONDS`` (default 10) for each lock, then gives up with
 ``TransientPipelineError`` naming the holder (an orchestrator retries it later).
 Meltano's own guard against a second run of a state ID is not what excludes runs
 (after a crash it would block the rerun for five minutes): see ``pipeline.meltano_runs``.
+
+A lock can also end while its run goes on: a server restart, a failover or a
+terminated backend ends the session that holds it. So whoever takes a run lock
+records its run as the day's latest claimant (``pipeline.fencing``), and each commit
+point (``fenced`` for files, ``check_run_holds`` inside the analytics publish's
+transaction) checks, on the writer's own session, that its run still holds the run
+lock and is still the latest claimant; if not, it fails as transient and changes
+nothing. A run never takes its lock back: a writer that finds its run's lock gone
+fails the same way. The keeper checks its session every ``_LIVENESS_SECONDS`` and
+exits once it is gone. The lock sessions, idle by design, turn the server's idle
+timeouts off for themselves (``pipeline.databases.SESSION_OPTIONS``).
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ import atexit
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import os
 import select
@@ -37,14 +49,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TextIO
 
 import psycopg
 
 from pipeline.databases import ANALYTICS, connect
-from pipeline.errors import PipelineError, TransientPipelineError
+from pipeline.errors import PipelineError, TransientPipelineError, first_line
+from pipeline.fencing import has_claimed, latest_claimant, record_claim
 from pipeline.lfs import rerun_command
 
 # The one job that writes the analytics day (its loader, publish and export take its locks).
@@ -56,10 +69,11 @@ WRITER_APP = "pipeline-writer"
 _POLL_SECONDS = 0.25
 _LIVENESS_SECONDS = 0.5
 
-# This process's lock connections and keeper: kept open until the process exits.
-_held: list[psycopg.Connection] = []
+# This process's lock connection of each job and day it writes, and keeper: kept open until the process exits.
+_held: dict[tuple[str, dt.date], psycopg.Connection] = {}
 _keepers: list[subprocess.Popen[str]] = []
-_held_days: set[tuple[str, dt.date]] = set()
+# Exit code of a keeper whose session ended while its run lived.
+LOST_EXIT_CODE = 3
 
 
 def lock_key(kind: str, job: str, day: dt.date) -> int:
@@ -124,11 +138,10 @@ def _wait_seconds() -> float:
 
 
 def _connect(application_name: str) -> psycopg.Connection:
+    """A lock session, named for ``pg_stat_activity`` (and, as every session of ours, immune to idle timeouts)."""
     try:
         conn = connect(ANALYTICS, autocommit=True)
-    except PipelineError as exc:
-        if not isinstance(exc.__cause__, psycopg.OperationalError):
-            raise  # a missing setting: permanent
+    except TransientPipelineError as exc:
         raise TransientPipelineError(f"cannot reach the analytics database, which holds the run locks: {exc}") from exc
     conn.execute("SELECT set_config('application_name', %s, false)", (application_name,))
     return conn
@@ -170,7 +183,7 @@ def _refusal(job: str, day: dt.date, what: str, holder: str | None, wait: float)
     )
 
 
-def _start_keeper(key: int, owner: RunOwner) -> bool:
+def _start_keeper(job: str, day: dt.date, owner: RunOwner) -> bool:
     """Start the keeper of the run lock for ``owner``; True once it holds the lock, False if it is taken.
 
     The run's first writer waits for the keeper's answer, so the keeper's start-up is
@@ -179,10 +192,9 @@ def _start_keeper(key: int, owner: RunOwner) -> bool:
     threads, where a fork is unsafe, starts it as a new interpreter instead.
     """
     if threading.active_count() == 1:
-        return _answer(*_fork_keeper(key, owner))
-    command = [sys.executable, "-m", "pipeline.locks", str(key), str(owner.pid), owner.start]
+        return _answer(*_fork_keeper(job, day, owner))
     keeper = subprocess.Popen(
-        [*command, owner.application_name(RUN_APP)],
+        [sys.executable, "-m", "pipeline.locks", job, day.isoformat(), str(owner.pid), owner.start],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,  # never Meltano's pipes: the keeper outlives this process
@@ -197,7 +209,7 @@ def _start_keeper(key: int, owner: RunOwner) -> bool:
     return _answer(answer, keeper.wait())
 
 
-def _fork_keeper(key: int, owner: RunOwner) -> tuple[str, int]:
+def _fork_keeper(job: str, day: dt.date, owner: RunOwner) -> tuple[str, int]:
     """Fork the keeper; its answer line, and its exit code when it did not keep the lock (else 0)."""
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -212,7 +224,7 @@ def _fork_keeper(key: int, owner: RunOwner) -> tuple[str, int]:
             os.closerange(3, write_end)
             os.closerange(write_end + 1, os.sysconf("SC_OPEN_MAX"))
             with os.fdopen(write_end, "w") as answer:
-                code = keep(key, owner.pid, owner.start, owner.application_name(RUN_APP), answer)
+                code = keep(job, day, owner, answer)
         finally:
             os._exit(code)  # never the writer's exit handlers, which would close its connections
     os.close(write_end)
@@ -229,15 +241,39 @@ def _answer(answer: str, code: int) -> bool:
     raise TransientPipelineError(f"cannot take the run lock: {reason}")
 
 
-def _join_run(conn: psycopg.Connection, key: int, owner: RunOwner, job: str, day: dt.date, wait: float) -> None:
-    """Make sure the run lock is held by ``owner``'s keeper: find it, or start it, or give up."""
+def _holds(holder: str | None, owner: RunOwner) -> bool:
+    """Whether the lock holder named ``holder`` is of ``owner``'s run (its keeper, or the run itself by hand)."""
+    parts = (holder or "").split(" ")
+    return len(parts) == 3 and parts[0] in (RUN_APP, WRITER_APP) and parts[1] == owner.token
+
+
+def _lost(job: str, day: dt.date, reason: str) -> TransientPipelineError:
+    return TransientPipelineError(
+        f"{job} for {day} lost its run lock: {reason}; this run changes nothing more; rerun: {rerun_command(job, day)}"
+    )
+
+
+_SESSION_ENDED = (
+    "the session holding it in the analytics database ended (a server restart, a failover, a terminated backend)"
+)
+
+
+def _join_run(conn: psycopg.Connection, owner: RunOwner, job: str, day: dt.date, wait: float) -> None:
+    """Make sure the run lock is held by ``owner``'s keeper: find it, or start it, or give up.
+
+    A run whose lock is gone (it claimed the day, but no session of it holds the lock)
+    has lost it: the lock is never taken back, since another run may have written
+    the day in between.
+    """
+    key = lock_key("run", job, day)
     deadline = time.monotonic() + wait
-    mine = f"{RUN_APP} {owner.token} "
     while True:
         holder = _holder(conn, key)
-        if holder is None and _start_keeper(key, owner):
+        if holder is None and has_claimed(conn, job, day, owner.token):
+            raise _lost(job, day, _SESSION_ENDED)
+        if holder is None and _start_keeper(job, day, owner):
             return
-        if holder is not None and holder.startswith(mine):
+        if _holds(holder, owner):
             return
         if time.monotonic() >= deadline:
             raise _refusal(job, day, "already running", holder or _holder(conn, key), wait)
@@ -259,7 +295,7 @@ def _release_held() -> None:
     connection deleted while open. A kill skips this, and the server ends the
     session, and so the locks, all the same.
     """
-    for conn in _held:
+    for conn in _held.values():
         conn.close()
 
 
@@ -273,85 +309,171 @@ def hold_run_lock(job: str, day: dt.date) -> None:
     the run's keeper (started here if this is the run's first writer); run by hand,
     this process holds it itself.
     """
-    if (job, day) in _held_days:
+    if (job, day) in _held:
         return
     wait = _wait_seconds()
     owner = run_owner()
     conn = _connect(owner.application_name(WRITER_APP, os.getpid()))
-    _held.append(conn)
+    _held[(job, day)] = conn
     if owner.pid == os.getpid():
         _lock_or_refuse(conn, lock_key("run", job, day), job, day, "already running", wait)
+        record_claim(conn, job, day, owner.token)
     else:
-        _join_run(conn, lock_key("run", job, day), owner, job, day, wait)
+        _join_run(conn, owner, job, day, wait)
     _lock_or_refuse(
         conn, lock_key("writer", job, day), job, day, "still being written by an earlier run's leftover process", wait
     )
-    _held_days.add((job, day))
+
+
+def check_run_holds(conn: psycopg.Connection, job: str, day: dt.date) -> None:
+    """Fail, transient, unless this process's run holds ``job``'s run lock for ``day`` and is its latest claimant.
+
+    Call it in the transaction of a commit point: it locks the claim until that
+    transaction ends, so no newer run can claim the day before the commit.
+    """
+    owner = run_owner()
+    claimant = latest_claimant(conn, job, day)
+    holder = _holder(conn, lock_key("run", job, day))
+    if claimant != owner.token:
+        raise _lost(job, day, "another run has claimed the day since")
+    if holder is None:
+        raise _lost(job, day, _SESSION_ENDED)
+    if not _holds(holder, owner):
+        raise _lost(job, day, f"{_describe(holder)} holds it now")
 
 
 @contextlib.contextmanager
-def day_if_idle(jobs: Iterable[str], day: dt.date, purpose: str) -> Iterator[str | None]:
+def fenced(job: str, day: dt.date) -> Iterator[Callable[[], None]]:
+    """A commit point on files: yields the check to call before each change, see ``check_run_holds``.
+
+    The check runs on this writer's own lock session (``hold_run_lock`` first), whose
+    transaction stays open for the block, so a newer claim waits until the block ends;
+    a session that has ended fails the check.
+    """
+    conn = _held[(job, day)]
+    try:
+        with conn.transaction():
+            check = functools.partial(check_run_holds, conn, job, day)
+            check()
+            yield check
+    except psycopg.OperationalError as exc:
+        if not (conn.broken or conn.closed):
+            raise  # another connection of the block failed: its step says how
+        raise _lost(job, day, f"{_SESSION_ENDED}: {first_line(exc)}") from exc
+
+
+@dataclasses.dataclass(frozen=True)
+class IdleDay:
+    """What ``day_if_idle`` yields: who keeps the day busy (then nothing is held), and the commit points' check."""
+
+    busy: str | None
+    check: Callable[[], None]
+
+
+def _count_held(conn: psycopg.Connection) -> int:
+    """How many advisory locks this session holds."""
+    query = "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory' AND granted"
+    return conn.execute(query).fetchone()[0]
+
+
+def _check_still_held(conn: psycopg.Connection, day: dt.date, purpose: str, expected: int) -> None:
+    """Fail, transient, unless ``conn``'s session is alive and holds the ``expected`` locks of the day."""
+    try:
+        held = _count_held(conn)
+    except psycopg.OperationalError as exc:
+        raise TransientPipelineError(f"{purpose} of {day} lost its locks: {_SESSION_ENDED}: {first_line(exc)}") from exc
+    if held != expected:
+        raise TransientPipelineError(f"{purpose} of {day} lost its locks: it holds {held} of {expected}")
+
+
+@contextlib.contextmanager
+def day_if_idle(jobs: Iterable[str], day: dt.date, purpose: str) -> Iterator[IdleDay]:
     """Hold the run and writer locks of every one of ``jobs`` for ``day`` during the block, if all are free.
 
-    Yields None while holding them all, so no run of the day can start meanwhile; or,
-    holding none, which job is running for the day and who holds it: a maintenance
-    step (retention) then leaves the day alone instead of waiting.
+    Yields ``busy`` None while holding them all, so no run of the day can start
+    meanwhile; or, holding none, which job is running for the day and who holds it:
+    a maintenance step (retention) then leaves the day alone instead of waiting.
+    Its ``check`` fails, transient, once the session holding the locks has ended:
+    call it before each change.
     """
+    jobs = list(jobs)
     with _connect(f"{purpose} {socket.gethostname()[:24]}:{os.getpid()}") as conn:
+        check = functools.partial(_check_still_held, conn, day, purpose, 2 * len(jobs))
         for job in jobs:
             for kind in ("run", "writer"):
                 key = lock_key(kind, job, day)
                 if not _try_lock(conn, key):
                     holder = _holder(conn, key)
                     conn.execute("SELECT pg_advisory_unlock_all()")
-                    yield f"{job} is running for it ({_describe(holder)})"
+                    yield IdleDay(f"{job} is running for it ({_describe(holder)})", check)
                     return
         try:
-            yield None
+            yield IdleDay(None, check)
         finally:
-            conn.execute("SELECT pg_advisory_unlock_all()")
+            if not conn.closed and not conn.broken:
+                conn.execute("SELECT pg_advisory_unlock_all()")
 
 
-def _wait_for_exit(pid: int, start: str) -> None:
-    """Return when process ``pid`` (started at ``start``) has exited."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    except OSError:  # no pidfd on this kernel: poll
-        while _start_ticks(pid) == start:
-            time.sleep(_LIVENESS_SECONDS)
-        return
-    try:
-        if _start_ticks(pid) == start:
-            select.select([pidfd], [], [])
-    finally:
-        os.close(pidfd)
+def _watch(owner: RunOwner, conn: psycopg.Connection) -> None:
+    """Return when ``owner`` has exited; raise ``psycopg.OperationalError`` once ``conn``'s session is gone.
 
-
-def keep(key: int, owner_pid: int, owner_start: str, application_name: str, answer: TextIO = sys.stdout) -> int:
-    """The keeper: hold the run lock ``key`` while the owner lives; says "held", "taken" or "error ..." first.
-
-    The answer is one line on ``answer``, which is closed after "held": the writer
-    that started the keeper reads that one line, then goes on (and may exit).
+    The session is checked every ``_LIVENESS_SECONDS``, so a keeper whose lock ended
+    with its session exits soon after, instead of pretending to hold it.
     """
     try:
-        conn = _connect(application_name)
+        pidfd: int | None = os.pidfd_open(owner.pid)
+    except ProcessLookupError:
+        return
+    except OSError:  # no pidfd on this kernel: poll the process too
+        pidfd = None
+    try:
+        while _start_ticks(owner.pid) == owner.start:
+            if pidfd is not None and select.select([pidfd], [], [], _LIVENESS_SECONDS)[0]:
+                return
+            if pidfd is None:
+                time.sleep(_LIVENESS_SECONDS)
+            conn.execute("SELECT 1")
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+def keep(job: str, day: dt.date, owner: RunOwner, answer: TextIO = sys.stdout) -> int:
+    """The keeper: take and hold ``job``'s run lock for ``day`` while the owner lives; claim the day.
+
+    Says "held", "taken" or "error ..." first, in one line on ``answer``, which is
+    closed after "held": the writer that started the keeper reads that one line,
+    then goes on (and may exit). Exits with ``LOST_EXIT_CODE`` when its session ends
+    while the owner lives.
+    """
+    try:
+        conn = _connect(owner.application_name(RUN_APP))
     except PipelineError as exc:
         print(f"error {exc}", file=answer, flush=True)
         return 1
     with conn:
-        if not _try_lock(conn, key):
-            print("taken", file=answer, flush=True)
+        try:
+            if not _try_lock(conn, lock_key("run", job, day)):
+                print("taken", file=answer, flush=True)
+                return 1
+            record_claim(conn, job, day, owner.token)
+        except psycopg.Error as exc:
+            print(f"error {first_line(exc)}", file=answer, flush=True)
             return 1
         print("held", file=answer, flush=True)
         if answer is sys.stdout:  # the writer reads one line only
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         else:
             answer.close()
-        _wait_for_exit(owner_pid, owner_start)
+        try:
+            _watch(owner, conn)
+        except psycopg.OperationalError:
+            return LOST_EXIT_CODE
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(keep(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]))
+    job_name, iso_day, owner_pid, owner_start = sys.argv[1:5]
+    sys.exit(
+        keep(job_name, dt.date.fromisoformat(iso_day), RunOwner(int(owner_pid), owner_start, socket.gethostname()))
+    )

@@ -30,6 +30,7 @@ import dataclasses
 import datetime as dt
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -90,13 +91,17 @@ def file_days(data_dir: Path) -> FileDays:
     return found
 
 
-def remove_day_files(data_dir: Path, day: dt.date, jobs: set[str]) -> int:
-    """Remove everything ``day`` owns on disk, receipts first; returns how many entries went."""
+def remove_day_files(data_dir: Path, day: dt.date, jobs: set[str], check: Callable[[], None]) -> int:
+    """Remove everything ``day`` owns on disk, receipts first; returns how many entries went.
+
+    ``check`` (that the day's locks are still held) runs before each removal.
+    """
     iso = day.isoformat()
     removed = 0
     for job in sorted(jobs):
         receipt = receipt_path(data_dir, job, day)
         if receipt.is_file():
+            check()
             receipt.unlink()
             removed += 1
     folders = [folder / iso for parent in DAY_FOLDER_PARENTS for folder in data_dir.glob(parent)]
@@ -106,6 +111,7 @@ def remove_day_files(data_dir: Path, day: dt.date, jobs: set[str]) -> int:
     folders += [results / iso, *(results.glob(f".{iso}.*") if results.is_dir() else [])]
     for folder in folders:
         if folder.is_dir():
+            check()
             shutil.rmtree(folder)
             removed += 1
     return removed
@@ -188,9 +194,9 @@ def prune(
     days = sorted(day for day in on_disk.days | analytics_days(conn) if day < cutoff)
     lines = []
     for day in days:
-        with day_if_idle(sorted(jobs), day, "pipeline-prune") as busy:
-            if busy:
-                lines.append(f"prune {day}: skipped, {busy}; the next prune removes it")
+        with day_if_idle(sorted(jobs), day, "pipeline-prune") as hold:
+            if hold.busy:
+                lines.append(f"prune {day}: skipped, {hold.busy}; the next prune removes it")
                 continue
             unloaded = unloaded_receipts(data_dir, day, jobs, published_files(conn, day))
             if unloaded and not force:
@@ -201,8 +207,9 @@ def prune(
                 continue
             # The analytics day first: one transaction that may time out on a lock, and then
             # changes nothing; the files' removal cannot fail that way.
+            hold.check()
             partitions = drop_analytics_day(conn, day, lock_timeout)
-            files = remove_day_files(data_dir, day, jobs)
+            files = remove_day_files(data_dir, day, jobs, hold.check)
         lines.append(f"prune {day}: removed {files} receipts and folders, {partitions} analytics partitions")
     if not lines:
         lines.append(f"prune: nothing older than {cutoff} ({keep_days} days before {today})")

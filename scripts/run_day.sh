@@ -2,7 +2,9 @@
 # `make run [DATE=YYYY-MM-DD]`: the three jobs for one day. The two step-1 jobs read
 # different sources and write different folders, so they run side by side (on two
 # cores that hides most of one job's start-up); step 2 runs once both succeeded.
-# On a failure it says which step failed and the exact command that reruns it.
+# On a failure its last lines say which step failed, why (the one-line cause its
+# components recorded, as the Airflow task log's CAUSE: line says it) and the exact
+# command that reruns it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,42 +23,52 @@ if ! [[ $timeout_minutes =~ ^[0-9]*[.]?[0-9]+$ ]] || ! [[ $timeout_minutes =~ [1
   exit 2
 fi
 bounded=(timeout --kill-after=10s "${timeout_minutes}m")
+
+# Each job's components record why they failed here (pipeline.errors.report_failure).
+failures=$(mktemp -d)
+trap 'rm -rf "$failures"' EXIT
 # `timeout` gives each job a process group of its own, which a Ctrl-C at the terminal does not reach: pass it on.
 trap 'kill -TERM $(jobs -p) 2>/dev/null; wait; exit 130' INT TERM
-timed_out() {
-  echo "TIMEOUT: step $1 for $day ran longer than PIPELINE_JOB_TIMEOUT_MINUTES=$timeout_minutes and was stopped" >&2
+
+# In the background, waited for, so that the trap above runs while a job does.
+run_job() {
+  PIPELINE_DATE=$day PIPELINE_FAILURE_FILE="$failures/$1.jsonl" "${bounded[@]}" .venv/bin/meltano run "$1" &
 }
 
 failed() {
-  echo "FAILED: step $1 for $day. Fix the cause above, then rerun it with:" >&2
-  echo "  PIPELINE_DATE=$day .venv/bin/meltano run $1   (then the later steps, or: make run DATE=$day)" >&2
+  local cause
+  if [ "$2" -eq 124 ]; then
+    cause="ran longer than PIPELINE_JOB_TIMEOUT_MINUTES=$timeout_minutes and was stopped (TIMEOUT)"
+  else
+    cause=$(.venv/bin/python scripts/failure_cause.py "$1" "$2" "$failures/$1.jsonl")
+  fi
+  echo "FAILED: step $1 for $day: $cause" >&2
+  echo "  rerun it with: PIPELINE_DATE=$day .venv/bin/meltano run $1   (then the later steps, or: make run DATE=$day)" >&2
 }
 
 declare -A pids
 for job in postgres-to-lfs csv-to-lfs; do
   echo "== $job for $day"
-  PIPELINE_DATE=$day "${bounded[@]}" .venv/bin/meltano run "$job" &
+  run_job "$job"
   pids[$job]=$!
 done
 status=0
 for job in postgres-to-lfs csv-to-lfs; do
   wait "${pids[$job]}"
-  rc=$?
-  if [ "$rc" -ne 0 ]; then
-    [ "$rc" -ne 124 ] || timed_out "$job"
-    failed "$job"
+  code=$?
+  if [ "$code" -ne 0 ]; then
+    failed "$job" "$code"
     status=1
   fi
 done
 [ "$status" -eq 0 ] || exit 1
 
 echo "== lfs-to-analytics for $day"
-PIPELINE_DATE=$day "${bounded[@]}" .venv/bin/meltano run lfs-to-analytics &
+run_job lfs-to-analytics
 wait $!
-rc=$?
-if [ "$rc" -ne 0 ]; then
-  [ "$rc" -ne 124 ] || timed_out lfs-to-analytics
-  failed lfs-to-analytics
+code=$?
+if [ "$code" -ne 0 ]; then
+  failed lfs-to-analytics "$code"
   exit 1
 fi
 echo "done: $day is in the analytics database; result in ${DATA_DIR:-data}/results/$day/"

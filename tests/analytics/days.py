@@ -31,7 +31,7 @@ from pipeline.lfs import (
 )
 from pipeline.names import encode_name, table_folder
 from pipeline.roles import grant_analytics_owner
-from tests.conftest import Pipeline, project_env
+from tests.conftest import Pipeline, project_env, unfenced
 
 # Built-in types as step 1 records them: (format_type text, oid, typmod).
 TYPES = {
@@ -99,7 +99,7 @@ def write_day(data_dir: Path, day: str, job: str, tables: list[Table]) -> None:
         )
         existing = read_folder(folder) if (folder / "_SUCCESS").is_file() else []
         write_folder_metadata(folder, [*existing, described])
-    publish_staged_day(data_dir, job, as_date(day))
+    publish_staged_day(data_dir, job, as_date(day), unfenced)
 
 
 class Analytics(Pipeline):

@@ -12,10 +12,11 @@ import datetime as dt
 
 import pytest
 
-from pipeline.analytics import publish_day
-from pipeline.errors import PipelineError, TransientPipelineError
+from pipeline.analytics import DEFAULT_LOCK_TIMEOUT, publish_day
+from pipeline.errors import TransientPipelineError
 from pipeline.lfs import read_day
 from tests.analytics.days import JOBS, Analytics, Table, as_date, csv_table, write_day
+from tests.conftest import unfenced
 
 pytestmark = pytest.mark.integration
 
@@ -105,6 +106,7 @@ def test_every_table_keeps_its_exact_name_types_and_values(analytics: Analytics)
             ("pipeline", "loaded_tables", "r"),
             ("pipeline", "migrated_columns", "r"),
             ("pipeline", "orders_with_details", "v"),
+            ("pipeline", "run_claims", "r"),
             ("postgres", 'Order "Lines"-2024', "p"),
             ("postgres", LONG, "p"),
             ("postgres", "order_details", "p"),
@@ -257,22 +259,27 @@ def test_a_lock_held_too_long_is_a_transient_refusal_and_changes_nothing(analyti
         reader.execute("BEGIN")
         reader.execute("SELECT count(*) FROM postgres.orders")  # holds its lock until the end of the transaction
         with pytest.raises(TransientPipelineError, match="lock_timeout 200ms"):
-            publish_day(conn, as_date(DAY1), receipts, lock_timeout="200ms")
+            publish_day(conn, as_date(DAY1), receipts, "200ms", unfenced)
         reader.execute("ROLLBACK")
         assert conn.execute("SELECT order_id FROM postgres.orders").fetchall() == [(1,), (2,)]
-        published = publish_day(conn, as_date(DAY1), receipts)
+        published = publish_day(conn, as_date(DAY1), receipts, DEFAULT_LOCK_TIMEOUT, unfenced)
         assert conn.execute("SELECT order_id FROM postgres.orders").fetchall() == [(5,)]
     assert published.rows["'postgres'.'orders'"] == 1
 
 
-def test_publish_refuses_a_load_that_is_not_the_receipts(analytics: Analytics) -> None:
+def test_publish_refuses_a_load_that_is_not_the_receipts_as_transient_step1_ran_again(analytics: Analytics) -> None:
     write_day(analytics.data_dir, DAY1, JOBS[0], [orders(1)])
     write_day(analytics.data_dir, DAY1, JOBS[1], [details(1)])
     analytics.meltano_ok("tap-lfs", "target-analytics", day=DAY1)
     write_day(analytics.data_dir, DAY1, JOBS[0], [orders(1, 2)])  # step 1 ran again after the load
 
-    with analytics.connect() as conn, pytest.raises(PipelineError, match="loaded from another file than the receipt"):
-        publish_day(conn, as_date(DAY1), read_day(analytics.data_dir, as_date(DAY1), list(JOBS)))
+    with (
+        analytics.connect() as conn,
+        pytest.raises(TransientPipelineError, match="loaded from another file than the receipt"),
+    ):
+        publish_day(
+            conn, as_date(DAY1), read_day(analytics.data_dir, as_date(DAY1), list(JOBS)), DEFAULT_LOCK_TIMEOUT, unfenced
+        )
 
 
 def test_a_file_postgres_cannot_load_fails_in_one_line_naming_file_and_table(analytics: Analytics) -> None:

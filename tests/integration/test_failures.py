@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from pipeline.databases import ANALYTICS, SOURCE
-from tests.conftest import Pipeline
+from tests.conftest import PROJECT_ROOT, Pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -144,3 +145,29 @@ def test_a_table_dropped_at_the_source_leaves_the_rerun_day(pipeline: Pipeline) 
     assert "us_states" not in receipt["tables"]
     with pipeline.connect(ANALYTICS) as conn:
         assert conn.execute("SELECT count(*) FROM postgres.us_states").fetchone() == (0,)
+
+
+def test_make_run_ends_a_failed_day_with_its_cause_in_one_line(
+    pipeline: Pipeline, source_files: dict, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad_order_details.csv"
+    bad.write_text(source_files["order_details.csv"].read_text().replace("10248,42,9.8,10,0", "10248,42,9.8,10"))
+
+    result = subprocess.run(
+        [str(PROJECT_ROOT / "scripts" / "run_day.sh"), DAY],
+        cwd=PROJECT_ROOT,
+        env={**pipeline.env, "ORDER_DETAILS_CSV": str(bad)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    failed, rerun = result.stderr.splitlines()[-2:]
+    # The cause as the component recorded it (the Airflow task log's CAUSE: line), not "see above".
+    assert failed.startswith(f"FAILED: step csv-to-lfs for {DAY}: tap-typed-csv: "), failed
+    assert "bad_order_details.csv" in failed
+    assert "line 3" in failed
+    assert failed.endswith("(permanent: fix it, then rerun)")
+    assert rerun.startswith(f"  rerun it with: PIPELINE_DATE={DAY} .venv/bin/meltano run csv-to-lfs ")

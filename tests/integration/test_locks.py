@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.databases import ANALYTICS, connect, drop_database, ensure_database
-from pipeline.locks import lock_key
+from pipeline.errors import TransientPipelineError
+from pipeline.locks import day_if_idle, lock_key
+from pipeline.roles import grant_analytics_owner
 from tests.conftest import PROJECT_ROOT
 
 
@@ -31,6 +33,7 @@ def hold(job: str, day: str) -> str:
 def env(base_env: dict[str, str]) -> Iterator[dict[str, str]]:
     env = {**base_env, "TARGET_POSTGRES_DATABASE": f"test_locks_{uuid.uuid4().hex[:10]}", "PYTHONPATH": "."}
     ensure_database(ANALYTICS, env)
+    grant_analytics_owner(env)  # the claims register lives in its schema pipeline
     try:
         yield env
     finally:
@@ -146,3 +149,87 @@ def test_the_keeper_holds_the_run_lock_for_as_long_as_meltano_lives(
     while held_locks(env) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert held_locks(env) == set()
+
+
+# A stand-in for `meltano run` whose second writer starts when a line arrives on stdin
+# and reports how it ended: its exit code and its last stderr line.
+FAKE_MELTANO_TWO_WRITERS = """
+import subprocess, sys
+subprocess.run([sys.executable, "-c", {hold!r}], check=True, stdout=subprocess.DEVNULL)
+print("first writer exited", flush=True)
+sys.stdin.readline()
+second = subprocess.run([sys.executable, "-c", {hold!r}], capture_output=True, text=True)
+print(second.returncode, (second.stderr.strip().splitlines() or [""])[-1], flush=True)
+"""
+
+
+def session_members(session: int) -> set[int]:
+    """The processes of ``session`` (its id is its leader's pid)."""
+    members = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session:
+            members.add(int(stat.parent.name))
+    return members
+
+
+def test_a_run_whose_lock_session_ended_never_takes_the_lock_back_and_its_keeper_exits(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    meltano = tmp_path / "meltano"
+    meltano.write_text(FAKE_MELTANO_TWO_WRITERS.format(hold=hold("csv-to-lfs", "2024-01-02")))
+    run = subprocess.Popen(
+        [sys.executable, str(meltano)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert run.stdout is not None
+    assert run.stdin is not None
+    try:
+        assert run.stdout.readline() == "first writer exited\n"
+        assert len(session_members(run.pid)) == 2  # the stand-in and the run's keeper
+        with connect(ANALYTICS, env, admin=True, autocommit=True) as admin:
+            admin.execute(  # as a failover or a restart ends it
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND starts_with(application_name, 'pipeline-run ')"
+            )
+        deadline = time.monotonic() + 30
+        while len(session_members(run.pid)) > 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert session_members(run.pid) == {run.pid}, "the keeper did not notice that its session ended"
+
+        run.stdin.write("\n")
+        run.stdin.flush()
+        code, message = run.stdout.readline().strip().split(" ", 1)
+        assert code != "0"
+        assert "csv-to-lfs for 2024-01-02 lost its run lock: the session holding it" in message
+        assert held_locks(env) == set()
+    finally:
+        run.stdin.close()
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+
+
+def test_a_prune_whose_lock_session_ended_is_stopped_by_its_check(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)  # this process is the prune
+    with day_if_idle(["csv-to-lfs"], dt.date(2024, 1, 2), "pipeline-prune") as hold:
+        assert hold.busy is None
+        hold.check()  # holding the day: the prune may go on
+        with connect(ANALYTICS, env, admin=True, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND starts_with(application_name, 'pipeline-prune ')"
+            )
+        with pytest.raises(TransientPipelineError, match="pipeline-prune of 2024-01-02 lost its locks: the session"):
+            hold.check()
+    assert take(env).returncode == 0  # the day is free again

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, TransientPipelineError
 from pipeline.files import sha256_file
 from pipeline.lfs import (
     LEFT_OUT_FILE,
@@ -22,6 +22,7 @@ from pipeline.lfs import (
     write_folder_metadata,
 )
 from pipeline.names import encode_name
+from tests.conftest import unfenced
 
 DAY = dt.date(2024, 1, 2)
 SCHEMA = {"type": "object", "properties": {"id": {"type": ["integer"], "x-sql-datatype": "smallint"}}}
@@ -49,7 +50,7 @@ def test_day_folder_requires_a_date_placeholder() -> None:
 
 def test_publish_moves_folders_and_writes_a_deterministic_receipt(tmp_path: Path) -> None:
     stage_table(tmp_path, "job-a", f"src/orders/{DAY}", "orders", "id\n1\n2\n")
-    receipt = publish_staged_day(tmp_path, "job-a", DAY)
+    receipt = publish_staged_day(tmp_path, "job-a", DAY, unfenced)
 
     published = tmp_path / "src" / "orders" / DAY.isoformat()
     assert sorted(p.name for p in published.iterdir()) == ["_SUCCESS", "_manifest.json", "_schema.json", "orders.csv"]
@@ -60,11 +61,11 @@ def test_publish_moves_folders_and_writes_a_deterministic_receipt(tmp_path: Path
 
 def test_republishing_replaces_the_folder_whole(tmp_path: Path) -> None:
     stage_table(tmp_path, "job-a", f"src/orders/{DAY}", "orders", "id\n1\n2\n")
-    publish_staged_day(tmp_path, "job-a", DAY)
+    publish_staged_day(tmp_path, "job-a", DAY, unfenced)
     (tmp_path / "src" / "orders" / DAY.isoformat() / "stray.csv").write_text("left over\n")
 
     stage_table(tmp_path, "job-a", f"src/orders/{DAY}", "orders", "id\n3\n")
-    publish_staged_day(tmp_path, "job-a", DAY)
+    publish_staged_day(tmp_path, "job-a", DAY, unfenced)
 
     folder = tmp_path / "src" / "orders" / DAY.isoformat()
     assert (folder / "orders.csv").read_text() == "id\n3\n"
@@ -73,7 +74,7 @@ def test_republishing_replaces_the_folder_whole(tmp_path: Path) -> None:
 
 def test_publish_refuses_when_nothing_was_staged(tmp_path: Path) -> None:
     with pytest.raises(PipelineError, match=r"nothing staged .* PIPELINE_DATE=2024-01-02 .venv/bin/meltano run job-a"):
-        publish_staged_day(tmp_path, "job-a", DAY)
+        publish_staged_day(tmp_path, "job-a", DAY, unfenced)
 
 
 def test_a_folder_without_success_marker_is_not_published(tmp_path: Path) -> None:
@@ -82,14 +83,14 @@ def test_a_folder_without_success_marker_is_not_published(tmp_path: Path) -> Non
     half.mkdir(parents=True)
     (half / "customers.csv").write_text("id\n")
 
-    receipt = publish_staged_day(tmp_path, "job-a", DAY)
+    receipt = publish_staged_day(tmp_path, "job-a", DAY, unfenced)
     assert set(receipt["tables"]) == {"orders"}
     assert not (tmp_path / "src" / "customers").exists()
 
 
 def test_read_day_names_the_job_that_did_not_succeed(tmp_path: Path) -> None:
     stage_table(tmp_path, "job-a", f"a/{DAY}", "orders", "id\n1\n")
-    publish_staged_day(tmp_path, "job-a", DAY)
+    publish_staged_day(tmp_path, "job-a", DAY, unfenced)
     with pytest.raises(PipelineError) as failure:
         read_day(tmp_path, DAY, ["job-a", "job-b"])
     message = str(failure.value)
@@ -101,8 +102,8 @@ def test_read_day_names_the_job_that_did_not_succeed(tmp_path: Path) -> None:
 def test_read_day_returns_the_tables_of_all_jobs(tmp_path: Path) -> None:
     stage_table(tmp_path, "job-a", f"a/{DAY}", "orders", "id\n1\n")
     stage_table(tmp_path, "job-b", f"b/{DAY}", "order_details", "id\n1\n2\n")
-    publish_staged_day(tmp_path, "job-a", DAY)
-    publish_staged_day(tmp_path, "job-b", DAY)
+    publish_staged_day(tmp_path, "job-a", DAY, unfenced)
+    publish_staged_day(tmp_path, "job-b", DAY, unfenced)
 
     tables = {t.table: t for t in read_day(tmp_path, DAY, ["job-a", "job-b"])}
     assert set(tables) == {"orders", "order_details"}
@@ -113,22 +114,48 @@ def test_read_day_returns_the_tables_of_all_jobs(tmp_path: Path) -> None:
 
 def test_read_day_refuses_a_folder_that_no_longer_matches_its_receipt(tmp_path: Path) -> None:
     stage_table(tmp_path, "job-a", f"a/{DAY}", "orders", "id\n1\n")
-    publish_staged_day(tmp_path, "job-a", DAY)
+    publish_staged_day(tmp_path, "job-a", DAY, unfenced)
     stage_table(tmp_path, "job-a", f"a/{DAY}", "orders", "id\n2\n")
     # Simulate a crash after the folder swap but with the old receipt still present.
     old_receipt = receipt_path(tmp_path, "job-a", DAY).read_text()
-    publish_staged_day(tmp_path, "job-a", DAY)
+    publish_staged_day(tmp_path, "job-a", DAY, unfenced)
     receipt_path(tmp_path, "job-a", DAY).write_text(old_receipt)
 
     with pytest.raises(PipelineError, match="no longer matches the receipt"):
         read_day(tmp_path, DAY, ["job-a"])
 
 
+def test_a_damaged_day_is_a_permanent_refusal(tmp_path: Path) -> None:
+    stage_table(tmp_path, "job-a", f"a/{DAY}", "orders", "id\n1\n")
+    publish_staged_day(tmp_path, "job-a", DAY, unfenced)
+    (tmp_path / "a" / DAY.isoformat() / "_manifest.json").write_text("{}")
+
+    with pytest.raises(PipelineError, match="no longer matches the receipt") as refused:
+        read_day(tmp_path, DAY, ["job-a"])
+    assert not isinstance(refused.value, TransientPipelineError)
+
+
+def test_a_day_step1_is_publishing_again_is_a_transient_refusal(tmp_path: Path) -> None:
+    stage_table(tmp_path, "job-a", f"a/{DAY}", "orders", "id\n1\n")
+    publish_staged_day(tmp_path, "job-a", DAY, unfenced)
+    stage_table(tmp_path, "job-a", f"a/{DAY}", "orders", "id\n2\n")  # the rerun's loader is writing
+    receipt_path(tmp_path, "job-a", DAY).unlink()  # its publish has moved the receipt into the history
+
+    with pytest.raises(TransientPipelineError, match=r"no .*; but job-a is writing the day now, or was cut short"):
+        read_day(tmp_path, DAY, ["job-a"])
+
+
+def test_a_never_published_day_is_a_permanent_refusal(tmp_path: Path) -> None:
+    with pytest.raises(PipelineError, match="job-a has not succeeded") as refused:
+        read_day(tmp_path, DAY, ["job-a"])
+    assert not isinstance(refused.value, TransientPipelineError)
+
+
 def test_read_day_refuses_the_same_table_of_one_source_from_two_jobs(tmp_path: Path) -> None:
     stage_table(tmp_path, "job-a", f"a/{DAY}", "orders", "id\n1\n")
     stage_table(tmp_path, "job-b", f"b/{DAY}", "orders", "id\n1\n")
-    publish_staged_day(tmp_path, "job-a", DAY)
-    publish_staged_day(tmp_path, "job-b", DAY)
+    publish_staged_day(tmp_path, "job-a", DAY, unfenced)
+    publish_staged_day(tmp_path, "job-b", DAY, unfenced)
     with pytest.raises(PipelineError, match="comes from two jobs"):
         read_day(tmp_path, DAY, ["job-a", "job-b"])
 
@@ -136,8 +163,8 @@ def test_read_day_refuses_the_same_table_of_one_source_from_two_jobs(tmp_path: P
 def test_two_sources_may_each_have_a_table_of_the_same_name(tmp_path: Path) -> None:
     stage_table(tmp_path, "job-a", f"a/order_details/{DAY}", "order_details", "id\n1\n")
     stage_table(tmp_path, "job-b", f"b/{DAY}", "order_details", "id\n1\n2\n", source="csv")
-    publish_staged_day(tmp_path, "job-a", DAY)
-    publish_staged_day(tmp_path, "job-b", DAY)
+    publish_staged_day(tmp_path, "job-a", DAY, unfenced)
+    publish_staged_day(tmp_path, "job-b", DAY, unfenced)
     tables = {t.source: t for t in read_day(tmp_path, DAY, ["job-a", "job-b"])}
     assert (tables["postgres"].rows, tables["csv"].rows) == (1, 2)
     assert (tables["postgres"].source_schema, tables["csv"].source_schema) == ("public", None)
@@ -147,7 +174,7 @@ def test_metadata_is_keyed_by_folder_name_and_keeps_the_exact_names(tmp_path: Pa
     table = 'Odd "name"/../x'
     path = stage_table(tmp_path, "job-a", f"a/{encode_name(table)}/{DAY}", table, "id\n1\n")
     assert path.name == "%4fdd%20%22name%22%2f%2e%2e%2fx.csv"
-    publish_staged_day(tmp_path, "job-a", DAY)
+    publish_staged_day(tmp_path, "job-a", DAY, unfenced)
 
     folder = tmp_path / "a" / encode_name(table) / DAY.isoformat()
     schema = json.loads((folder / "_schema.json").read_text())["tables"]
@@ -167,7 +194,7 @@ def test_metadata_is_keyed_by_folder_name_and_keeps_the_exact_names(tmp_path: Pa
 @pytest.mark.parametrize("metadata", ["_schema.json", "_manifest.json"])
 def test_read_day_refuses_a_changed_metadata_file(tmp_path: Path, metadata: str) -> None:
     stage_table(tmp_path, "job-a", f"a/{DAY}", "orders", "id\n1\n")
-    publish_staged_day(tmp_path, "job-a", DAY)
+    publish_staged_day(tmp_path, "job-a", DAY, unfenced)
     path = tmp_path / "a" / DAY.isoformat() / metadata
     # the same content, formatted differently: still not the file the receipt covers
     path.write_text(json.dumps(json.loads(path.read_text())))
@@ -177,7 +204,7 @@ def test_read_day_refuses_a_changed_metadata_file(tmp_path: Path, metadata: str)
 
 def test_the_receipt_covers_each_folders_metadata(tmp_path: Path) -> None:
     stage_table(tmp_path, "job-a", f"a/{DAY}", "orders", "id\n1\n")
-    receipt = publish_staged_day(tmp_path, "job-a", DAY)
+    receipt = publish_staged_day(tmp_path, "job-a", DAY, unfenced)
     folder = tmp_path / "a" / DAY.isoformat()
     assert receipt["folders"] == {
         f"a/{DAY}": {name: sha256_file(folder / name) for name in ("_schema.json", "_manifest.json")}

@@ -18,7 +18,7 @@ import typing as t
 from singer_sdk import Stream
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig, StorageTarget
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, TransientPipelineError, first_line
 from pipeline.files import sha256_file
 from pipeline.lfs import TableFile
 
@@ -61,11 +61,28 @@ class DayTableStream(Stream):
         """Yield the table's file, refusing one that changed since step 1 wrote it."""
         actual = sha256_file(self.table.path)
         if actual != self.table.sha256:
-            raise PipelineError(
+            raise self._changed(
                 f"{self.table.path} has sha256 {actual}, but its manifest says {self.table.sha256}: "
                 "the file changed after step 1 wrote it; rerun step 1 for this day"
             )
         yield batch_config.encoding, [self.table.path.resolve().as_uri()]
+
+    def _changed(self, message: str) -> PipelineError:
+        """The refusal of a file that changed since discovery: transient if step 1 republished the day meanwhile.
+
+        A step-1 rerun racing this run replaces the file; its receipt then lists
+        another checksum (or the day is being replaced, which ``read_day`` says). Only a
+        file that changed behind the receipt's back is damaged.
+        """
+        try:
+            now = {(table.source, table.key): table.sha256 for table in self._tap.day_tables()}
+        except TransientPipelineError as exc:
+            return TransientPipelineError(f"{message}; {first_line(exc)}")
+        except PipelineError:
+            return PipelineError(message)
+        if now.get((self.table.source, self.table.key)) != self.table.sha256:
+            return TransientPipelineError(f"{message}; but step 1 published the day again meanwhile: retry")
+        return PipelineError(message)
 
     def get_records(self, context: Context | None) -> t.Iterable[dict]:
         """Not supported: the file is only ever handed over whole (see the module docstring)."""

@@ -11,7 +11,7 @@ from singer_sdk import typing as th
 
 from pipeline.dates import parse_pipeline_date
 from pipeline.errors import run_plugin_cli
-from pipeline.lfs import read_day, resolve_data_dir
+from pipeline.lfs import TableFile, read_day, resolve_data_dir
 from tap_lfs.streams import DayTableStream
 
 
@@ -41,11 +41,14 @@ class TapLFS(Tap):
         for stream in self.streams.values():
             self.mapper.register_raw_stream_schema(stream.name, stream.schema, stream.primary_keys)
 
+    def day_tables(self) -> list[TableFile]:
+        """The tables the day's receipts list now (refused as ``pipeline.lfs.read_day`` refuses)."""
+        day = parse_pipeline_date(self.config.get("pipeline_date"))
+        return read_day(resolve_data_dir(self.config["data_dir"]), day, list(self.config["jobs"]))
+
     def discover_streams(self) -> list[DayTableStream]:
         """One stream per table listed in the day's receipts."""
-        day = parse_pipeline_date(self.config.get("pipeline_date"))
-        tables = read_day(resolve_data_dir(self.config["data_dir"]), day, list(self.config["jobs"]))
-        return [DayTableStream(self, table) for table in tables]
+        return [DayTableStream(self, table) for table in self.day_tables()]
 
 
 def main() -> None:

@@ -180,9 +180,14 @@ class SourceSnapshot:
         return cursor.rowcount
 
     def close(self) -> None:
-        """End the transaction (nothing was written), which releases the locks, and close the connection."""
+        """End the transaction (nothing was written), which releases the locks, and close the connection.
+
+        A connection the server already closed (a restart mid-extract) is only let go:
+        a rollback would raise, and hide the failure that says why the read failed.
+        """
         if self._connection is not None:
-            self._connection.rollback()
+            if not self._connection.closed:
+                self._connection.rollback()
             self._connection.close()
             self._connection = self._driver = None
 

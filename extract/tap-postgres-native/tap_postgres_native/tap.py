@@ -19,7 +19,7 @@ from singer_sdk.helpers._catalog import get_selected_schema
 from tap_postgres.client import PostgresConnector, PostgresLogBasedStream
 from tap_postgres.tap import TapPostgres
 
-from pipeline.errors import TransientPipelineError, run_plugin_cli
+from pipeline.errors import connection_failure, first_line, run_plugin_cli
 from pipeline.lfs import SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY
 from tap_postgres_native.copy_stream import CopyStream
 from tap_postgres_native.left_out import LeftOutTable, left_out_message, left_out_tables
@@ -215,12 +215,11 @@ class TapPostgresNative(TapPostgres):
 
 
 def _cli() -> None:
-    """The SDK's command line, with an unreachable source turned into a ``TransientPipelineError``."""
+    """The SDK's command line, with a failed connection to the source classed (``connection_failure``)."""
     try:
         TapPostgresNative.cli()
     except sqlalchemy.exc.OperationalError as exc:
-        reason = str(exc.orig).strip().splitlines()[0]
-        raise TransientPipelineError(f"cannot reach the source database: {reason}") from exc
+        raise connection_failure(f"cannot reach the source database: {first_line(exc.orig)}") from exc
 
 
 def main() -> None:

@@ -39,7 +39,7 @@ from target_postgres.target import TargetPostgres
 
 from pipeline.databases import ANALYTICS, conninfo
 from pipeline.dates import parse_pipeline_date
-from pipeline.errors import PipelineError, TransientPipelineError, run_plugin_cli
+from pipeline.errors import PipelineError, connection_failure, first_line, run_plugin_cli
 from pipeline.locks import STEP2_JOB, hold_run_lock
 from pipeline.staging import ensure_project_schema, load_schema, loaded_tables, new_load_id
 from target_analytics.sinks import LoadSink
@@ -116,9 +116,8 @@ class TargetAnalytics(TargetPostgres):
         try:
             return psycopg.connect(conninfo(ANALYTICS, settings), connect_timeout=10, autocommit=True)
         except psycopg.OperationalError as exc:
-            reason = str(exc).strip().splitlines()[0]
-            raise TransientPipelineError(
-                f"cannot reach the analytics database {self.config['database']}: {reason}"
+            raise connection_failure(
+                f"cannot reach the analytics database {self.config['database']}: {first_line(exc)}"
             ) from exc
 
     def _remove_unpublished_loads(self) -> None:
