@@ -224,6 +224,6 @@ def test_the_receipt_names_the_tables_the_loader_staged_as_left_out_and_none_wit
     (staging_root(tmp_path, "job-a", DAY) / LEFT_OUT_FILE).write_text(json.dumps(left_out))
     stage_table(tmp_path, "job-b", f"b/{DAY}", "orders", "id\n1\n")
 
-    assert publish_staged_day(tmp_path, "job-a", DAY)["left_out"] == left_out
-    assert publish_staged_day(tmp_path, "job-b", DAY)["left_out"] == []
+    assert publish_staged_day(tmp_path, "job-a", DAY, unfenced)["left_out"] == left_out
+    assert publish_staged_day(tmp_path, "job-b", DAY, unfenced)["left_out"] == []
     assert json.loads(receipt_path(tmp_path, "job-a", DAY).read_text())["left_out"] == left_out
