@@ -102,8 +102,59 @@ def _stop(script: subprocess.Popen[bytes]) -> None:
     script.wait(timeout=30)
 
 
-def airflow_day(env: dict[str, str], day: dt.date, data_dir: Path, work: Path) -> float:
-    """Seconds from triggering the day's DAGs to step 2's success with its result files."""
+def _run_path(dag_id: str, run_id: str) -> str:
+    return f"/api/v2/dags/{dag_id}/dagRuns/{urllib.request.quote(run_id, safe='')}"
+
+
+class _Watch:
+    """Each task instance's state as seen by polling, with the second it was first seen.
+
+    Airflow keeps one start and end per try; a reschedule-mode sensor's pokes show
+    only as its state going ``up_for_reschedule`` and back to ``queued``/``running``,
+    so they are taken from these observations (one REST call per DAG run a poll).
+    """
+
+    def __init__(self, api: _Api, runs: dict[str, str], start: float) -> None:
+        self.api, self.runs, self.start = api, runs, start
+        self.last: dict[tuple[str, str], str] = {}
+        self.changes: list[dict[str, Any]] = []
+
+    def poll(self) -> None:
+        at = round(time.perf_counter() - self.start, 2)
+        for dag_id, run_id in self.runs.items():
+            for ti in self.api.call("GET", _run_path(dag_id, run_id) + "/taskInstances")["task_instances"]:
+                key, state = (dag_id, ti["task_id"]), ti["state"] or "none"
+                if self.last.get(key) != state:
+                    self.last[key] = state
+                    self.changes.append({"dag": dag_id, "task": ti["task_id"], "state": state, "at": at})
+
+
+def _seconds_after(stamp: str | None, origin: dt.datetime) -> float | None:
+    return None if stamp is None else round((dt.datetime.fromisoformat(stamp) - origin).total_seconds(), 2)
+
+
+def timeline(api: _Api, runs: dict[str, str], origin: dt.datetime) -> list[dict[str, Any]]:
+    """Every task instance of the day's runs: queued, started and ended, in seconds after the trigger."""
+    rows = []
+    for dag_id, run_id in runs.items():
+        for ti in api.call("GET", _run_path(dag_id, run_id) + "/taskInstances")["task_instances"]:
+            rows.append(
+                {
+                    "dag": dag_id,
+                    "task": ti["task_id"],
+                    "state": ti["state"],
+                    "try": ti["try_number"],
+                    **{
+                        name: _seconds_after(ti[field], origin)
+                        for name, field in (("queued", "queued_when"), ("started", "start_date"), ("ended", "end_date"))
+                    },
+                }
+            )
+    return sorted(rows, key=lambda row: (row["queued"] is None, row["queued"] or 0.0))
+
+
+def airflow_day(env: dict[str, str], day: dt.date, data_dir: Path, work: Path) -> dict[str, Any]:
+    """The day through Airflow: ``{"seconds", "timeline", "states"}`` from the trigger to step 2's result files."""
     home = work / "airflow"
     port = _free_port()
     airflow_env = {key: value for key, value in env.items() if not key.startswith("AIRFLOW__")}
@@ -129,15 +180,24 @@ def airflow_day(env: dict[str, str], day: dt.date, data_dir: Path, work: Path) -
         _wait(lambda: wanted <= {d["dag_id"] for d in api.call("GET", "/api/v2/dags")["dags"]}, "the DAGs", 300)
         _wait(lambda: all(_idle(api, dag) for dag in wanted), "the scheduled runs of today", DAY_TIMEOUT)
         logical = f"{day.isoformat()}T00:00:00+00:00"
-        start = time.perf_counter()
-        runs = {dag: api.call("POST", f"/api/v2/dags/{dag}/dagRuns", {"logical_date": logical}) for dag in wanted}
-        step2 = f"/api/v2/dags/{STEP2_DAG}/dagRuns/{urllib.request.quote(runs[STEP2_DAG]['dag_run_id'], safe='')}"
-        _wait(lambda: api.call("GET", step2)["state"] in ("success", "failed"), "step 2's run", DAY_TIMEOUT, 0.5)
+        origin, start = dt.datetime.now(dt.UTC), time.perf_counter()
+        runs = {
+            dag: api.call("POST", f"/api/v2/dags/{dag}/dagRuns", {"logical_date": logical})["dag_run_id"]
+            for dag in sorted(wanted)
+        }
+        watch = _Watch(api, runs, start)
+        step2 = _run_path(STEP2_DAG, runs[STEP2_DAG])
+
+        def step2_finished() -> bool:
+            watch.poll()
+            return api.call("GET", step2)["state"] in ("success", "failed")
+
+        _wait(step2_finished, "step 2's run", DAY_TIMEOUT, 0.25)
         result = data_dir / RESULTS_DIR / day.isoformat()
         seconds = time.perf_counter() - start
         if api.call("GET", step2)["state"] != "success" or not (result / f"{RESULT_VIEW}.json").is_file():
             sys.exit(f"bench: the day through Airflow failed; see {home / 'logs'} and {log}")
-        return seconds
+        return {"seconds": round(seconds, 2), "timeline": timeline(api, runs, origin), "states": watch.changes}
     except (OSError, urllib.error.URLError, TimeoutError) as exc:
         sys.exit(f"bench: the day through Airflow: {exc}; see {log}")
     finally:

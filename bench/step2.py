@@ -46,7 +46,7 @@ def time_parts(env: dict[str, str], data_dir: Path, day: dt.date, step1_jobs: li
     receipts = read_day(data_dir, day, step1_jobs)
     loaded = sum(table.rows for table in receipts)
     meltano = str(PROJECT_ROOT / ".venv" / "bin" / "meltano")
-    load_seconds, _ = timed([meltano, "run", *LOAD], {**env, "PIPELINE_DATE": day.isoformat()}, logs / "load.log")
+    load_seconds = timed([meltano, "run", *LOAD], {**env, "PIPELINE_DATE": day.isoformat()}, logs / "load.log").seconds
 
     with connect(ANALYTICS, env) as conn:
         start = time.perf_counter()

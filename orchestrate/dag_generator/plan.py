@@ -61,7 +61,7 @@ DEFAULTS: dict[str, Any] = {
     # None: the longest the upstream jobs can take with all their retries (see worst_case).
     "sensor_timeout_minutes": None,
     # Short: step 2 starts within seconds of step 1's success; a reschedule-mode poke is one cheap API call.
-    "poke_interval_seconds": 10,
+    "poke_interval_seconds": 1,
     "writes": None,
     "enabled": True,
     # Days of one job at a time. 1 keeps an incremental source's days in order and never lets two
