@@ -6,9 +6,10 @@ import urllib.parse
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from bench.memory import Timing
-from pipeline.databases import ADMIN, SOURCE, conninfo
+from pipeline.databases import ADMIN, ANALYTICS, SOURCE, conninfo
 
 # The CSV source's key (extract/order_details.schema.json's key_properties).
 CSV_KEYS = {"order_details": ["order_id", "product_id"]}
@@ -36,6 +37,15 @@ def table_keys(env: dict[str, str], tables: list[str]) -> dict[str, list[str]]:
     for table, column in rows:
         keys[table].append(column)
     return keys
+
+
+def loaded_rows(env: dict[str, str], schema: str, tables: list[str]) -> int:
+    """Rows a peer loaded into ``schema``'s ``tables`` (its own bookkeeping tables are not counted)."""
+    with psycopg.connect(conninfo(ANALYTICS, env, admin=True), autocommit=True) as conn:
+        return sum(
+            conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table))).fetchone()[0]
+            for table in tables
+        )
 
 
 def hop(peer: str, hop_name: str, rows: int, timing: Timing) -> dict[str, Any]:

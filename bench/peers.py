@@ -17,14 +17,16 @@ pays the download outside the figures.
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from bench import dlt_peer, sling_peer, stock_peer
 from bench.memory import Timing
-from bench.peer_io import CSV_KEYS, hop, table_keys
+from bench.peer_io import CSV_KEYS, hop, loaded_rows, table_keys
 from bench.peer_venvs import PINS, peer_venv
+from bench.source import csv_rows, source_rows
 
 # The peers that move whole tables; each module has extract(), load() and drop_schema().
 FILE_PEERS: dict[str, ModuleType] = {"sling": sling_peer, "dlt": dlt_peer}
@@ -39,10 +41,18 @@ def install() -> None:
 def _both_hops(
     module: ModuleType, env: dict[str, str], tables: list[str], csv: Path, folder: Path, logs: Path, label: str
 ) -> tuple[Timing, Timing]:
-    """One peer's extract of ``tables`` and load of those files plus ``csv``; (extract, load)."""
+    """One peer's extract of ``tables`` and load of those files plus ``csv``; (extract, load).
+
+    The rows it loaded are counted and must be the source's: a peer that skipped rows
+    (or a table: Sling skips empty ones, which then have no rows to miss) would look fast.
+    """
     files, extract = module.extract(env, tables, folder / "extract", logs / f"{module.PEER}-{label}-extract.log")
     keys = {**table_keys(env, tables), **CSV_KEYS}
-    load = module.load(env, {**files, "order_details": [csv]}, keys, folder, logs / f"{module.PEER}-{label}-load.log")
+    files = {**files, "order_details": [csv]}
+    load = module.load(env, files, keys, folder, logs / f"{module.PEER}-{label}-load.log")
+    loaded, expected = loaded_rows(env, module.SCHEMA, list(files)), source_rows(env, tables) + csv_rows(csv)
+    if loaded != expected:
+        sys.exit(f"bench: {module.PEER} loaded {loaded} rows where the source has {expected}; see {logs}")
     module.drop_schema(env)
     shutil.rmtree(folder)
     return extract, load

@@ -18,6 +18,7 @@ from typing import Any
 
 from bench.copy_baseline import export_baseline
 from bench.memory import PROJECT_ROOT, timed
+from bench.source import line_count
 from pipeline.analytics import RESULT_VIEW, publish_day
 from pipeline.databases import ANALYTICS, connect
 from pipeline.export import RESULTS_DIR, export_day
@@ -36,9 +37,7 @@ def _with_rate(part: dict[str, Any], rows: int, seconds: float) -> dict[str, Any
 
 def _json_rows(path: Path) -> int:
     """Rows of the export's JSON file: one per line between ``[`` and ``]``."""
-    with path.open("rb") as handle:
-        lines = sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
-    return max(lines - 2, 0)
+    return max(line_count(path) - 2, 0)
 
 
 def time_parts(env: dict[str, str], data_dir: Path, day: dt.date, step1_jobs: list[str], logs: Path) -> list[dict]:
