@@ -142,8 +142,11 @@ def memory_lines(result: dict[str, Any]) -> list[str]:
     for job, figure in first["jobs"].items():
         at = [entry["jobs"][job] for entry in result["memory"]]
         shown = " / ".join(f"{a['peak_rss_mb']:.0f} MB ({a['largest_process']})" for a in at)
-        growth = last["jobs"][job]["peak_rss_mb"] / figure["peak_rss_mb"] - 1 if figure["peak_rss_mb"] else 0.0
         scales = " / ".join(str(entry["scale"]) for entry in result["memory"])
+        if len(result["memory"]) == 1:
+            lines.append(f"{job} at SCALE {scales}: {shown} (one scale: --scales N,M for the growth)")
+            continue
+        growth = last["jobs"][job]["peak_rss_mb"] / figure["peak_rss_mb"] - 1
         lines.append(f"{job} at SCALE {scales}: {shown}; growth {growth:+.0%}")
     return lines
 
