@@ -43,7 +43,7 @@ def _uv() -> str:
 def _fail(name: str, what: str, result: subprocess.CompletedProcess[str]) -> None:
     lines = [line.strip() for line in (result.stderr or result.stdout).splitlines() if line.strip()]
     cause = lines[-1] if lines else f"exit {result.returncode}"
-    sys.exit(f"bench: {what} of peer {name} ({' '.join(PINS[name])}) in {PEERS_DIR / name} failed: {cause}")
+    sys.exit(f"bench: could not {what} peer {name} ({' '.join(PINS[name])}) in {PEERS_DIR / name}: {cause}")
 
 
 def peer_venv(name: str) -> Path:
@@ -61,7 +61,7 @@ def peer_venv(name: str) -> Path:
         check=False,
     )
     if made.returncode != 0:
-        _fail(name, "creating the venv", made)
+        _fail(name, "create the venv of", made)
     lock = constraints_file(name)
     command = [_uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), *PINS[name]]
     installed = subprocess.run(
@@ -71,6 +71,6 @@ def peer_venv(name: str) -> Path:
         check=False,
     )
     if installed.returncode != 0:
-        _fail(name, "installing", installed)
+        _fail(name, "install", installed)
     record.write_text(wanted)
     return venv
