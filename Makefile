@@ -26,8 +26,8 @@ COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 test:  ## the whole test suite (real Postgres, real Meltano); in Docker when there is no local .venv
 	@if [ -x .venv/bin/pytest ]; then .venv/bin/pytest; else $(COMPOSE) run --rm test; fi
 
-bench:  ## throughput at SCALE (default 1000: ~2M detail rows) against Postgres COPY, Sling, Airflow (BENCH_ARGS=--no-airflow); docs/performance.md
-	.venv/bin/python -m bench --scale $(SCALE) $(BENCH_ARGS)
+bench:  ## ours against COPY, Sling, dlt and the stock MeltanoLabs path at SCALE (default 1000), memory also at SCALES=1000,3000; a day through Airflow; data/bench/latest.html (BENCH_ARGS=--no-peers --no-airflow); docs/performance.md
+	.venv/bin/python -m bench --scales $(or $(SCALES),$(SCALE)) $(BENCH_ARGS)
 
 lint:
 	.venv/bin/ruff check .

@@ -1,4 +1,4 @@
-"""``python -m bench``: parse the arguments, run, print and write the results."""
+"""``python -m bench``: parse the arguments, run, print and write the results (JSON and the HTML page)."""
 
 from __future__ import annotations
 
@@ -9,27 +9,52 @@ import sys
 
 import bench
 from bench.memory import PROJECT_ROOT
+from bench.page import page
 from bench.report import table
-from bench.runner import run_bench
+from bench.runner import Options, run_bench
 from pipeline.config import project_env
 from pipeline.databases import ANALYTICS, SOURCE, drop_database
 from pipeline.dates import RETENTION_OFF
 from pipeline.files import write_text_atomic
 from pipeline.lfs import resolve_data_dir
 
+DEFAULT_STOCK_ROWS = 50_000  # the stock RECORD path moves a few thousand rows a second
+
+
+def _scales(text: str) -> tuple[int, ...]:
+    """``1000`` or ``1000,3000``: the scales, the first with everything, the others for memory."""
+    try:
+        scales = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--scales {text!r}: expected numbers separated by commas") from None
+    if not scales or min(scales) < 1:
+        raise argparse.ArgumentTypeError(f"--scales {text!r}: every scale must be at least 1")
+    return scales
+
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=(bench.__doc__ or "").splitlines()[0])
-    parser.add_argument("--scale", type=int, default=1000, help="replicas of orders and order_details (default 1000)")
+    parser.add_argument(
+        "--scales",
+        "--scale",
+        type=_scales,
+        default=(1000,),
+        help="replicas of orders and order_details, e.g. 1000 or 1000,3000: everything at the first, "
+        "each job's memory again at the others (default 1000)",
+    )
     parser.add_argument("--source-db", default="bench_source", help="throwaway source database (dropped at the end)")
     parser.add_argument("--analytics-db", default="bench_analytics", help="throwaway analytics database (dropped)")
     parser.add_argument(
         "--no-airflow", action="store_true", help="skip the day through Airflow (airflow_day_seconds is then null)"
     )
+    parser.add_argument("--no-peers", action="store_true", help="skip Sling, dlt and the stock path (a quick run)")
+    parser.add_argument(
+        "--stock-rows", type=int, default=DEFAULT_STOCK_ROWS, help="rows of the stock RECORD path's capped table"
+    )
     args = parser.parse_args(argv)
-    if args.scale < 1:
-        parser.error("--scale must be at least 1")
+    if args.stock_rows < 1:
+        parser.error("--stock-rows must be at least 1")
     env = {
         **project_env(PROJECT_ROOT, with_admin=True),
         **RETENTION_OFF,  # the bench runs fixed past days on throwaway databases
@@ -39,18 +64,18 @@ def main(argv: list[str] | None = None) -> int:
     }
     os.environ["MELTANO_PROJECT_ROOT"] = str(PROJECT_ROOT)  # a relative DATA_DIR is the project's
     bench_dir = resolve_data_dir(env.get("DATA_DIR") or "data") / "bench"
+    options = Options(args.scales, not args.no_airflow, not args.no_peers, args.stock_rows)
     try:
-        result = run_bench(
-            args.scale, env, bench_dir, not args.no_airflow, lambda text: print(f"bench: {text}", flush=True)
-        )
+        result = run_bench(env, bench_dir, options, lambda text: print(f"bench: {text}", flush=True))
     finally:
         for prefix in (SOURCE, ANALYTICS):
             drop_database(prefix, env)
     text = json.dumps(result, indent=2) + "\n"
     write_text_atomic(bench_dir / "latest.json", text)
-    write_text_atomic(bench_dir / f"{result['taken_at'].replace(':', '')}-scale{args.scale}.json", text)
+    write_text_atomic(bench_dir / f"{result['taken_at'].replace(':', '')}-scale{result['scale']}.json", text)
+    write_text_atomic(bench_dir / "latest.html", page(result))
     print(table(result))
-    print(f"written: {bench_dir / 'latest.json'}")
+    print(f"written: {bench_dir / 'latest.json'} and {bench_dir / 'latest.html'}")
     return 0
 
 

@@ -5,8 +5,10 @@ runs), with its own AIRFLOW_HOME (SQLite metadata) under the bench's work folder
 free ports for the api-server and the scheduler's log server, the bench's databases
 and data dir (set in the environment, so the tasks keep them over ``.env``) and the
 login from ``.env``. The day's DAGs are triggered through the REST API with the
-day's logical date; the figure is from the first trigger to step 2's DAG run
-succeeding with the result files in place. The DAGs are created unpaused, so
+day's logical date; the figure is from the first trigger to the end of step 2's DAG
+run as Airflow recorded it, checked to have succeeded with the result files in place.
+With it comes the day's timeline: every task instance's queued, started and ended
+times, and the sensors' pokes as seen by polling step 2's run. The DAGs are created unpaused, so
 Airflow first runs today's scheduled day: the trigger waits until no run is
 unfinished or due, so the figure is the triggered day's alone. Everything the script started is stopped
 afterwards, even on failure: SIGTERM to the script (it stops its process groups,
@@ -39,6 +41,7 @@ AIRFLOW = PROJECT_ROOT / ".meltano" / "utilities" / "airflow" / "venv" / "bin" /
 STEP1_DAGS = ("daily-postgres-to-lfs", "daily-csv-to-lfs")
 STEP2_DAG = "daily-lfs-to-analytics"
 START_TIMEOUT, DAY_TIMEOUT, STOP_GRACE = 300.0, 900.0, 120.0
+POLL_SECONDS = 0.5
 
 
 def installed() -> bool:
@@ -102,8 +105,61 @@ def _stop(script: subprocess.Popen[bytes]) -> None:
     script.wait(timeout=30)
 
 
-def airflow_day(env: dict[str, str], day: dt.date, data_dir: Path, work: Path) -> float:
-    """Seconds from triggering the day's DAGs to step 2's success with its result files."""
+def _run_path(dag_id: str, run_id: str) -> str:
+    return f"/api/v2/dags/{dag_id}/dagRuns/{urllib.request.quote(run_id, safe='')}"
+
+
+class _Watch:
+    """Step 2's task instances' states as seen by polling, with the second each was first seen.
+
+    Airflow keeps one start and end per try; a reschedule-mode sensor's pokes show
+    only as its state going ``up_for_reschedule`` and back to ``queued``/``running``,
+    so they are taken from these observations: one REST call a poll, every
+    POLL_SECONDS, so that the watching costs the api-server little of the cores the
+    day runs on.
+    """
+
+    def __init__(self, api: _Api, dag_id: str, run_id: str, start: float) -> None:
+        self.api, self.dag_id, self.run_id, self.start = api, dag_id, run_id, start
+        self.last: dict[str, str] = {}
+        self.changes: list[dict[str, Any]] = []
+
+    def poll(self) -> None:
+        """Note each state change since the last poll."""
+        at = round(time.perf_counter() - self.start, 2)
+        for ti in self.api.call("GET", _run_path(self.dag_id, self.run_id) + "/taskInstances")["task_instances"]:
+            state = ti["state"] or "none"
+            if self.last.get(ti["task_id"]) != state:
+                self.last[ti["task_id"]] = state
+                self.changes.append({"dag": self.dag_id, "task": ti["task_id"], "state": state, "at": at})
+
+
+def _seconds_after(stamp: str | None, origin: dt.datetime) -> float | None:
+    return None if stamp is None else round((dt.datetime.fromisoformat(stamp) - origin).total_seconds(), 2)
+
+
+def timeline(api: _Api, runs: dict[str, str], origin: dt.datetime) -> list[dict[str, Any]]:
+    """Every task instance of the day's runs: queued, started and ended, in seconds after the trigger."""
+    rows = []
+    for dag_id, run_id in runs.items():
+        for ti in api.call("GET", _run_path(dag_id, run_id) + "/taskInstances")["task_instances"]:
+            rows.append(
+                {
+                    "dag": dag_id,
+                    "task": ti["task_id"],
+                    "state": ti["state"],
+                    "try": ti["try_number"],
+                    **{
+                        name: _seconds_after(ti[field], origin)
+                        for name, field in (("queued", "queued_when"), ("started", "start_date"), ("ended", "end_date"))
+                    },
+                }
+            )
+    return sorted(rows, key=lambda row: (row["queued"] is None, row["queued"] or 0.0))
+
+
+def airflow_day(env: dict[str, str], day: dt.date, data_dir: Path, work: Path) -> dict[str, Any]:
+    """The day through Airflow: ``{"seconds", "timeline", "states"}`` from the trigger to step 2's result files."""
     home = work / "airflow"
     port = _free_port()
     airflow_env = {key: value for key, value in env.items() if not key.startswith("AIRFLOW__")}
@@ -129,15 +185,26 @@ def airflow_day(env: dict[str, str], day: dt.date, data_dir: Path, work: Path) -
         _wait(lambda: wanted <= {d["dag_id"] for d in api.call("GET", "/api/v2/dags")["dags"]}, "the DAGs", 300)
         _wait(lambda: all(_idle(api, dag) for dag in wanted), "the scheduled runs of today", DAY_TIMEOUT)
         logical = f"{day.isoformat()}T00:00:00+00:00"
-        start = time.perf_counter()
-        runs = {dag: api.call("POST", f"/api/v2/dags/{dag}/dagRuns", {"logical_date": logical}) for dag in wanted}
-        step2 = f"/api/v2/dags/{STEP2_DAG}/dagRuns/{urllib.request.quote(runs[STEP2_DAG]['dag_run_id'], safe='')}"
-        _wait(lambda: api.call("GET", step2)["state"] in ("success", "failed"), "step 2's run", DAY_TIMEOUT, 0.5)
+        origin, start = dt.datetime.now(dt.UTC), time.perf_counter()
+        runs = {
+            dag: api.call("POST", f"/api/v2/dags/{dag}/dagRuns", {"logical_date": logical})["dag_run_id"]
+            for dag in sorted(wanted)
+        }
+        watch = _Watch(api, STEP2_DAG, runs[STEP2_DAG], start)
+        step2 = _run_path(STEP2_DAG, runs[STEP2_DAG])
+
+        def step2_finished() -> bool:
+            watch.poll()
+            return api.call("GET", step2)["state"] in ("success", "failed")
+
+        _wait(step2_finished, "step 2's run", DAY_TIMEOUT, POLL_SECONDS)
         result = data_dir / RESULTS_DIR / day.isoformat()
-        seconds = time.perf_counter() - start
-        if api.call("GET", step2)["state"] != "success" or not (result / f"{RESULT_VIEW}.json").is_file():
+        finished = api.call("GET", step2)
+        if finished["state"] != "success" or not (result / f"{RESULT_VIEW}.json").is_file():
             sys.exit(f"bench: the day through Airflow failed; see {home / 'logs'} and {log}")
-        return seconds
+        # The run's end as Airflow recorded it, not when the poll saw it: the figure does not depend on POLL_SECONDS.
+        seconds = _seconds_after(finished["end_date"], origin)
+        return {"seconds": seconds, "timeline": timeline(api, runs, origin), "states": watch.changes}
     except (OSError, urllib.error.URLError, TimeoutError) as exc:
         sys.exit(f"bench: the day through Airflow: {exc}; see {log}")
     finally:

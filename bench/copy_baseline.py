@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from bench.source import source_rows
 from pipeline.databases import ANALYTICS, SOURCE, conninfo
 from pipeline.export import export_queries
 
@@ -45,10 +46,6 @@ def copy_baseline(env: dict[str, str], tables: list[str], folder: Path) -> dict[
         for table in tables:
             name = sql.Identifier(table)
             conn.execute(sql.SQL("CREATE TABLE bench_copy.{} (LIKE public.{} INCLUDING ALL)").format(name, name))
-        rows = sum(
-            conn.execute(sql.SQL("SELECT count(*) FROM public.{}").format(sql.Identifier(table))).fetchone()[0]
-            for table in tables
-        )
         source = {table: sql.Identifier("public", table).as_string(conn) for table in tables}
         copy = {table: sql.Identifier("bench_copy", table).as_string(conn) for table in tables}
         files = {table: _literal(conn, folder / f"{table}.csv") for table in tables}
@@ -61,7 +58,7 @@ def copy_baseline(env: dict[str, str], tables: list[str], folder: Path) -> dict[
     with psycopg.connect(conninfo(SOURCE, env, admin=True), autocommit=True) as conn:
         conn.execute("DROP SCHEMA bench_copy CASCADE")
     shutil.rmtree(folder)
-    return {"rows": rows, "out_seconds": out_seconds, "in_seconds": in_seconds}
+    return {"rows": source_rows(env, tables), "out_seconds": out_seconds, "in_seconds": in_seconds}
 
 
 def csv_copy_baseline(env: dict[str, str], scaled_csv: Path) -> dict[str, float]:

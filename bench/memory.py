@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,12 +68,33 @@ def _peak_rss_kb(pid: int) -> int:
     return 0
 
 
+def process_name(pid: int) -> str:
+    """What a process runs, shortly: its program, or the script a Python runs (``target-analytics``)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            argv = [Path(arg.decode(errors="replace")).name for arg in handle.read().split(b"\0") if arg]
+    except OSError:
+        return "?"
+    if len(argv) > 1 and argv[0].startswith("python") and not argv[1].startswith("-"):
+        return argv[1]
+    return " ".join(argv[:3]) if argv and argv[0].startswith("python") else (argv[0] if argv else "?")
+
+
+class Timing(NamedTuple):
+    """A timed command: wall seconds, the peak RSS of its largest process and what that process ran."""
+
+    seconds: float
+    peak_rss_mb: float
+    largest: str
+
+
 class TreeMemory:
     """Samples the high-water RSS of every process below ``pid`` until stopped."""
 
     def __init__(self, pid: int, interval: float = 0.1) -> None:
         self.pid, self.interval = pid, interval
         self.peak_kb: dict[int, int] = {}
+        self.names: dict[int, str] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -81,24 +103,65 @@ class TreeMemory:
         while not self._stop.is_set():
             for pid in tree(self.pid):
                 self.peak_kb[pid] = max(self.peak_kb.get(pid, 0), _peak_rss_kb(pid))
+                if pid not in self.names:
+                    self.names[pid] = process_name(pid)
             self._stop.wait(self.interval)
 
-    def stop(self) -> float:
-        """Stop sampling; the largest process's peak RSS in MB."""
+    def stop(self) -> tuple[float, str]:
+        """Stop sampling; the largest process's peak RSS in MB and its name."""
         self._stop.set()
         self._thread.join()
-        return round(max(self.peak_kb.values(), default=0) / 1024, 1)
+        if not self.peak_kb:
+            return 0.0, "?"
+        pid = max(self.peak_kb, key=lambda known: self.peak_kb[known])
+        return round(self.peak_kb[pid] / 1024, 1), self.names.get(pid, "?")
 
 
-def timed(command: list[str], env: dict[str, str], log: Path) -> tuple[float, float]:
-    """Run ``command``; return (wall seconds, peak RSS MB of its largest process). Fails loudly."""
+def timed(command: list[str], env: dict[str, str], log: Path) -> Timing:
+    """Run ``command``; its wall seconds and largest process. Fails loudly."""
+    return timed_pipeline([command], env, log)
+
+
+def timed_pipeline(
+    commands: list[list[str]], env: dict[str, str], log: Path, stdin: Path | None = None, stdout: Path | None = None
+) -> Timing:
+    """Run ``commands`` as a pipe (each one's output into the next), as a shell's ``a | b`` would, without a shell.
+
+    The first reads ``stdin`` (else nothing), the last writes ``stdout`` (else the log);
+    every stderr goes to the log. Returns the wall seconds until all ended and the
+    largest process of any of their trees; a failure of any exits with its log.
+    """
     start = time.perf_counter()
-    with log.open("w") as out:
-        process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-        memory = TreeMemory(process.pid)
-        code = process.wait()
+    processes: list[subprocess.Popen[bytes]] = []
+    memories: list[TreeMemory] = []
+    with log.open("wb") as out, (stdin or Path(os.devnull)).open("rb") as first_input:
+        final_output = stdout.open("wb") if stdout else out
+        try:
+            for index, command in enumerate(commands):
+                source = first_input if index == 0 else processes[-1].stdout
+                last = index == len(commands) - 1
+                processes.append(
+                    subprocess.Popen(
+                        command,
+                        cwd=PROJECT_ROOT,
+                        env=env,
+                        stdin=source,
+                        stdout=final_output if last else subprocess.PIPE,
+                        stderr=out,
+                    )
+                )
+                if index > 0 and source is not None:
+                    source.close()  # the next process owns the pipe's read end now
+                memories.append(TreeMemory(processes[-1].pid))
+            codes = [process.wait() for process in processes]
+        finally:
+            if stdout:
+                final_output.close()
     seconds = time.perf_counter() - start
-    peak = memory.stop()
-    if code != 0:
-        sys.exit(f"bench: {' '.join(command)} failed (exit {code}); its output is in {log}:\n{log.read_text()[-3000:]}")
-    return seconds, peak
+    peak_rss_mb, largest = max(memory.stop() for memory in memories)
+    for command, code in zip(commands, codes, strict=True):
+        if code != 0:
+            sys.exit(
+                f"bench: {' '.join(command)} failed (exit {code}); its output is in {log}:\n{log.read_text()[-3000:]}"
+            )
+    return Timing(seconds, peak_rss_mb, largest)

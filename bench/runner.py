@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import shutil
@@ -10,9 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import airflow_day, sling_day
+from bench import airflow_day, peers
 from bench.copy_baseline import copy_baseline, csv_copy_baseline
-from bench.memory import PROJECT_ROOT, timed
+from bench.memory import PROJECT_ROOT, Timing, timed
 from bench.report import job_entry, machine
 from bench.source import fresh_databases, scale_source, scaled_csv_env, source_tables, write_scaled_csv
 from bench.step2 import time_parts
@@ -32,34 +33,76 @@ def receipt_rows(data_dir: Path, job: str) -> int:
     return sum(entry["rows"] for entry in receipt["tables"].values())
 
 
-def northwind_day(env: dict[str, str], work: Path, with_airflow: bool, say: Callable[[str], None]) -> dict[str, Any]:
-    """`make run`'s day, the same tables by COPY and by Sling, and the day through Airflow."""
-    day_seconds, day_peak = timed(["scripts/run_day.sh", DAY.isoformat()], env, work / "logs" / "northwind-day.log")
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """What the run includes besides our jobs (``python -m bench``'s flags)."""
+
+    scales: tuple[int, ...]
+    with_airflow: bool
+    with_peers: bool
+    stock_rows: int
+
+
+def northwind_day(env: dict[str, str], work: Path, options: Options, say: Callable[[str], None]) -> dict[str, Any]:
+    """`make run`'s day, the same tables by COPY and by each peer, and the day through Airflow."""
+    day = timed(["scripts/run_day.sh", DAY.isoformat()], env, work / "logs" / "northwind-day.log")
     tables = source_tables(env)
     day_copy = copy_baseline(env, tables, work / "copy")
     day_copy_seconds = day_copy["out_seconds"] + day_copy["in_seconds"]
-    say(f"northwind day: {day_seconds:.2f} s (COPY of the same tables: {day_copy_seconds:.3f} s)")
+    say(f"northwind day: {day.seconds:.2f} s (COPY of the same tables: {day_copy_seconds:.3f} s)")
     figures: dict[str, Any] = {
-        "northwind_day_seconds": round(day_seconds, 2),
-        "northwind_day_peak_rss_mb": day_peak,
+        "northwind_day_seconds": round(day.seconds, 2),
+        "northwind_day_peak_rss_mb": day.peak_rss_mb,
         "northwind_day_copy_seconds": round(day_copy_seconds, 3),
+        "peers_day": [],
         "airflow_day_seconds": None,
     }
-    sling = sling_day.sling_day(env, tables, Path(env["ORDER_DETAILS_CSV"]), work)
-    if sling is not None:
-        figures["sling_day_seconds"] = round(sling, 2)
-        say(f"northwind day by Sling: {sling:.2f} s")
-    if with_airflow and airflow_day.installed():
+    if options.with_peers:
+        figures["peers_day"] = peers.day(env, tables, Path(env["ORDER_DETAILS_CSV"]), work / "peers", work / "logs")
+        say("northwind day by " + ", ".join(f"{p['peer']}: {p['seconds']:.2f} s" for p in figures["peers_day"]))
+    if options.with_airflow and airflow_day.installed():
         say("northwind day through Airflow (scripts/airflow.sh) ...")
-        seconds = airflow_day.airflow_day(env, AIRFLOW_DAY, Path(env["DATA_DIR"]), work)
-        figures["airflow_day_seconds"] = round(seconds, 2)
-        say(f"northwind day through Airflow, trigger to result: {seconds:.2f} s")
+        through = airflow_day.airflow_day(env, AIRFLOW_DAY, Path(env["DATA_DIR"]), work)
+        figures["airflow_day_seconds"] = through["seconds"]
+        figures["airflow_timeline"] = through["timeline"]
+        figures["airflow_states"] = through["states"]
+        say(f"northwind day through Airflow, trigger to result: {through['seconds']:.2f} s")
     return figures
 
 
-def run_bench(
-    scale: int, env: dict[str, str], bench_dir: Path, with_airflow: bool, say: Callable[[str], None]
-) -> dict[str, Any]:
+def scaled_source(
+    scale: int, run_env: dict[str, str], work: Path, dump: Path, details: Path
+) -> tuple[dict[str, str], Path, int]:
+    """Fresh databases and the source scaled ``scale`` times; (the jobs' environment, the scaled CSV, its rows)."""
+    fresh_databases(run_env, dump)
+    shutil.rmtree(run_env["DATA_DIR"], ignore_errors=True)
+    scaled_csv = work / "order_details.csv"
+    csv_rows = write_scaled_csv(details, scaled_csv, scale)
+    scale_source(run_env, scaled_csv, scale)
+    return {**run_env, **scaled_csv_env(work, scaled_csv)}, scaled_csv, csv_rows
+
+
+def run_jobs(scaled_env: dict[str, str], work: Path, say: Callable[[str], None]) -> dict[str, Timing]:
+    """Each job once for the day, in order, with ``meltano run``."""
+    meltano = str(PROJECT_ROOT / ".venv" / "bin" / "meltano")
+    measured = {}
+    for job in JOBS:
+        say(f"running {job} ...")
+        job_env = {**scaled_env, "PIPELINE_DATE": DAY.isoformat()}
+        measured[job] = timed([meltano, "run", job], job_env, work / "logs" / f"{job}.log")
+    return measured
+
+
+def memory_entry(scale: int, rows: int, measured: dict[str, Timing]) -> dict[str, Any]:
+    """Each job's largest process at one scale, for the flat-memory check."""
+    return {
+        "scale": scale,
+        "rows": rows,
+        "jobs": {job: {"peak_rss_mb": t.peak_rss_mb, "largest_process": t.largest} for job, t in measured.items()},
+    }
+
+
+def run_bench(env: dict[str, str], bench_dir: Path, options: Options, say: Callable[[str], None]) -> dict[str, Any]:
     """Everything in the package's docstring; returns the result document."""
     work = bench_dir / "work"
     shutil.rmtree(work, ignore_errors=True)  # the previous run's logs
@@ -68,34 +111,26 @@ def run_bench(
     dump, details = sources / "northwind.sql", sources / "order_details.csv"
     if not dump.is_file() or not details.is_file():
         sys.exit(f"bench: {dump} or {details} missing: run make setup")
-    meltano = str(PROJECT_ROOT / ".venv" / "bin" / "meltano")
+    if options.with_peers:
+        peers.install()
     data_dir = work / "data"
     run_env = {**env, "DATA_DIR": str(data_dir), "ORDER_DETAILS_CSV": str(details)}
 
     say(f"northwind day: databases {env[f'{SOURCE}_DATABASE']} and {env[f'{ANALYTICS}_DATABASE']}")
     fresh_databases(run_env, dump)
-    day = northwind_day(run_env, work, with_airflow, say)
+    day = northwind_day(run_env, work, options, say)
 
+    scale = options.scales[0]
     say(f"scaled source: SCALE={scale}")
-    fresh_databases(run_env, dump)
-    shutil.rmtree(data_dir, ignore_errors=True)
-    scaled_csv = work / "order_details.csv"
-    csv_rows = write_scaled_csv(details, scaled_csv, scale)
-    scale_source(run_env, scaled_csv, scale)
-    scaled_env = {**run_env, **scaled_csv_env(work, scaled_csv)}
-
-    copy_pg = copy_baseline(scaled_env, source_tables(scaled_env), work / "copy")
+    scaled_env, scaled_csv, csv_rows = scaled_source(scale, run_env, work, dump, details)
+    tables = source_tables(scaled_env)
+    copy_pg = copy_baseline(scaled_env, tables, work / "copy")
     copy_csv = csv_copy_baseline(scaled_env, scaled_csv)
     say(
         f"COPY: source tables {copy_pg['rows']} rows out {copy_pg['out_seconds']:.2f} s, "
         f"in {copy_pg['in_seconds']:.2f} s; CSV source {copy_csv['rows']} rows in {copy_csv['in_seconds']:.2f} s"
     )
-
-    measured: dict[str, tuple[float, float]] = {}
-    for job in JOBS:
-        say(f"running {job} ...")
-        job_env = {**scaled_env, "PIPELINE_DATE": DAY.isoformat()}
-        measured[job] = timed([meltano, "run", job], job_env, work / "logs" / f"{job}.log")
+    measured = run_jobs(scaled_env, work, say)
     pg_rows = receipt_rows(data_dir, "postgres-to-lfs")
     csv_job_rows = receipt_rows(data_dir, "csv-to-lfs")
     if csv_job_rows != csv_rows or pg_rows != copy_pg["rows"]:
@@ -104,14 +139,27 @@ def run_bench(
     parts = time_parts(scaled_env, data_dir, DAY, STEP1_JOBS, work / "logs")
     copy_in_all = (copy_pg["rows"] + copy_csv["rows"]) / (copy_pg["in_seconds"] + copy_csv["in_seconds"])
     jobs = [
-        job_entry("postgres-to-lfs", pg_rows, *measured["postgres-to-lfs"], copy_pg["rows"] / copy_pg["out_seconds"]),
-        job_entry("csv-to-lfs", csv_rows, *measured["csv-to-lfs"], copy_csv["rows"] / copy_csv["in_seconds"]),
+        job_entry("postgres-to-lfs", pg_rows, measured["postgres-to-lfs"], copy_pg["rows"] / copy_pg["out_seconds"]),
+        job_entry("csv-to-lfs", csv_rows, measured["csv-to-lfs"], copy_csv["rows"] / copy_csv["in_seconds"]),
         {
-            **job_entry("lfs-to-analytics", pg_rows + csv_rows, *measured["lfs-to-analytics"], copy_in_all),
+            **job_entry("lfs-to-analytics", pg_rows + csv_rows, measured["lfs-to-analytics"], copy_in_all),
             "parts": parts,
         },
     ]
     shutil.rmtree(data_dir)  # the logs stay in work/logs, for a look at where the time went
+    peer_hops = []
+    if options.with_peers:
+        say(f"peers on the same data: {', '.join(peers.FILE_PEERS)}; the stock path on {options.stock_rows} rows ...")
+        peer_hops = peers.scaled(
+            scaled_env, tables, pg_rows, scaled_csv, csv_rows, options.stock_rows, work / "peers", work / "logs"
+        )
+    memory = [memory_entry(scale, pg_rows + csv_rows, measured)]
+    for other in options.scales[1:]:
+        say(f"memory at SCALE={other}: the jobs again on a source {other} times Northwind's")
+        other_env, _, other_csv_rows = scaled_source(other, run_env, work, dump, details)
+        other_measured = run_jobs(other_env, work, say)
+        memory.append(memory_entry(other, receipt_rows(data_dir, "postgres-to-lfs") + other_csv_rows, other_measured))
+        shutil.rmtree(data_dir)
     scaled_csv.unlink()
     return {
         "scale": scale,
@@ -119,4 +167,6 @@ def run_bench(
         "machine": machine(),
         **day,
         "jobs": jobs,
+        "peers": peer_hops,
+        "memory": memory,
     }

@@ -94,6 +94,26 @@ def scaled_csv_env(work: Path, scaled_csv: Path) -> dict[str, str]:
     return {"ORDER_DETAILS_CSV": str(scaled_csv), "TAP_ORDER_DETAILS_FILES": json.dumps(files)}
 
 
+def source_rows(env: dict[str, str], tables: list[str]) -> int:
+    """Rows of the source's ``tables``, all together."""
+    with psycopg.connect(conninfo(SOURCE, env, admin=True), autocommit=True) as conn:
+        return sum(
+            conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("public", table))).fetchone()[0]
+            for table in tables
+        )
+
+
+def line_count(path: Path) -> int:
+    """Line breaks in a file, read in blocks."""
+    with path.open("rb") as handle:
+        return sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
+
+
+def csv_rows(path: Path) -> int:
+    """Data rows of a CSV file with a header and no line break inside a field (the CSV source's form)."""
+    return line_count(path) - 1
+
+
 def source_tables(env: dict[str, str]) -> list[str]:
     """The source's base tables, as postgres-to-lfs discovers them."""
     with psycopg.connect(conninfo(SOURCE, env, admin=True), autocommit=True) as conn:

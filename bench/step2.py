@@ -18,6 +18,7 @@ from typing import Any
 
 from bench.copy_baseline import export_baseline
 from bench.memory import PROJECT_ROOT, timed
+from bench.source import line_count
 from pipeline.analytics import DEFAULT_LOCK_TIMEOUT, RESULT_VIEW, publish_day
 from pipeline.databases import ANALYTICS, connect
 from pipeline.export import RESULTS_DIR, export_day
@@ -40,9 +41,7 @@ def _with_rate(part: dict[str, Any], rows: int, seconds: float) -> dict[str, Any
 
 def _json_rows(path: Path) -> int:
     """Rows of the export's JSON file: one per line between ``[`` and ``]``."""
-    with path.open("rb") as handle:
-        lines = sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
-    return max(lines - 2, 0)
+    return max(line_count(path) - 2, 0)
 
 
 def time_parts(env: dict[str, str], data_dir: Path, day: dt.date, step1_jobs: list[str], logs: Path) -> list[dict]:
@@ -50,7 +49,7 @@ def time_parts(env: dict[str, str], data_dir: Path, day: dt.date, step1_jobs: li
     receipts = read_day(data_dir, day, step1_jobs)
     loaded = sum(table.rows for table in receipts)
     meltano = str(PROJECT_ROOT / ".venv" / "bin" / "meltano")
-    load_seconds, _ = timed([meltano, "run", *LOAD], {**env, "PIPELINE_DATE": day.isoformat()}, logs / "load.log")
+    load_seconds = timed([meltano, "run", *LOAD], {**env, "PIPELINE_DATE": day.isoformat()}, logs / "load.log").seconds
 
     with connect(ANALYTICS, env) as conn:
         start = time.perf_counter()

@@ -3,19 +3,21 @@
 #
 # One rule: the virtualenv of Meltano plugin NAME (.meltano/<type>/NAME/venv) is
 # locked in constraints/NAME.txt, the project's .venv in constraints/project.txt,
-# the browser test's .venv-ui (scripts/ui_test.sh) in constraints/ui-test.txt. Direct
-# dependencies are pinned only in each package's pyproject.toml or plugin's pip_url,
-# which names its constraints file; that file pins everything else, so a fresh
+# the browser test's .venv-ui (scripts/ui_test.sh) in constraints/ui-test.txt, the
+# bench's peer NAME (.bench/peers/NAME, made by `make bench`) in constraints/peer-NAME.txt. Direct
+# dependencies are pinned only in each package's pyproject.toml or plugin's pip_url
+# (a peer's in bench/peer_venvs.py), which names its constraints file; that file pins everything else, so a fresh
 # install gets exactly the tested versions.
 # Run after changing a dependency: make setup && scripts/lock.sh && make setup
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 uv=$(.venv/bin/python -c 'from uv import find_uv_bin; print(find_uv_bin())')
-for venv in .venv .venv-ui .meltano/*/*/venv; do
+for venv in .venv .venv-ui .meltano/*/*/venv .bench/peers/*; do
   case $venv in
     .venv) name=project ;;
     .venv-ui) name=ui-test ;;
+    .bench/peers/*) name=peer-$(basename "$venv") ;;
     *) name=$(basename "$(dirname "$venv")") ;;
   esac
   if [ ! -x "$venv/bin/python" ]; then

@@ -2,7 +2,7 @@
 
 Each DAG is ``[start-upstream-runs >> wait-for-<upstream dag>, ...] >> <job>``. The
 sensors run in reschedule mode (a waiting sensor frees its worker slot, which
-matters with parallelism 4 on 2 cores) and poke every few seconds; they decide on
+matters with parallelism 4 on 2 cores) and poke every 2 s; they decide on
 the upstream DAG's latest run of the same UTC day and fail at once, without
 retries, when it failed (their retries only cover an Airflow race, see
 SENSOR_RETRIES). ``soft_fail`` stays off: a skipped sensor would make a day whose

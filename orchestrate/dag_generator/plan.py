@@ -60,8 +60,12 @@ DEFAULTS: dict[str, Any] = {
     "catchup": False,
     # None: the longest the upstream jobs can take with all their retries (see worst_case).
     "sensor_timeout_minutes": None,
-    # Short: step 2 starts within seconds of step 1's success; a reschedule-mode poke is one cheap API call.
-    "poke_interval_seconds": 10,
+    # Step 2 starts within about 2 s of step 1's success. A reschedule-mode poke is a short task
+    # (0.1-0.3 s from queued to ended, measured) that frees its slot between pokes; at 10 s the wait
+    # for the poke was most of a day through Airflow (docs/performance.md, "A day through Airflow").
+    # Not 1 s: the scheduler must have handled one poke's end before the next starts (the race of
+    # SENSOR_RETRIES in airflow_dags.py), and a loaded scheduler's loop can take about a second.
+    "poke_interval_seconds": 2,
     "writes": None,
     "enabled": True,
     # Days of one job at a time. 1 keeps an incremental source's days in order and never lets two

@@ -1,13 +1,14 @@
-"""`make bench` at a tiny scale: it runs from the project, prints its table and writes latest.json.
+"""`make bench` at a tiny scale: it runs from the project, prints its table, writes latest.json and the page.
 
 Not a timed test: only the shape of the result is checked, never a speed. The day
-through Airflow is skipped (`--no-airflow`: minutes of start-up); Sling's figure is
-checked when its wheel is installed.
+through Airflow is skipped (`--no-airflow`: minutes of start-up). The peers run, on
+tiny data (about 25 s): Sling, dlt and the stock MeltanoLabs path on 200 rows; their
+venvs are installed under .bench/peers on the first run (about a minute, then kept).
+Memory is taken at two scales, as `--scales 1000,3000` does.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -20,7 +21,18 @@ from tests.conftest import PROJECT_ROOT, project_env
 
 pytestmark = pytest.mark.integration
 
-JOB_KEYS = {"job", "rows", "seconds", "rows_per_s", "peak_rss_mb", "copy_rows_per_s", "ratio_to_copy"}
+JOB_KEYS = {
+    "job",
+    "rows",
+    "seconds",
+    "rows_per_s",
+    "peak_rss_mb",
+    "largest_process",
+    "copy_rows_per_s",
+    "ratio_to_copy",
+}
+PEER_KEYS = {"peer", "hop", "rows", "seconds", "rows_per_s", "peak_rss_mb", "largest_process"}
+JOBS = ["postgres-to-lfs", "csv-to-lfs", "lfs-to-analytics"]
 PART_KEYS = {
     "load": {"part", "rows", "seconds", "rows_per_s"},
     "publish": {"part", "rows", "seconds", "rows_per_s"},
@@ -28,7 +40,9 @@ PART_KEYS = {
 }
 
 
-def test_bench_at_scale_2_writes_latest_json(tmp_path: Path, source_files: dict[str, Path]) -> None:
+def test_bench_at_scales_2_and_3_with_its_peers_writes_latest_json_and_the_page(
+    tmp_path: Path, source_files: dict[str, Path]
+) -> None:
     suffix = uuid.uuid4().hex[:10]
     env = {**project_env(), "DATA_DIR": str(tmp_path / "data")}
     (tmp_path / "data").mkdir()
@@ -38,8 +52,10 @@ def test_bench_at_scale_2_writes_latest_json(tmp_path: Path, source_files: dict[
             sys.executable,
             "-m",
             "bench",
-            "--scale",
-            "2",
+            "--scales",
+            "2,3",
+            "--stock-rows",
+            "200",
             "--source-db",
             f"test_bench_source_{suffix}",
             "--analytics-db",
@@ -57,7 +73,7 @@ def test_bench_at_scale_2_writes_latest_json(tmp_path: Path, source_files: dict[
     latest = json.loads((tmp_path / "data" / "bench" / "latest.json").read_text())
     assert latest["scale"] == 2
     assert latest["northwind_day_seconds"] > 0
-    assert [job["job"] for job in latest["jobs"]] == ["postgres-to-lfs", "csv-to-lfs", "lfs-to-analytics"]
+    assert [job["job"] for job in latest["jobs"]] == JOBS
     for job in latest["jobs"][:2]:
         assert set(job) == JOB_KEYS
     step2 = latest["jobs"][2]
@@ -76,10 +92,30 @@ def test_bench_at_scale_2_writes_latest_json(tmp_path: Path, source_files: dict[
     assert export["rows"] == 2 * 2155
     assert export["psql_seconds"] > 0
     assert latest["airflow_day_seconds"] is None
-    if importlib.util.find_spec("sling_linux_amd64"):
-        assert latest["sling_day_seconds"] > 0
-    else:
-        assert "sling_day_seconds" not in latest
+    # Every peer on the same data: a Northwind day, then each hop at the first scale.
+    assert [peer["peer"] for peer in latest["peers_day"]] == ["sling", "dlt"]
+    assert all(peer["seconds"] > 0 for peer in latest["peers_day"])
+    hops = [(peer["peer"], peer["hop"]) for peer in latest["peers"]]
+    assert hops == [(peer, hop) for peer in ("sling", "dlt", "stock") for hop in ("extract", "load")]
+    by_hop = {(peer["peer"], peer["hop"]): peer for peer in latest["peers"]}
+    for peer in latest["peers"]:
+        assert set(peer) == PEER_KEYS
+        assert peer["rows_per_s"] > 0
+    assert by_hop["sling", "extract"]["rows"] == by_hop["dlt", "extract"]["rows"] == latest["jobs"][0]["rows"]
+    assert by_hop["sling", "load"]["rows"] == by_hop["dlt", "load"]["rows"] == step2["rows"]
+    assert by_hop["stock", "extract"]["rows"] == by_hop["stock", "load"]["rows"] == 200
+    # Memory: each job's largest process, named, at both scales.
+    assert [entry["scale"] for entry in latest["memory"]] == [2, 3]
+    assert latest["memory"][1]["rows"] > latest["memory"][0]["rows"]
+    for entry in latest["memory"]:
+        assert list(entry["jobs"]) == JOBS
+        assert all(job["peak_rss_mb"] > 0 and job["largest_process"] for job in entry["jobs"].values())
     assert len(list((tmp_path / "data" / "bench").glob("*-scale2.json"))) == 1
     assert "postgres-to-lfs" in result.stdout
     assert "goals (reported, not asserted):" in result.stdout
+    assert "not measured" not in result.stdout
+    assert "Postgres tables to files: ours / sling = " in result.stdout
+    page = (tmp_path / "data" / "bench" / "latest.html").read_text()
+    assert page.count("<svg") == 5  # four hops and the memory chart; no timeline without Airflow
+    assert "Not run (<code>--no-airflow</code>)" in page
+    assert "stock (200 rows)" in page

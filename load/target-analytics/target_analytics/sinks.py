@@ -40,6 +40,9 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from psycopg.abc import Buffer
+from psycopg.copy import LibpqWriter
+from psycopg.generators import copy_to
 from singer_sdk.helpers._batch import BaseBatchFileEncoding
 from target_postgres.connector import PostgresConnector
 from target_postgres.sinks import PostgresSink
@@ -57,6 +60,25 @@ if t.TYPE_CHECKING:
 
 IDENTITY = "x-pipeline-table"
 _BLOCK = 1 << 20
+# psycopg's own largest piece for one libpq call (a larger one can make libpq loop, psycopg #255).
+_CHUNK = 128 << 10
+
+
+class FlushingWriter(LibpqWriter):
+    """psycopg's COPY writer, except that each piece is flushed to the server before the next one is read.
+
+    WHY: on Linux psycopg leaves written COPY data in libpq's output buffer (it flushes
+    each write only on macOS), and libpq, in non-blocking mode, grows that buffer
+    whenever the file is read faster than the server parses it. target-analytics' peak
+    RSS then grew with the day's size (measured: 101 MB at 1.0M rows, 137 MB at 3.1M).
+    Flushing waits for the socket, so at most one piece is ever buffered.
+    """
+
+    def write(self, data: Buffer) -> None:
+        """Send ``data`` in pieces of ``_CHUNK``, each flushed before the next."""
+        view = memoryview(data)
+        for start in range(0, len(view), _CHUNK):
+            self.connection.wait(copy_to(self._pgconn, view[start : start + _CHUNK], flush=True))
 
 
 def _label(schema: str, table: str) -> str:
@@ -163,7 +185,7 @@ class LoadSink(PostgresSink):
             columns = sql.SQL(", ").join(map(sql.Identifier, header))
             statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, HEADER MATCH)").format(table, columns)
             with conn.cursor() as cursor:
-                with path.open("rb") as source, cursor.copy(statement) as copy:
+                with path.open("rb") as source, cursor.copy(statement, writer=FlushingWriter(cursor)) as copy:
                     while block := source.read(_BLOCK):
                         copy.write(block)
                 rows = cursor.rowcount
