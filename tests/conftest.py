@@ -42,6 +42,11 @@ def unfenced(*_: object) -> None:
     """The commit points' check (see ``pipeline.locks.fenced``) where a test calls them holding no run lock."""
 
 
+def _without_admin(env: dict[str, str]) -> dict[str, str]:
+    """The environment less the administrator's settings: no job may need them (they are not in ``.env``)."""
+    return {key: value for key, value in env.items() if not key.startswith(f"{ADMIN}_")}
+
+
 @dataclasses.dataclass
 class Pipeline:
     """One isolated pipeline: its databases, its data dir, and a way to run its jobs."""
@@ -61,12 +66,23 @@ class Pipeline:
         """``meltano invoke pipeline <args>``: the project's own commands (prune, restore) as users run them."""
         return self._meltano(["invoke", "pipeline", *args], {**self.env, **overrides})
 
+    def start(self, *blocks: str, day: str, **overrides: str) -> subprocess.Popen[str]:
+        """``meltano run`` for ``day`` in the background, for tests that act while the job runs."""
+        return subprocess.Popen(
+            [str(PROJECT_ROOT / ".venv" / "bin" / "meltano"), "run", *blocks],
+            cwd=PROJECT_ROOT,
+            env=_without_admin({**self.env, **overrides, "PIPELINE_DATE": day}),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
     def _meltano(self, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         """Meltano without the administrator's settings: no job may need them (they are not in ``.env``)."""
         return subprocess.run(
             [str(PROJECT_ROOT / ".venv" / "bin" / "meltano"), *args],
             cwd=PROJECT_ROOT,
-            env={key: value for key, value in env.items() if not key.startswith(f"{ADMIN}_")},
+            env=_without_admin(env),
             capture_output=True,
             text=True,
             timeout=600,

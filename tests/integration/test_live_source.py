@@ -31,7 +31,7 @@ import pytest
 from pipeline.crashpoints import MARKER_ENV, PAUSE_AT_ENV
 from pipeline.databases import ANALYTICS, SOURCE
 from pipeline.names import analytics_schema
-from tests.conftest import PROJECT_ROOT, Pipeline, make_pipeline
+from tests.conftest import Pipeline, make_pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -84,15 +84,7 @@ def failures(path: Path) -> list[dict[str, Any]]:
 
 def start(pipeline: Pipeline, **overrides: str) -> subprocess.Popen[str]:
     """``meltano run postgres-to-lfs`` for DAY in the background."""
-    env = {**pipeline.env, "PIPELINE_DATE": DAY, **overrides}
-    return subprocess.Popen(
-        [str(PROJECT_ROOT / ".venv" / "bin" / "meltano"), "run", JOB],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return pipeline.start(JOB, day=DAY, **overrides)
 
 
 def wait_until(condition: Any, process: subprocess.Popen[str], what: str) -> None:

@@ -25,7 +25,7 @@ from psycopg import sql
 from pipeline import databases
 from pipeline.names import table_folder
 from pipeline.roles import grant_source_reader
-from tests.conftest import PROJECT_ROOT, Pipeline, project_env
+from tests.conftest import Pipeline, project_env
 
 DAY = "2024-03-04"
 JOB = "postgres-to-lfs"
@@ -312,15 +312,7 @@ def test_all_tables_are_read_in_one_snapshot(throwaway_database: Callable[[str],
         conn.execute(SNAPSHOT_DDL)
     gate = tmp_path / "gate"
     pipeline = pipeline_for(database, tmp_path / "data", PIPELINE_TEST_PAUSE_AFTER_FIRST_TABLE=str(gate))
-    env = {**pipeline.env, "PIPELINE_DATE": DAY}
-    with subprocess.Popen(
-        [str(PROJECT_ROOT / ".venv" / "bin" / "meltano"), "run", JOB],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as process:
+    with pipeline.start(JOB, day=DAY) as process:
         try:
             wait_for(gate.with_name("gate.reached"), process)
             with psycopg.connect(conninfo(project_env(), database)) as writer, writer.transaction():
