@@ -43,10 +43,12 @@ def _free_port() -> int:
 class Cluster:
     """A cluster in a temporary folder, listening on 127.0.0.1 at ``port``."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, settings: dict[str, str] | None = None) -> None:
         self.folder = folder
         self.data = folder / "data"
         self.port = _free_port()
+        # Server settings given at every start (e.g. wal_level=logical, which only a start applies).
+        self.settings = dict(settings or {})
 
     def _run(self, program: str, *args: str) -> None:
         prefix = ["runuser", "-u", _SERVER_ACCOUNT, "--"] if os.geteuid() == 0 else []
@@ -54,7 +56,13 @@ class Cluster:
         subprocess.run(command, check=True, capture_output=True, text=True, timeout=120)
 
     def _pg_ctl(self, action: str) -> None:
-        options = f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.folder}"
+        settings = {
+            "listen_addresses": "127.0.0.1",
+            "port": str(self.port),
+            "unix_socket_directories": str(self.folder),
+            **self.settings,
+        }
+        options = " ".join(f"-c {name}={value}" for name, value in settings.items())
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.folder / "server.log"), "-o", options, "-w", action)
 
     def create(self) -> None:
@@ -94,10 +102,10 @@ class Cluster:
 
 
 @contextmanager
-def throwaway_cluster() -> Iterator[Cluster]:
-    """A fresh cluster, stopped and removed afterwards whatever happens."""
+def throwaway_cluster(settings: dict[str, str] | None = None) -> Iterator[Cluster]:
+    """A fresh cluster started with ``settings`` (e.g. wal_level=logical), stopped and removed afterwards."""
     folder = Path(tempfile.mkdtemp(prefix="pipeline-cluster-"))
-    cluster = Cluster(folder)
+    cluster = Cluster(folder, settings)
     try:
         cluster.create()
         yield cluster
