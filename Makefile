@@ -3,7 +3,7 @@ SHELL := /bin/bash
 DATE ?= $(shell date -u +%Y-%m-%d)
 SCALE ?= 1000
 
-.PHONY: setup run prune restore migrate test lint bench airflow airflow-init ui-test compose-test docker-lint
+.PHONY: setup run prune slot-status restore migrate test lint bench airflow airflow-init ui-test compose-test docker-lint
 
 setup:  ## .env and .env.admin (0600), venv, plugins, source files, databases and roles (idempotent)
 	scripts/setup.sh
@@ -13,6 +13,9 @@ run:  ## the three jobs for DATE (default: today, UTC), in order; FORCE=1: also 
 
 prune:  ## remove the days older than RETENTION_DAYS (.env) days before today, UTC, that reached analytics (FORCE=1: all)
 	.venv/bin/meltano invoke pipeline prune $(if $(FORCE),--force)
+
+slot-status:  ## the LOG_BASED replication slot: WAL it holds, when a run last read it; fails when stale (PIPELINE_SLOT_STALE_DAYS)
+	.venv/bin/meltano invoke pipeline slot-status
 
 restore:  ## publish a kept version of a step-1 day again: make restore JOB=csv-to-lfs DATE=2024-01-02 [VERSION=...]
 	.venv/bin/meltano invoke pipeline restore --job "$(JOB)" --date "$(DATE)" $(if $(VERSION),--version "$(VERSION)")

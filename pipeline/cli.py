@@ -156,6 +156,16 @@ def _restore(args: argparse.Namespace) -> None:
     print(f"step 2 must be rerun for {day}: {rerun_command(STEP2_JOB, day)}")
 
 
+def _slot_status(_: argparse.Namespace) -> None:
+    """Report the LOG_BASED slot (pipeline.replication); a stale one fails, so a scheduler can alert on it."""
+    from pipeline.replication import slot_report
+
+    line, stale = slot_report(os.environ, _data_dir(), dt.datetime.now(dt.UTC))
+    if stale:
+        raise PipelineError(line)
+    print(line)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one step; returns the process exit code."""
     parser = argparse.ArgumentParser(prog="pipeline", description=__doc__)
@@ -197,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     restore_day.add_argument("--date", required=True, help="the day, YYYY-MM-DD")
     restore_day.add_argument("--version", help="a version under DATA_DIR/_history/JOB/DATE/ (default: the newest)")
     restore_day.set_defaults(run=_restore)
+    commands.add_parser(
+        "slot-status", help="the LOG_BASED replication slot: WAL held, last read; fails when stale"
+    ).set_defaults(run=_slot_status)
     args = parser.parse_args(argv)
     try:
         args.run(args)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from pipeline.databases import ANALYTICS, SOURCE, ensure_database, seed_if_empty
+from pipeline.replication import provision_log_based
 from pipeline.roles import grant_job_roles
 
 
@@ -25,4 +26,5 @@ def provision(dump: Path | None, env: Mapping[str, str] = os.environ) -> list[st
         done.append(f"source database seeded from {dump}")
     reader, owner = grant_job_roles(env)
     done.append(f"roles: {reader} reads the source, {owner} owns its schemas in the analytics database")
+    done.extend(provision_log_based(env))
     return done

@@ -56,27 +56,34 @@ def _role_name(prefix: str, env: Mapping[str, str]) -> str:
     return role
 
 
-def ensure_login_role(conn: psycopg.Connection, role: str, password: str | None, setting: str) -> None:
+def ensure_login_role(
+    conn: psycopg.Connection, role: str, password: str | None, setting: str, replication: bool = False
+) -> None:
     """Create ``role`` (LOGIN, no other power) or set its password, on the administrator's ``conn``.
 
     A role that has a power (superuser, ...) is somebody else's: refused, naming ``setting``.
+    ``replication``: the role has REPLICATION, its one power (the log-based reader's,
+    ``pipeline.replication``), which it may then already have.
     """
+    powers = tuple(power for power in _POWERS if not (replication and power == "rolreplication"))
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ROLE_LOCK,))
         row = conn.execute(
             sql.SQL("SELECT {} FROM pg_roles WHERE rolname = %s").format(
-                sql.SQL(", ").join(sql.Identifier(power) for power in _POWERS)
+                sql.SQL(", ").join(sql.Identifier(power) for power in powers)
             ),
             (role,),
         ).fetchone()
         if row is not None and any(row):
-            powers = ", ".join(power[3:] for power, has in zip(_POWERS, row, strict=True) if has)
+            held = ", ".join(power[3:] for power, has in zip(powers, row, strict=True) if has)
             raise PipelineError(
-                f"{setting}: {role} is an existing role with {powers}: it needs a role without them; "
+                f"{setting}: {role} is an existing role with {held}: it needs a role without them; "
                 "name another role (set-up creates it)"
             )
         verb = "CREATE" if row is None else "ALTER"
-        attributes = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS"
+        attributes = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS " + (
+            "REPLICATION" if replication else "NOREPLICATION"
+        )
         conn.execute(
             sql.SQL(verb + " ROLE {} " + attributes + " PASSWORD {}").format(
                 sql.Identifier(role), sql.Literal(password)
