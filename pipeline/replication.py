@@ -42,24 +42,18 @@ from psycopg import sql
 from pipeline.databases import MAINTENANCE_DATABASE, SOURCE, connect
 from pipeline.errors import PipelineError
 from pipeline.lfs import RUNS_DIR
+from pipeline.log_based import (
+    LOG_BASED,
+    REPLICATION,
+    STALE_DAYS_VARIABLE,
+    TABLES_VARIABLE,
+    slot_name,
+    stale_days,
+    wal_level_problem,
+)
 from pipeline.roles import ensure_login_role
 
-REPLICATION = f"{SOURCE}_REPLICATION"  # its _USER, _PASSWORD and _SLOT
-SLOT_VARIABLE = f"{REPLICATION}_SLOT"
-DEFAULT_SLOT = "northwind_pipeline"
-TABLES_VARIABLE = f"{SOURCE}_TABLES"
-LOG_BASED = "LOG_BASED"
-STALE_DAYS_VARIABLE = "PIPELINE_SLOT_STALE_DAYS"
-DEFAULT_STALE_DAYS = 2
 STEP1_SOURCE_JOB = "postgres-to-lfs"
-
-
-def slot_name(env: Mapping[str, str]) -> str:
-    """The slot's (and the publication's) name; a name the server would not take is refused here."""
-    name = env.get(SLOT_VARIABLE) or DEFAULT_SLOT
-    if not (name.isascii() and name.replace("_", "a").isalnum() and name == name.lower() and len(name) <= 63):
-        raise PipelineError(f"{SLOT_VARIABLE}={name!r}: a slot name is lower-case letters, digits and _ (63 at most)")
-    return name
 
 
 def log_based_tables(env: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -88,17 +82,6 @@ def replication_env(env: Mapping[str, str]) -> dict[str, str]:
     return {**env, f"{SOURCE}_USER": user, f"{SOURCE}_PASSWORD": env.get(f"{REPLICATION}_PASSWORD") or ""}
 
 
-def wal_level_problem(conn: psycopg.Connection, where: str) -> str | None:
-    """One line when the server of ``conn`` cannot decode logically, with what to set; None when it can."""
-    level = conn.execute("SELECT current_setting('wal_level')").fetchone()[0]
-    if level == "logical":
-        return None
-    return (
-        f"{where} has wal_level={level}; LOG_BASED tables ({TABLES_VARIABLE}) need wal_level=logical: "
-        "ALTER SYSTEM SET wal_level = logical (or postgresql.conf), then restart the server"
-    )
-
-
 def provision_log_based(env: Mapping[str, str] = os.environ) -> list[str]:
     """The publication, the replication role and the checks, when some table is LOG_BASED; returns what it did."""
     tables = log_based_tables(env)
@@ -110,7 +93,8 @@ def provision_log_based(env: Mapping[str, str] = os.environ) -> list[str]:
         raise PipelineError(f"{REPLICATION}_USER={role}: the replication role must be a role of its own")
     with connect(SOURCE, env, admin=True) as conn:
         where = f"the source server {env.get(f'{SOURCE}_HOST')}:{env.get(f'{SOURCE}_PORT')}"
-        if problem := wal_level_problem(conn, where):
+        level = conn.execute("SELECT current_setting('wal_level')").fetchone()[0]
+        if problem := wal_level_problem(level, where):
             raise PipelineError(problem)
         with conn.transaction():
             for problem in _identity_problems(conn, tables):
@@ -163,14 +147,6 @@ def last_published(data_dir: Path) -> dt.datetime | None:
         if any((entry.get("replication") or {}).get("method") == LOG_BASED for entry in tables.values()):
             times.append(receipt.stat().st_mtime)
     return dt.datetime.fromtimestamp(max(times), dt.UTC) if times else None
-
-
-def stale_days(env: Mapping[str, str]) -> int:
-    """``PIPELINE_SLOT_STALE_DAYS``: a whole number of at least 1 (default 2)."""
-    text = env.get(STALE_DAYS_VARIABLE) or str(DEFAULT_STALE_DAYS)
-    if not text.isdigit() or int(text) < 1:
-        raise PipelineError(f"{STALE_DAYS_VARIABLE}={text!r}: expected a whole number of days, at least 1")
-    return int(text)
 
 
 def slot_report(env: Mapping[str, str], data_dir: Path, now: dt.datetime) -> tuple[str, bool]:
