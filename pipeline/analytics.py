@@ -41,6 +41,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from pipeline.as_of import ensure_as_of, record_day
 from pipeline.crashpoints import pause_point
 from pipeline.errors import PipelineError, TransientPipelineError
 from pipeline.lfs import TableFile, migrate_command, rerun_command
@@ -419,6 +420,8 @@ def publish_day(
         if problems := [line for table in loaded for line in _check_table(conn, day, table)]:
             raise PipelineError(f"refused to publish {day}: {'; '.join(problems)}")
         _swap_partitions(conn, day, loaded)
+        ensure_as_of(conn)
+        record_day(conn, day, receipts)
         note = ensure_result_view(conn)
         pause_point("analytics-publish")
     return Published({table.label: table.loaded_rows for table in loaded}, note)

@@ -14,7 +14,9 @@ Layout under ``DATA_DIR`` (``{date}`` is the run's ``PIPELINE_DATE``)::
         _manifest.json   per table key: file name, row count, byte size, sha256
         _SUCCESS         written last: the folder is complete
     _runs/{job}/{date}.json                    the job's receipt for the day: each
-                                               table's folder and sha256, each
+                                               table's folder and sha256 (and an
+                                               incremental table's window, its
+                                               ``replication``: pipeline.bookmarks), each
                                                folder's metadata files' sha256, and
                                                the source's tables left out (left_out)
     .staging/{job}/{date}/...                  where a running job writes
@@ -151,6 +153,8 @@ class TableFile:
     sha256: str
     schema: dict[str, Any]
     key_properties: list[str]
+    # The receipt's window of an incremental table (``pipeline.bookmarks``); None: read whole.
+    replication: dict[str, Any] | None = None
 
 
 def write_folder_metadata(folder: Path, tables: list[TableFile]) -> None:
@@ -251,8 +255,13 @@ def publish_staged_day(data_dir: Path, job: str, day: dt.date, check: Callable[[
                 "sha256": table.sha256,
             }
 
-    # Here, not at the top: pipeline.history builds on this module.
+    # Here, not at the top: pipeline.history and pipeline.bookmarks build on this module.
+    from pipeline.bookmarks import staged_bookmarks
     from pipeline.history import drop_identical, keep_published
+
+    for key, replication in staged_bookmarks(staging).items():
+        if key in tables:
+            tables[key]["replication"] = replication
 
     receipt = receipt_path(data_dir, job, day)
     keep_published(data_dir, job, day, check)
@@ -353,7 +362,7 @@ def _checked_tables(data_dir: Path, job: str, day: dt.date, read: bytes | None) 
                 f"{data_dir / entry['folder']} no longer matches the receipt {receipt}; "
                 f"rerun: {rerun_command(job, day)}"
             )
-        tables.append(table)
+        tables.append(dataclasses.replace(table, replication=entry.get("replication")))
     return tables
 
 

@@ -7,7 +7,9 @@ staging left by a killed run (``.staging/{job}/{day}/``) and its result
 (``results/{day}/``); in the analytics database: the day's partitions (detached, then
 dropped with their load schemas, in one transaction with ``lock_timeout`` as a publish),
 its ``pipeline.loaded_tables`` rows and any load schema ``pipeline_{yyyymmdd}_...`` a
-failed load left. Unset, nothing is removed.
+failed load left. Unset, nothing is removed. A table whose later kept day holds only
+changes (an incremental table) keeps the pruned day's state as a base partition
+(``pipeline.as_of.fold_into_base``), so that its state as of every kept day still holds.
 
 A day is pruned while holding the run and writer locks of every job for it
 (``pipeline.locks.day_if_idle``; the jobs are those with anything under ``_runs``,
@@ -37,6 +39,7 @@ import psycopg
 from psycopg import sql
 
 from pipeline.analytics import detach_day, guard_day_change, locks_in_time
+from pipeline.as_of import attach_bases, fold_into_base, forget_day
 from pipeline.dates import oldest_kept_day
 from pipeline.errors import PipelineError
 from pipeline.export import RESULTS_DIR
@@ -140,6 +143,7 @@ def drop_analytics_day(conn: psycopg.Connection, day: dt.date, lock_timeout: str
     """Detach and drop ``day``'s partitions, its bookkeeping rows and load schemas; returns the partitions dropped."""
     with locks_in_time(day, lock_timeout, "prune"), conn.transaction():
         guard_day_change(conn, lock_timeout)
+        bases = fold_into_base(conn, day)
         partitions = detach_day(conn, day)
         prefix = f"{LOAD_SCHEMA_PREFIX}{day:%Y%m%d}_"
         schemas = {
@@ -152,6 +156,8 @@ def drop_analytics_day(conn: psycopg.Connection, day: dt.date, lock_timeout: str
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
         if _has_bookkeeping(conn):
             conn.execute(sql.SQL("DELETE FROM {} WHERE pipeline_date = %s").format(loaded_tables()), (day,))
+        forget_day(conn, day)
+        attach_bases(conn, day, bases)
     return len(partitions)
 
 

@@ -19,8 +19,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from pipeline.bookmarks import BOOKMARKS_FILE, Window
 from pipeline.databases import ANALYTICS, drop_database, ensure_database
-from pipeline.files import sha256_file
+from pipeline.files import dump_json, sha256_file, write_text_atomic
 from pipeline.lfs import (
     TableFile,
     data_file_name,
@@ -81,8 +82,16 @@ def csv_table(name: str, columns: dict[str, str], body: str, key: list[str] | No
     return Table(name, columns, body, key or [], source="csv", source_schema=None)
 
 
-def write_day(data_dir: Path, day: str, job: str, tables: list[Table]) -> None:
-    """Stage ``tables`` for ``job`` and ``day`` as its loader would, then publish them with a receipt."""
+def write_day(
+    data_dir: Path, day: str, job: str, tables: list[Table], windows: dict[str, Window] | None = None
+) -> None:
+    """Stage ``tables`` for ``job`` and ``day`` as its loader would, then publish them with a receipt.
+
+    ``windows``: the incremental tables' windows (by table key), as target-lfs stages them.
+    """
+    if windows:
+        bookmarks = {key: window.receipt_entry() for key, window in windows.items()}
+        write_text_atomic(staging_root(data_dir, job, as_date(day)) / BOOKMARKS_FILE, dump_json(bookmarks))
     for table in tables:
         if table.source == "csv":
             key, relative = encode_name(table.name), f"csv/{day}"

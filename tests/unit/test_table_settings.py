@@ -46,8 +46,24 @@ def test_an_empty_or_unset_setting_selects_every_table(value: object) -> None:
         ('["orders"]', "is not an object of schemas"),
         ('{"public": ["orders"]}', "schema 'public' maps to"),
         ('{"public": {"orders": false}}', "table 'public'.'orders' maps to false, not an object of options"),
-        ('{"public": {"orders": {"selceted": false}}}', "unknown option 'selceted' (known: selected)"),
+        (
+            '{"public": {"orders": {"selceted": false}}}',
+            "unknown option 'selceted' (known: replication-key, replication-method, selected)",
+        ),
         ('{"public": {"orders": {"selected": "no"}}}', "option 'selected' is \"no\", not a bool"),
+        (
+            '{"public": {"orders": {"replication-method": "incremental"}}}',
+            "table 'public'.'orders': replication-method 'incremental' is none of FULL_TABLE, INCREMENTAL, LOG_BASED",
+        ),
+        (
+            '{"public": {"orders": {"replication-method": "INCREMENTAL"}}}',
+            "table 'public'.'orders': replication-method INCREMENTAL needs a replication-key",
+        ),
+        (
+            '{"public": {"orders": {"replication-key": "order_id"}}}',
+            "replication-key is for replication-method INCREMENTAL, not FULL_TABLE",
+        ),
+        ('{"public": {"orders": {"replication-key": 3}}}', "option 'replication-key' is 3, not a str"),
     ],
 )
 def test_a_malformed_setting_is_refused_in_one_line_naming_it(value: str, complaint: str) -> None:
@@ -58,3 +74,24 @@ def test_a_malformed_setting_is_refused_in_one_line_naming_it(value: str, compla
     assert message.startswith("tap-postgres setting tables (TAP_POSTGRES_TABLES): ")
     assert complaint in message
     assert "\n" not in message
+
+
+def test_every_table_is_full_table_unless_its_options_say_otherwise() -> None:
+    settings = TableSettings(
+        {
+            "public": {
+                "orders": {"replication-method": "INCREMENTAL", "replication-key": "order_id"},
+                "events": {"replication-method": "LOG_BASED"},
+            }
+        }
+    )
+
+    assert (settings.method("public", "orders"), settings.replication_key("public", "orders")) == (
+        "INCREMENTAL",
+        "order_id",
+    )
+    assert (settings.method("public", "events"), settings.replication_key("public", "events")) == ("LOG_BASED", None)
+    assert (settings.method("public", "products"), settings.replication_key("public", "products")) == (
+        "FULL_TABLE",
+        None,
+    )

@@ -3,13 +3,19 @@
 Why one setting keyed by schema, then table: names are data (``a.b`` and ``a-b`` are
 table names a source may have), so neither a dotted nor a Meltano-style
 ``<schema>-<table>`` key could name every table unambiguously; two levels of exact
-names can. Each table's value is an object of options, so that later per-table
-options (replication method, replication key) extend the same object::
+names can. Each table's value is an object of options::
 
-    {"public": {"audit_log": {"selected": false}}}
+    {"public": {"audit_log": {"selected": false},
+                "orders": {"replication-method": "INCREMENTAL", "replication-key": "order_id"}}}
 
 ``selected`` (Meltano's own word) ``false`` leaves the table out: it is not read, not
-locked, not checked, and is named in the job's log and the day's receipt. Meltano
+locked, not checked, and is named in the job's log and the day's receipt.
+
+``replication-method`` and ``replication-key`` (Meltano's own words) choose how a
+table is read: ``FULL_TABLE`` (the default: the whole table every day),
+``INCREMENTAL`` (the rows whose ``replication-key`` lies in the day's window; the key
+is required) or ``LOG_BASED`` (the day's changes from the logical replication slot).
+The window's bookmarks live in the day's receipt (``pipeline.bookmarks``). Meltano
 reads the setting from ``TAP_POSTGRES_TABLES`` as JSON; an empty value (a variable
 that is unset) means no per-table options.
 """
@@ -25,7 +31,11 @@ from pipeline.errors import PipelineError
 SETTING = "tables"
 VARIABLE = "TAP_POSTGRES_TABLES"
 # Every option a table's object may hold, with the type of its value.
-OPTIONS: dict[str, type] = {"selected": bool}
+OPTIONS: dict[str, type] = {"selected": bool, "replication-method": str, "replication-key": str}
+FULL_TABLE = "FULL_TABLE"
+INCREMENTAL = "INCREMENTAL"
+LOG_BASED = "LOG_BASED"
+METHODS = (FULL_TABLE, INCREMENTAL, LOG_BASED)
 
 
 def _refused(what: str) -> PipelineError:
@@ -56,6 +66,14 @@ class TableSettings:
     def selected(self, schema: str, table: str) -> bool:
         """Whether the table is extracted (the default) or left out."""
         return self._options.get((schema, table), {}).get("selected", True)
+
+    def method(self, schema: str, table: str) -> str:
+        """How the table is read: ``FULL_TABLE`` (the default), ``INCREMENTAL`` or ``LOG_BASED``."""
+        return self._options.get((schema, table), {}).get("replication-method", FULL_TABLE)
+
+    def replication_key(self, schema: str, table: str) -> str | None:
+        """The column whose growth an ``INCREMENTAL`` table is read by; None for the other methods."""
+        return self._options.get((schema, table), {}).get("replication-key")
 
     def named(self) -> set[tuple[str, str]]:
         """Every (schema, table) the setting names, to tell the user about names the source does not have."""
@@ -88,4 +106,12 @@ def _checked_options(schema: str, table: str, options: Any) -> dict[str, Any]:
             raise _refused(f"{where}: unknown option {name!r} (known: {', '.join(sorted(OPTIONS))})")
         if not isinstance(option, expected):
             raise _refused(f"{where}: option {name!r} is {json.dumps(option)}, not a {expected.__name__}")
+    method = options.get("replication-method", FULL_TABLE)
+    if method not in METHODS:
+        raise _refused(f"{where}: replication-method {method!r} is none of {', '.join(METHODS)}")
+    key = options.get("replication-key")
+    if method == INCREMENTAL and not key:
+        raise _refused(f"{where}: replication-method INCREMENTAL needs a replication-key (a column that grows)")
+    if key is not None and method != INCREMENTAL:
+        raise _refused(f"{where}: replication-key is for replication-method INCREMENTAL, not {method}")
     return dict(options)

@@ -14,6 +14,7 @@ from meltanolabs_target_csv.target import TargetCSV
 from singer_sdk import typing as th
 from singer_sdk.io_base import SingerReader
 
+from pipeline.bookmarks import BOOKMARKS_FILE, BOOKMARKS_MESSAGE
 from pipeline.dates import parse_pipeline_date
 from pipeline.errors import PipelineError, run_plugin_cli
 from pipeline.files import dump_json, write_text_atomic
@@ -41,17 +42,24 @@ def reset_directory(path: Path) -> None:
 
 
 class LFSReader(SingerReader):
-    """The Singer messages, and tap-postgres-native's ``LEFT_OUT``: the source's tables the run does not extract."""
+    """The Singer messages, and tap-postgres-native's own two.
+
+    ``LEFT_OUT``: the source's tables the run does not extract; ``BOOKMARKS``: each
+    incremental table's window of the day (``pipeline.bookmarks``).
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.left_out: list[dict[str, str]] | None = None  # None: the tap sent no such message
+        self.bookmarks: dict[str, dict] | None = None
 
     def _process_unknown_message(self, message_dict: dict) -> None:
-        if message_dict["type"] != LEFT_OUT_MESSAGE:
+        if message_dict["type"] == LEFT_OUT_MESSAGE:
+            self.left_out = message_dict["tables"]
+        elif message_dict["type"] == BOOKMARKS_MESSAGE:
+            self.bookmarks = message_dict["tables"]
+        else:
             super()._process_unknown_message(message_dict)
-            return
-        self.left_out = message_dict["tables"]
 
 
 class TargetLFS(TargetCSV):
@@ -105,11 +113,12 @@ class TargetLFS(TargetCSV):
         self._tables[sink.key] = sink
 
     def process_endofpipe(self) -> None:
-        """Drain every sink, then write each day folder's metadata, ``_SUCCESS`` last; and what was left out."""
+        """Drain every sink, then write each folder's metadata, ``_SUCCESS`` last; what was left out; the windows."""
         super().process_endofpipe()
-        left_out = self.message_reader.left_out  # type: ignore[attr-defined]
-        if left_out is not None:
-            write_text_atomic(self.staging / LEFT_OUT_FILE, dump_json(left_out))
+        reader: LFSReader = self.message_reader  # type: ignore[assignment]
+        for name, content in ((LEFT_OUT_FILE, reader.left_out), (BOOKMARKS_FILE, reader.bookmarks)):
+            if content is not None:
+                write_text_atomic(self.staging / name, dump_json(content))
         folders: dict[Path, list[LFSSink]] = defaultdict(list)
         for sink in self._tables.values():
             folders[sink.folder].append(sink)
