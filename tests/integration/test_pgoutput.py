@@ -129,7 +129,7 @@ def test_a_window_folds_each_key_into_its_net_change_and_last_lsn(conn: psycopg.
 
     t = changes[("public", "t")]
     assert not t.truncated
-    assert {key: change.existed_before for key, change in t.keys.items()} == {
+    assert {key: change.existed for key, change in t.keys.items()} == {
         ("4",): False,
         ("1",): True,
         ("2",): True,

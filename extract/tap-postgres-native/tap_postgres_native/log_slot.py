@@ -87,8 +87,8 @@ class LogSlot:
             )
         return parse_lsn(position)
 
-    def export_snapshot(self) -> tuple[int, str]:
-        """Create the day's slot (module docstring); returns its consistent point and the exported snapshot's id.
+    def export_snapshot(self) -> tuple[int, str, bool]:
+        """Create the day's slot (module docstring): its consistent point, the exported snapshot, whether persistent.
 
         The export lasts until ``release`` (the run's transaction must have imported it).
         """
@@ -114,7 +114,7 @@ class LogSlot:
             connection.close()
             raise TransientPipelineError(f"creating replication slot {name} failed: {first_line(exc)}") from exc
         self._exporting = connection
-        return parse_lsn(point), snapshot
+        return parse_lsn(point), snapshot, persistent
 
     def release(self) -> None:
         """Close the exporting connection (a temporary slot goes with it)."""

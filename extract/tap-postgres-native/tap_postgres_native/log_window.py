@@ -49,7 +49,7 @@ TableName = tuple[str, str]
 class KeyChange:
     """One key's changes in the window: whether it existed before the window, and its last commit LSN."""
 
-    existed_before: bool
+    existed: bool
     lsn: int
 
 
@@ -60,10 +60,10 @@ class TableChanges:
     keys: dict[Key, KeyChange] = dataclasses.field(default_factory=dict)
     truncated: bool = False
 
-    def record(self, key: Key, existed_before: bool, lsn: int) -> None:
+    def record(self, key: Key, existed: bool, lsn: int) -> None:
         """A change of ``key``: the first change in the window says whether it existed before."""
         earlier = self.keys.pop(key, None)
-        self.keys[key] = KeyChange(earlier.existed_before if earlier else existed_before, lsn)
+        self.keys[key] = KeyChange(earlier.existed if earlier else existed, lsn)
 
 
 class _Transaction:

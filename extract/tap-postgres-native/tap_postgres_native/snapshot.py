@@ -36,7 +36,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -95,8 +95,12 @@ class SourceSnapshot:
         self._filtered: set[tuple[str, str]] = set()  # read with row_security on: their policies pass every row
         self._copies = 0
 
-    def begin(self, tables: Iterable[SourceTable]) -> None:
+    def begin(self, tables: Iterable[SourceTable], export: Callable[[], str] | None = None) -> None:
         """Open the transaction, lock ``tables`` (as discovery read them), then take the snapshot and check them.
+
+        ``export``, called once the locks are held, returns a snapshot exported by
+        another session (a replication slot's, ``log_slot``), which the transaction
+        then reads in instead of taking its own.
 
         Fails, before anything is read, on a lock not had in time or a table changed
         since discovery (both transient), or on tables that row-level security would
@@ -113,6 +117,8 @@ class SourceSnapshot:
         pause_point("source-snapshot")
         for table in tables:
             self._lock(cursor, table)
+        if export is not None:
+            cursor.execute("SET TRANSACTION SNAPSHOT %s", (export(),))
         # The first statement that needs a snapshot: it is fixed here, after every lock.
         now = read_tables(self._connection, sorted({table.schema for table in tables}))
         for table in tables:
