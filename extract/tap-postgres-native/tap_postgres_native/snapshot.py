@@ -36,7 +36,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -169,21 +170,34 @@ class SourceSnapshot:
                 f"table {table.quoted} was dropped after the tap's discovery; run the job again"
             ) from exc
 
-    def copy(self, table: tuple[str, str], statement: sql.Composed, out: IO[bytes]) -> int:
-        """Run ``COPY ... TO STDOUT`` of ``table`` (schema, name) into ``out``; returns the rows copied."""
+    @contextmanager
+    def _reading(self, table: tuple[str, str]) -> Iterator[Any]:
+        """A cursor of the snapshot, with ``row_security`` on while it reads a table whose policies pass every row."""
         if self._driver is None:
-            raise PipelineError("the source snapshot was not begun before a COPY")
+            raise PipelineError("the source snapshot was not begun before a read")
         cursor = self._driver.cursor()
         filtered = table in self._filtered
         if filtered:
             cursor.execute("SET LOCAL row_security = on")
-        cursor.copy_expert(statement.as_string(self._driver), out, size=1 << 20)
+        yield cursor
         if filtered:
             cursor.execute("SET LOCAL row_security = off")
+
+    def value(self, table: tuple[str, str], statement: sql.Composed) -> Any:
+        """The one value ``statement`` (a query of ``table``) returns in the snapshot: an incremental end bookmark."""
+        with self._reading(table) as cursor:
+            cursor.execute(statement)
+            return cursor.fetchone()[0]
+
+    def copy(self, table: tuple[str, str], statement: sql.Composed, out: IO[bytes]) -> int:
+        """Run ``COPY ... TO STDOUT`` of ``table`` (schema, name) into ``out``; returns the rows copied."""
+        with self._reading(table) as cursor:
+            cursor.copy_expert(statement.as_string(self._driver), out, size=1 << 20)
+            rows = cursor.rowcount
         self._copies += 1
         if self._copies == 1:
             _pause_for_tests()
-        return cursor.rowcount
+        return rows
 
     def close(self) -> None:
         """End the transaction (nothing was written), which releases the locks, and close the connection.

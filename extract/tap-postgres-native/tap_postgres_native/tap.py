@@ -19,7 +19,8 @@ from singer_sdk.helpers._catalog import get_selected_schema
 from tap_postgres.client import PostgresConnector, PostgresLogBasedStream
 from tap_postgres.tap import TapPostgres
 
-from pipeline.errors import connection_failure, first_line, run_plugin_cli
+from pipeline.bookmarks import Window
+from pipeline.errors import PipelineError, connection_failure, first_line, run_plugin_cli
 from pipeline.lfs import SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY
 from tap_postgres_native.copy_stream import CopyStream
 from tap_postgres_native.left_out import LeftOutTable, left_out_message, left_out_tables
@@ -29,6 +30,14 @@ from tap_postgres_native.native_types import (
     native_entries,
     schema_problems,
     table_problems,
+)
+from tap_postgres_native.replication import (
+    RECEIPT_SETTINGS,
+    bookmarks_message,
+    end_query,
+    plan_windows,
+    replication_problems,
+    with_end,
 )
 from tap_postgres_native.snapshot import LIMITS, SourceSnapshot
 from tap_postgres_native.source_catalog import (
@@ -64,6 +73,16 @@ class NativeTypesConnector(PostgresConnector):
         return {}
 
     @cached_property
+    def table_settings(self) -> TableSettings:
+        """The validated per-table options (setting ``tables``)."""
+        return TableSettings(self.config.get(TABLES_SETTING))
+
+    @cached_property
+    def windows(self) -> dict[tuple[str, str], Window]:
+        """(schema, table) -> the day's window of each table not read whole (``replication``), ends included."""
+        return {}
+
+    @cached_property
     def left_out(self) -> list[LeftOutTable]:
         """The tables of the selected schemas that the run does not extract, each with why."""
         return []
@@ -81,7 +100,7 @@ class NativeTypesConnector(PostgresConnector):
         is not extracted (left out by the ``tables`` setting, a partition of a parent
         in a schema not extracted, a foreign table) is named on a line of its own.
         """
-        settings = TableSettings(self.config.get(TABLES_SETTING))
+        settings = self.table_settings
         with warnings.catch_warnings():
             # SQLAlchemy warns about every type it does not know (enums of other
             # schemas, composites...); the types are decided from pg_catalog instead.
@@ -114,6 +133,8 @@ class NativeTypesConnector(PostgresConnector):
                 file=sys.stderr,
             )
         kept = [entry for entry in entries if (entry_schema_name(entry) or "", entry["table_name"]) in tables]
+        keys = {(entry_schema_name(e) or "", e["table_name"]): e.get("key_properties") or [] for e in kept}
+        refuse(replication_problems(tables, keys, settings))
         return native_entries(kept, tables, types, type_names)
 
 
@@ -139,9 +160,19 @@ class TapPostgresNative(TapPostgres):
                 th.CustomType({"type": ["object", "string", "null"]}),
                 description=(
                     "Per-table options, keyed by schema, then table (exact names): "
-                    '{"public": {"audit_log": {"selected": false}}} leaves that table out.'
+                    '{"public": {"audit_log": {"selected": false}}} leaves that table out; '
+                    '{"replication-method": "INCREMENTAL", "replication-key": "updated_at"} reads its changes.'
                 ),
             ).to_dict(),
+            **{
+                name: th.Property(
+                    name,
+                    th.StringType,
+                    description=f"The job's {name} (DATA_DIR, PIPELINE_DATE, the job's name): where its receipts "
+                    "are, whose bookmarks start a table's window; needed only for tables not read FULL_TABLE.",
+                ).to_dict()[name]
+                for name in RECEIPT_SETTINGS
+            },
             **{
                 limit.parameter: th.Property(
                     limit.parameter,
@@ -187,18 +218,28 @@ class TapPostgresNative(TapPostgres):
         The tables left out are sent first, as a ``LEFT_OUT`` message that target-lfs
         records in the day's receipt (batch mode only: it is target-lfs's message).
         """
+        connector = self.connector
         if not self.config.get("csv_batch_dir"):
+            if plan_windows(self.config, list(connector.source_tables.values()), connector.table_settings):
+                raise PipelineError("tap-postgres: a table read incrementally needs batch mode (set csv_batch_dir)")
             super().sync_all()
             return
-        connector = self.connector
         print(left_out_message(connector.left_out), flush=True)
         selected = [
             connector.source_tables[(stream.schema[SOURCE_SCHEMA_KEY], stream.schema[SOURCE_TABLE_KEY])]
             for stream in self.streams.values()
             if stream.selected
         ]
+        windows = plan_windows(self.config, selected, connector.table_settings)
         try:
             connector.snapshot.begin(selected)
+            for key, window in windows.items():
+                if window.end is None and window.kept_file is None:
+                    end = connector.snapshot.value(key, end_query(connector.source_tables[key], window))
+                    window = with_end(window, end)
+                connector.windows[key] = window
+            if windows:
+                print(bookmarks_message(connector.windows), flush=True)
             super().sync_all()
         finally:
             connector.snapshot.close()
