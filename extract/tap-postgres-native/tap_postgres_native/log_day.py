@@ -35,10 +35,11 @@ def begin_log_day(
 ) -> dict[TableName, TableChanges]:
     """Begin ``snapshot`` at the day's end; set each LOG_BASED window's end (in ``windows``); return the changes.
 
-    A table whose window has no start (its first day) gets no changes: its day is the
-    whole table. When the slot did not exist (the first LOG_BASED run, or a slot
-    dropped since), it is created now and every LOG_BASED table starts anew, whole,
-    saying so on stderr: changes from before the slot cannot be read.
+    A table whose window has no start (its first day), or that was truncated in the
+    window, gets no changes: its day is the whole table, and its window no start.
+    When the slot did not exist (the first LOG_BASED run, or a slot dropped since), it
+    is created now and every LOG_BASED table starts anew, whole, saying so on stderr:
+    changes from before the slot cannot be read.
     """
     slot = LogSlot(config, slot_name({SLOT_VARIABLE: config.get("replication_slot") or ""}))
     created: list[bool] = []
@@ -71,4 +72,9 @@ def begin_log_day(
     if len(starts) != 1 or len(ends) != 1:
         raise AssertionError(f"LOG_BASED windows of one run differ: starts {starts}, ends {ends}")
     start, end = parse_lsn(starts.pop() or ""), parse_lsn(ends.pop() or "")
-    return slot.changes(start, end, {key: primary_keys[key] for key in reading}, slot.slot)
+    changes = slot.changes(start, end, {key: primary_keys[key] for key in reading}, slot.slot)
+    for key, table in list(changes.items()):
+        if table.truncated:  # read whole: the window starts anew, as on a first day (its receipt says so)
+            windows[key] = dataclasses.replace(windows[key], start=None)
+            del changes[key]
+    return changes

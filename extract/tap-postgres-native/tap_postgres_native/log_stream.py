@@ -69,10 +69,13 @@ class LogStream(CopyStream):
         window = self.connector.windows[key]  # type: ignore[attr-defined]
         changes: TableChanges | None = self.connector.log_changes.get(key)  # type: ignore[attr-defined]
         properties = {n: p for n, p in self.get_selected_schema()["properties"].items() if n not in LOG_PROPERTIES}
-        if changes is None or changes.truncated:
+        op, lsn = sql.Identifier(OP_COLUMN), sql.Identifier(LSN_COLUMN)
+        if changes is None:
             items = [self._item(name, prop, "t") for name, prop in properties.items()]
-            return sql.SQL("COPY (SELECT {}, {}::pg_lsn, {} FROM {} AS t) TO STDOUT (FORMAT csv, HEADER true)").format(
-                sql.Literal(SNAPSHOT_OP), sql.Literal(window.end), sql.SQL(", ").join(items), source(table)
+            return sql.SQL(
+                "COPY (SELECT {} AS {}, {}::pg_lsn AS {}, {} FROM {} AS t) TO STDOUT (FORMAT csv, HEADER true)"
+            ).format(
+                sql.Literal(SNAPSHOT_OP), op, sql.Literal(window.end), lsn, sql.SQL(", ").join(items), source(table)
             )
         primary = list(self.catalog_entry.get("key_properties") or [])
         items = [self._item(name, prop, "k" if name in primary else "t") for name, prop in properties.items()]
@@ -85,17 +88,18 @@ class LogStream(CopyStream):
         )
         return sql.SQL(
             "COPY (SELECT CASE WHEN t.tableoid IS NULL THEN 'delete' WHEN (c.change->>'existed')::boolean "
-            "THEN {} ELSE {} END, (c.change->>'lsn')::pg_lsn, {} "
+            "THEN {} ELSE {} END AS {}, (c.change->>'lsn')::pg_lsn AS {}, {} "
             "FROM json_array_elements({}::json) WITH ORDINALITY AS c(change, ord) "
             "CROSS JOIN LATERAL json_populate_record(NULL::{}, c.change->'key') AS k "
             "LEFT JOIN {} AS t ON {} ORDER BY c.ord) TO STDOUT (FORMAT csv, HEADER true)"
         ).format(
             sql.Literal(UPDATE),
             sql.Literal(INSERT),
+            op,
+            lsn,
             sql.SQL(", ").join(items),
             sql.Literal(json.dumps(keys, ensure_ascii=False)),
             sql.Identifier(*key),
             source(table),
             joined,
         )
-

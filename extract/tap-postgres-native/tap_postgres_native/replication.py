@@ -30,9 +30,10 @@ from pipeline.bookmarks import BOOKMARKS_MESSAGE, REEXTRACT_VARIABLE, ReceiptHis
 from pipeline.dates import parse_pipeline_date
 from pipeline.errors import PipelineError
 from pipeline.lfs import resolve_data_dir
+from pipeline.log_based import LSN_COLUMN, OP_COLUMN
 from pipeline.names import table_folder
 from tap_postgres_native.source_catalog import SourceTable
-from tap_postgres_native.table_settings import FULL_TABLE, INCREMENTAL, VARIABLE, TableSettings
+from tap_postgres_native.table_settings import FULL_TABLE, INCREMENTAL, LOG_BASED, VARIABLE, TableSettings
 
 # The tap's settings that place the run among the job's receipts (only needed when a table is not FULL_TABLE).
 RECEIPT_SETTINGS = ("data_dir", "pipeline_date", "job")
@@ -41,18 +42,26 @@ RECEIPT_SETTINGS = ("data_dir", "pipeline_date", "job")
 def replication_problems(
     tables: Mapping[tuple[str, str], SourceTable], keys: Mapping[tuple[str, str], list[str]], settings: TableSettings
 ) -> list[str]:
-    """One line per table whose method cannot be followed: no primary key, a key that is no column, LOG_BASED."""
+    """One line per table whose method cannot be followed: no primary key, a key that is no column, a reserved name.
+
+    A LOG_BASED table's day file starts with the columns ``_pipeline_op`` and
+    ``_pipeline_lsn`` (``log_stream``): a source column of either name is refused.
+    """
     problems = []
     for (schema, name), table in sorted(tables.items()):
         method = settings.method(schema, name)
         if method == FULL_TABLE:
             continue
-        if method != INCREMENTAL:
-            problems.append(f"table {table.quoted}: replication-method {method} is not available yet ({VARIABLE})")
-            continue
-        column = settings.replication_key(schema, name)
-        if column not in table.columns:
-            problems.append(f"table {table.quoted}: replication-key {column!r} is no column of it ({VARIABLE})")
+        if method == INCREMENTAL:
+            column = settings.replication_key(schema, name)
+            if column not in table.columns:
+                problems.append(f"table {table.quoted}: replication-key {column!r} is no column of it ({VARIABLE})")
+        for reserved in (OP_COLUMN, LSN_COLUMN):
+            if method == LOG_BASED and reserved in table.columns:
+                problems.append(
+                    f"table {table.quoted}, column {reserved!r}: the name is reserved for the column LOG_BASED adds; "
+                    f"rename the column at the source, or read the table INCREMENTAL or FULL_TABLE ({VARIABLE})"
+                )
         if not keys.get((schema, name)):
             problems.append(
                 f"table {table.quoted}: replication-method {method} needs a primary key (a day's changes are merged "

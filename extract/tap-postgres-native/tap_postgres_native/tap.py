@@ -16,7 +16,7 @@ import sqlalchemy
 from singer_sdk import Stream
 from singer_sdk import typing as th
 from singer_sdk.helpers._catalog import get_selected_schema
-from tap_postgres.client import PostgresConnector, PostgresLogBasedStream
+from tap_postgres.client import PostgresConnector
 from tap_postgres.tap import TapPostgres
 
 from pipeline.bookmarks import Window
@@ -24,6 +24,9 @@ from pipeline.errors import PipelineError, connection_failure, first_line, run_p
 from pipeline.lfs import SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY
 from tap_postgres_native.copy_stream import CopyStream
 from tap_postgres_native.left_out import LeftOutTable, left_out_message, left_out_tables
+from tap_postgres_native.log_day import begin_log_day, reads_log
+from tap_postgres_native.log_stream import LogStream, add_log_columns
+from tap_postgres_native.log_window import TableChanges
 from tap_postgres_native.native_types import (
     analytics_type_pairs,
     entry_schema_name,
@@ -49,8 +52,8 @@ from tap_postgres_native.source_catalog import (
     read_tables,
     read_types,
 )
+from tap_postgres_native.table_settings import LOG_BASED, TableSettings
 from tap_postgres_native.table_settings import SETTING as TABLES_SETTING
-from tap_postgres_native.table_settings import TableSettings
 from tap_postgres_native.unextractable import refuse
 
 
@@ -80,6 +83,11 @@ class NativeTypesConnector(PostgresConnector):
     @cached_property
     def windows(self) -> dict[tuple[str, str], Window]:
         """(schema, table) -> the day's window of each table not read whole (``replication``), ends included."""
+        return {}
+
+    @cached_property
+    def log_changes(self) -> dict[tuple[str, str], TableChanges]:
+        """(schema, table) -> the changed keys of each LOG_BASED table read from the log (not whole) this run."""
         return {}
 
     @cached_property
@@ -135,7 +143,11 @@ class NativeTypesConnector(PostgresConnector):
         kept = [entry for entry in entries if (entry_schema_name(entry) or "", entry["table_name"]) in tables]
         keys = {(entry_schema_name(e) or "", e["table_name"]): e.get("key_properties") or [] for e in kept}
         refuse(replication_problems(tables, keys, settings))
-        return native_entries(kept, tables, types, type_names)
+        entries = native_entries(kept, tables, types, type_names)
+        for entry in entries:
+            if settings.method(entry_schema_name(entry) or "", entry["table_name"]) == LOG_BASED:
+                add_log_columns(entry)
+        return entries
 
 
 class TapPostgresNative(TapPostgres):
@@ -173,6 +185,17 @@ class TapPostgresNative(TapPostgres):
                 ).to_dict()[name]
                 for name in RECEIPT_SETTINGS
             },
+            **th.Property(
+                "replication_user",
+                th.StringType,
+                description="The role that reads LOG_BASED tables' slot (REPLICATION; make setup creates it).",
+            ).to_dict(),
+            **th.Property("replication_password", th.StringType, secret=True).to_dict(),
+            **th.Property(
+                "replication_slot",
+                th.StringType,
+                description="The logical replication slot and publication of LOG_BASED tables (northwind_pipeline).",
+            ).to_dict(),
             **{
                 limit.parameter: th.Property(
                     limit.parameter,
@@ -232,7 +255,15 @@ class TapPostgresNative(TapPostgres):
         ]
         windows = plan_windows(self.config, selected, connector.table_settings)
         try:
-            connector.snapshot.begin(selected)
+            if any(reads_log(window) for window in windows.values()):
+                primary_keys = {
+                    (stream.schema[SOURCE_SCHEMA_KEY], stream.schema[SOURCE_TABLE_KEY]): list(stream.primary_keys or [])
+                    for stream in self.streams.values()
+                }
+                changes = begin_log_day(connector.snapshot, selected, windows, primary_keys, self.config)
+                connector.log_changes.update(changes)
+            else:
+                connector.snapshot.begin(selected)
             for key, window in windows.items():
                 if window.end is None and window.kept_file is None:
                     end = connector.snapshot.value(key, end_query(connector.source_tables[key], window))
@@ -245,12 +276,19 @@ class TapPostgresNative(TapPostgres):
             connector.snapshot.close()
 
     def discover_streams(self) -> Sequence[Stream]:
-        """tap-postgres's streams (as its own method builds them), full-table ones able to COPY into CSV batches."""
-        connector = self.connector  # also sets connection_parameters, which log-based streams need
+        """One stream per table, able to COPY into CSV batches; a LOG_BASED table's from the day's changed keys.
+
+        Never tap-postgres's own log-based stream (wal2json, one bookmark per stream in
+        Meltano's state): LOG_BASED is ``log_stream`` over ``pgoutput`` (``log_slot``).
+        """
+        connector = self.connector
+        settings = connector.table_settings
         return [
-            PostgresLogBasedStream(self, entry, connection_parameters=self.connection_parameters, connector=connector)
-            if entry["replication_method"] == "LOG_BASED"
-            else CopyStream(self, entry, connector=connector)
+            (
+                LogStream
+                if settings.method(entry_schema_name(entry) or "", entry["table_name"]) == LOG_BASED
+                else CopyStream
+            )(self, entry, connector=connector)
             for entry in self.catalog_dict["streams"]
         ]
 
