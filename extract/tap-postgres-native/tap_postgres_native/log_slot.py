@@ -23,7 +23,8 @@ be rerun from the log. A slot already past that point (moved by hand, or a recei
 removed) would skip changes: refused in one line.
 
 The replication role (``TAP_POSTGRES_REPLICATION_USER``) does all of this; it never
-reads a table. The server's ``wal_level`` is checked first (``pipeline.log_based``).
+reads a table. The server's ``wal_level`` is checked at discovery, before anything is
+locked (``pipeline.log_based.wal_level_problem``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import psycopg2.extras
 from psycopg2 import sql
 
 from pipeline.errors import PipelineError, TransientPipelineError, first_line
-from pipeline.log_based import REPLICATION, SLOT_VARIABLE, wal_level_problem
+from pipeline.log_based import REPLICATION, SLOT_VARIABLE
 from tap_postgres_native.log_window import TableChanges, TableName, fold_window
 from tap_postgres_native.pgoutput import format_lsn, parse_lsn
 
@@ -95,10 +96,6 @@ class LogSlot:
         check = self._connect()
         try:
             with check.cursor() as cursor:
-                cursor.execute("SELECT current_setting('wal_level')")
-                where = f"the source server {self._params['host']}:{self._params['port']}"
-                if problem := wal_level_problem(cursor.fetchone()[0], where):
-                    raise PipelineError(problem)
                 persistent = self.confirmed(cursor) is None
         finally:
             check.close()

@@ -22,6 +22,7 @@ from tap_postgres.tap import TapPostgres
 from pipeline.bookmarks import Window
 from pipeline.errors import PipelineError, connection_failure, first_line, run_plugin_cli
 from pipeline.lfs import SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY
+from pipeline.log_based import wal_level_problem
 from tap_postgres_native.copy_stream import CopyStream
 from tap_postgres_native.left_out import LeftOutTable, left_out_message, left_out_tables
 from tap_postgres_native.log_day import begin_log_day, reads_log
@@ -128,6 +129,10 @@ class NativeTypesConnector(PostgresConnector):
                 tables.pop((table.schema, table.name), None)
             for table in tables.values():
                 problems.extend(table_problems(table, user))
+            if any(settings.method(schema, name) == LOG_BASED for schema, name in tables):
+                where = f"the source server {self.config.get('host')}:{self.config.get('port')}"
+                level = connection.exec_driver_sql("SELECT current_setting('wal_level')").scalar()
+                problems.extend(problem for problem in [wal_level_problem(str(level), where)] if problem)
             refuse(problems)
             self.source_tables.update(tables)
             types = read_types(connection, {c.type_oid for table in tables.values() for c in table.columns.values()})
