@@ -8,8 +8,8 @@ SCALE ?= 1000
 setup:  ## .env and .env.admin (0600), venv, plugins, source files, databases and roles (idempotent)
 	scripts/setup.sh
 
-run:  ## the three jobs for DATE (default: today, UTC), in order; FORCE=1: also a day older than RETENTION_DAYS
-	$(if $(FORCE),PIPELINE_FORCE_OLD_DAY=1) scripts/run_day.sh $(DATE)
+run:  ## the three jobs for DATE (default: today, UTC), in order; FORCE=1: also a day older than RETENTION_DAYS; REEXTRACT=1: read a past day's INCREMENTAL windows again
+	$(if $(FORCE),PIPELINE_FORCE_OLD_DAY=1) $(if $(REEXTRACT),PIPELINE_REEXTRACT=1) scripts/run_day.sh $(DATE)
 
 prune:  ## remove the days older than RETENTION_DAYS (.env) days before today, UTC, that reached analytics (FORCE=1: all)
 	.venv/bin/meltano invoke pipeline prune $(if $(FORCE),--force)
