@@ -36,10 +36,6 @@ from pipeline.staging import DAY_COLUMN, PROJECT_SCHEMA
 TABLE_DAYS = "table_days"
 AS_OF_FUNCTION = "as_of"
 AS_OF_SQL = Path(__file__).resolve().parents[1] / "transform" / f"{AS_OF_FUNCTION}.sql"
-# The columns a LOG_BASED day adds: the operation (a version whose op is DELETE_OP is gone) and its LSN.
-OP_COLUMN = "_pipeline_op"
-LSN_COLUMN = "_pipeline_lsn"
-DELETE_OP = "delete"
 BASE_SCHEMA_PREFIX = "pipeline_base_"
 
 _TABLE_DAYS_DDL = """

@@ -27,13 +27,12 @@ import typing as t
 from psycopg2 import sql
 
 from pipeline.lfs import SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY
-from pipeline.log_based import LSN_COLUMN, OP_COLUMN
+from pipeline.log_based import DELETE_OP, INSERT_OP, LSN_COLUMN, OP_COLUMN, SNAPSHOT_OP, UPDATE_OP
 from tap_postgres_native.copy_stream import CopyStream, column_cast
-from tap_postgres_native.log_window import INSERT, UPDATE, TableChanges
+from tap_postgres_native.log_window import TableChanges
 from tap_postgres_native.pgoutput import format_lsn
 from tap_postgres_native.replication import source
 
-SNAPSHOT_OP = "snapshot"
 # The two columns every LOG_BASED day file starts with, as discovery adds them to the table's schema.
 LOG_PROPERTIES: dict[str, dict[str, t.Any]] = {
     OP_COLUMN: {"type": ["string"], "x-sql-datatype": "text", "x-sql-type-oid": 25, "x-sql-typmod": -1},
@@ -87,14 +86,15 @@ class LogStream(CopyStream):
             sql.SQL("{} = {}").format(sql.Identifier("t", name), sql.Identifier("k", name)) for name in primary
         )
         return sql.SQL(
-            "COPY (SELECT CASE WHEN t.tableoid IS NULL THEN 'delete' WHEN (c.change->>'existed')::boolean "
+            "COPY (SELECT CASE WHEN t.tableoid IS NULL THEN {} WHEN (c.change->>'existed')::boolean "
             "THEN {} ELSE {} END AS {}, (c.change->>'lsn')::pg_lsn AS {}, {} "
             "FROM json_array_elements({}::json) WITH ORDINALITY AS c(change, ord) "
             "CROSS JOIN LATERAL json_populate_record(NULL::{}, c.change->'key') AS k "
             "LEFT JOIN {} AS t ON {} ORDER BY c.ord) TO STDOUT (FORMAT csv, HEADER true)"
         ).format(
-            sql.Literal(UPDATE),
-            sql.Literal(INSERT),
+            sql.Literal(DELETE_OP),
+            sql.Literal(UPDATE_OP),
+            sql.Literal(INSERT_OP),
             op,
             lsn,
             sql.SQL(", ").join(items),

@@ -40,7 +40,6 @@ from tap_postgres_native.pgoutput import (
     decode,
 )
 
-INSERT, UPDATE, DELETE = "insert", "update", "delete"
 Key = tuple[str | None, ...]
 TableName = tuple[str, str]
 
