@@ -1,14 +1,15 @@
 """LOG_BASED extraction over several days, by real Meltano, on a throwaway cluster started with wal_level=logical.
 
-Northwind's ``orders`` and ``customers`` are read ``LOG_BASED`` through one slot
+Northwind's ``orders``, ``customers`` and ``us_states`` are read ``LOG_BASED`` through one slot
 (pgoutput); each day's state as of that day (``pipeline.as_of``) is compared with a
 copy of the source taken at the day's snapshot. Day 1 is the initial copy, with a
 writer committing during its extract (those changes belong to day 2); day 2 has
 inserts, updates (one row twice), deletes and a primary key changed, in both tables,
 and a writer during its extract again; day 3's run is killed before its publish,
-more changes come, and its rerun reads them all (none lost, none twice); day 4 has a
-TRUNCATE-free quiet day (no change: an empty file). A source without wal_level=logical
-is refused in one line.
+more changes come, and its rerun reads them all (none lost, none twice); on day 4
+nothing changes but one table truncated (read whole); on day 5 a slot moved past the
+previous end is refused, and once dropped, the tables start anew, whole. A source
+without wal_level=logical is refused in one line.
 """
 
 from __future__ import annotations
@@ -32,16 +33,18 @@ from tests.integration.test_live_source import finish, killed_on_failure, wait_u
 pytestmark = pytest.mark.integration
 
 JOB = "postgres-to-lfs"
-D1, D2, D3, D4 = "2024-02-28", "2024-02-29", test_crash.DAY, "2024-03-02"
+D1, D2, D3, D4, D5 = "2024-02-28", "2024-02-29", test_crash.DAY, "2024-03-02", "2024-03-03"
 TABLES = {
     "public": {
         "orders": {"replication-method": "LOG_BASED"},
         "customers": {"replication-method": "LOG_BASED"},
+        "us_states": {"replication-method": "LOG_BASED"},
     }
 }
 QUERIES = {
     "orders": "SELECT order_id::text, ship_city, freight::text FROM {} ",
     "customers": "SELECT customer_id, company_name, city FROM {} ",
+    "us_states": "SELECT state_id::text, state_name FROM {} ",
 }
 State = dict[str, set[tuple]]
 
@@ -170,16 +173,39 @@ def test_log_based_days_hold_the_source_as_of_each_snapshot_through_writers_and_
         pipeline.run_ok(JOB, day=D3)
         run_rest(pipeline, D3)
 
-        # Day 4: nothing changed.
+        # Day 4: nothing changed in orders and customers; us_states truncated and refilled: read whole.
+        source.execute("TRUNCATE public.us_states")
+        source.execute("INSERT INTO public.us_states (state_id, state_name) VALUES (1, 'Only')")
         expected[D4] = source_state(source)
         pipeline.run_ok(JOB, day=D4)
         run_rest(pipeline, D4)
 
-    for table in ("orders", "customers"):
-        windows = [window(pipeline, day, table) for day in (D1, D2, D3, D4)]
+        # Day 5: the slot was moved past day 4's end (by hand): refused, nothing published; dropped: read anew, whole.
+        slot = pipeline.env["TAP_POSTGRES_REPLICATION_SLOT"]
+        source.execute("UPDATE public.orders SET ship_city = 'Day 5' WHERE order_id = 10255")
+        source.execute("SELECT pg_replication_slot_advance(%s, pg_current_wal_lsn())", (slot,))
+        refused = pipeline.run(JOB, day=D5)
+        assert refused.returncode != 0
+        assert f"replication slot {slot} is at " in refused.stderr
+        assert "past the previous day's end" in refused.stderr
+        assert not (pipeline.data_dir / "_runs" / JOB / f"{D5}.json").exists()
+        source.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+        expected[D5] = source_state(source)
+        anew = pipeline.run_ok(JOB, day=D5)
+        assert f"replication slot {slot} created: public.customers, public.orders, public.us_states read whole" in (
+            anew.stderr
+        )
+        run_rest(pipeline, D5)
+
+    for table in QUERIES:
+        windows = [window(pipeline, day, table) for day in (D1, D2, D3, D4, D5)]
         assert windows[0]["start"] is None
-        assert [w["start"] for w in windows[1:]] == [w["end"] for w in windows[:-1]]
+        assert windows[4]["start"] is None  # the slot was lost: read whole
+        changes = [1, 2] if table == "us_states" else [1, 2, 3]  # us_states truncated on day 4: whole
+        assert [windows[i]["start"] for i in changes] == [windows[i - 1]["end"] for i in changes]
         assert {w["method"] for w in windows} == {"LOG_BASED"}
+    assert {row[0] for row in day_rows(pipeline, D4, "us_states")[1:]} == {"snapshot"}
+    assert {row[0] for row in day_rows(pipeline, D5, "orders")[1:]} == {"snapshot"}
     header, *day2 = day_rows(pipeline, D2, "orders")
     assert header[:3] == ["_pipeline_op", "_pipeline_lsn", "order_id"]
     assert sorted((row[2], row[0]) for row in day2) == [
