@@ -7,6 +7,7 @@ every table's COPY reads in.
 from __future__ import annotations
 
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from functools import cached_property
@@ -233,12 +234,15 @@ class TapPostgresNative(TapPostgres):
         windows = plan_windows(self.config, selected, connector.table_settings)
         try:
             connector.snapshot.begin(selected)
+            started = time.perf_counter()
             for key, window in windows.items():
                 if window.end is None and window.kept_file is None:
                     end = connector.snapshot.value(key, end_query(connector.source_tables[key], window))
                     window = with_end(window, end)
                 connector.windows[key] = window
             if windows:
+                seconds = time.perf_counter() - started
+                self.logger.info("Read the end bookmarks of %d tables in %.3f s", len(windows), seconds)
                 print(bookmarks_message(connector.windows), flush=True)
             super().sync_all()
         finally:
