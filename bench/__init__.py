@@ -19,6 +19,9 @@ the end) and a throwaway data dir under ``$DATA_DIR/bench/work``:
    own (:mod:`bench.step2`); the peers on the same rows, the stock MeltanoLabs path on
    a capped copy (:mod:`bench.stock_peer`).
 5. At each further scale of ``--scales``, the jobs again, for their memory.
+6. Issue 19's changes (:mod:`bench.changes`, after the Northwind day): a table of
+   ``--changes-rows`` rows with 1,000 changed since the previous day, the data phase
+   of steps 1 and 2 read ``INCREMENTAL`` against ``FULL_TABLE``.
 
 ``--no-peers`` and ``--no-airflow`` skip those parts. Modules: ``memory`` (peak RSS
 of a process tree, timed commands and pipes), ``source`` (the databases and the

@@ -8,6 +8,8 @@ import os
 import sys
 
 import bench
+from bench.changes import CHANGED
+from bench.changes import DEFAULT_ROWS as CHANGES_ROWS
 from bench.memory import PROJECT_ROOT
 from bench.page import page
 from bench.report import table
@@ -52,9 +54,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stock-rows", type=int, default=DEFAULT_STOCK_ROWS, help="rows of the stock RECORD path's capped table"
     )
+    parser.add_argument(
+        "--changes-rows",
+        type=int,
+        default=CHANGES_ROWS,
+        help="rows of the table INCREMENTAL and FULL_TABLE read after 1,000 changes (default 2,000,000)",
+    )
     args = parser.parse_args(argv)
     if args.stock_rows < 1:
         parser.error("--stock-rows must be at least 1")
+    if args.changes_rows < CHANGED:
+        parser.error(f"--changes-rows must be at least {CHANGED}")
     env = {
         **project_env(PROJECT_ROOT, with_admin=True),
         **RETENTION_OFF,  # the bench runs fixed past days on throwaway databases
@@ -64,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     os.environ["MELTANO_PROJECT_ROOT"] = str(PROJECT_ROOT)  # a relative DATA_DIR is the project's
     bench_dir = resolve_data_dir(env.get("DATA_DIR") or "data") / "bench"
-    options = Options(args.scales, not args.no_airflow, not args.no_peers, args.stock_rows)
+    options = Options(args.scales, not args.no_airflow, not args.no_peers, args.stock_rows, args.changes_rows)
     try:
         result = run_bench(env, bench_dir, options, lambda text: print(f"bench: {text}", flush=True))
     finally:

@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 
+from bench.changes import changes_lines
 from bench.memory import PROJECT_ROOT, Timing
 from pipeline.config import project_env
 from pipeline.databases import SOURCE, conninfo
@@ -210,4 +211,6 @@ def table(result: dict[str, Any]) -> str:
         "goals (reported, not asserted):",
         *(f"  {line}" for line in goals(result)),
     ]
+    if result.get("changes"):
+        lines += changes_lines(result["changes"])
     return "\n".join(lines)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import airflow_day, peers
+from bench.changes import changes_bench
 from bench.copy_baseline import copy_baseline, csv_copy_baseline
 from bench.memory import PROJECT_ROOT, Timing, timed
 from bench.report import job_entry, machine
@@ -41,6 +42,7 @@ class Options:
     with_airflow: bool
     with_peers: bool
     stock_rows: int
+    changes_rows: int  # the table of issue 19's INCREMENTAL against FULL_TABLE (bench.changes)
 
 
 def northwind_day(env: dict[str, str], work: Path, options: Options, say: Callable[[str], None]) -> dict[str, Any]:
@@ -119,6 +121,7 @@ def run_bench(env: dict[str, str], bench_dir: Path, options: Options, say: Calla
     say(f"northwind day: databases {env[f'{SOURCE}_DATABASE']} and {env[f'{ANALYTICS}_DATABASE']}")
     fresh_databases(run_env, dump)
     day = northwind_day(run_env, work, options, say)
+    changes = changes_bench(run_env, work, options.changes_rows, say)
 
     scale = options.scales[0]
     say(f"scaled source: SCALE={scale}")
@@ -169,4 +172,5 @@ def run_bench(env: dict[str, str], bench_dir: Path, options: Options, say: Calla
         "jobs": jobs,
         "peers": peer_hops,
         "memory": memory,
+        "changes": changes,
     }

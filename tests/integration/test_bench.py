@@ -61,6 +61,8 @@ def test_bench_at_scales_2_and_3_with_its_peers_writes_latest_json_and_the_page(
             "--analytics-db",
             f"test_bench_analytics_{suffix}",
             "--no-airflow",
+            "--changes-rows",
+            "20000",
         ],
         cwd=PROJECT_ROOT,
         env=env,
@@ -92,6 +94,12 @@ def test_bench_at_scales_2_and_3_with_its_peers_writes_latest_json_and_the_page(
     assert export["rows"] == 2 * 2155
     assert export["psql_seconds"] > 0
     assert latest["airflow_day_seconds"] is None
+    # Issue 19: INCREMENTAL reads the 1,000 changed rows, FULL_TABLE the whole table, each phase timed.
+    changes = latest["changes"]
+    assert (changes["incremental"]["rows_read"], changes["full_table"]["rows_read"]) == (1000, 20000)
+    assert changes["full_table"]["step1_seconds"] > 0
+    assert changes["full_table"]["step2_seconds"] > 0
+    assert "INCREMENTAL / FULL_TABLE: " in result.stdout
     # Every peer on the same data: a Northwind day, then each hop at the first scale.
     assert [peer["peer"] for peer in latest["peers_day"]] == ["sling", "dlt"]
     assert all(peer["seconds"] > 0 for peer in latest["peers_day"])

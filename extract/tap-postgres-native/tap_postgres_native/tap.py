@@ -7,6 +7,7 @@ every table's COPY reads in.
 from __future__ import annotations
 
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from functools import cached_property
@@ -265,16 +266,23 @@ class TapPostgresNative(TapPostgres):
                     (stream.schema[SOURCE_SCHEMA_KEY], stream.schema[SOURCE_TABLE_KEY]): list(stream.primary_keys or [])
                     for stream in self.streams.values()
                 }
+                started = time.perf_counter()
                 changes = begin_log_day(connector.snapshot, selected, windows, primary_keys, self.config)
                 connector.log_changes.update(changes)
+                # With the snapshot's locks and checks: the bench's data phase (bench/changes.py) reads it here.
+                seconds = time.perf_counter() - started
+                self.logger.info("Read the LOG_BASED changes (slot, snapshot, log) in %.3f s", seconds)
             else:
                 connector.snapshot.begin(selected)
+            started = time.perf_counter()
             for key, window in windows.items():
                 if window.end is None and window.kept_file is None:
                     end = connector.snapshot.value(key, end_query(connector.source_tables[key], window))
                     window = with_end(window, end)
                 connector.windows[key] = window
             if windows:
+                seconds = time.perf_counter() - started
+                self.logger.info("Read the end bookmarks of %d tables in %.3f s", len(windows), seconds)
                 print(bookmarks_message(connector.windows), flush=True)
             super().sync_all()
         finally:

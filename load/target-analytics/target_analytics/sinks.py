@@ -35,6 +35,7 @@ exactly, checks the header against the columns, and is the fastest way in.
 from __future__ import annotations
 
 import csv
+import time
 import typing as t
 from pathlib import Path
 
@@ -164,6 +165,7 @@ class LoadSink(PostgresSink):
             return  # refused already: the job fails at the end, after every problem is listed
         path = batch_file_path(files[0])
         header = self._header(path)
+        started = time.perf_counter()
         try:
             rows = self._load(path, header)
         except psycopg.OperationalError as exc:
@@ -173,7 +175,10 @@ class LoadSink(PostgresSink):
             reason = str(exc).strip().splitlines()[0]
             raise PipelineError(f"{path} cannot be loaded into table {self.label}: {reason}{where}") from exc
         self.record_counter_metric.increment(rows)
-        self.logger.info("Copied %d rows of %s into %s", rows, path, self.label)
+        # The load's own time (COPY, key built): the bench's data phase (bench/changes.py) reads it here.
+        self.logger.info(
+            "Copied %d rows of %s into %s in %.3f s", rows, path, self.label, time.perf_counter() - started
+        )
 
     def _load(self, path: Path, header: list[str]) -> int:
         """Create the table, COPY, convert migrated columns, add the key, record the counts: one transaction."""
