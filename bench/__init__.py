@@ -21,7 +21,8 @@ the end) and a throwaway data dir under ``$DATA_DIR/bench/work``:
 5. At each further scale of ``--scales``, the jobs again, for their memory.
 6. Issue 19's changes (:mod:`bench.changes`, after the Northwind day): a table of
    ``--changes-rows`` rows with 1,000 changed since the previous day, the data phase
-   of steps 1 and 2 read ``INCREMENTAL`` against ``FULL_TABLE``.
+   of steps 1 and 2 read ``INCREMENTAL`` against ``FULL_TABLE``; then ``LOG_BASED``
+   against ``FULL_TABLE`` on a throwaway ``wal_level=logical`` cluster (:mod:`bench.log_changes`).
 
 ``--no-peers`` and ``--no-airflow`` skip those parts. Modules: ``memory`` (peak RSS
 of a process tree, timed commands and pipes), ``source`` (the databases and the

@@ -94,6 +94,8 @@ def _day(env: dict[str, str], day: dt.date, logs: Path, mode: str) -> dict[str, 
     step1 = _seconds(paths["postgres-to-lfs"], "Copied ", f"of {SCHEMA}-{TABLE} to ")
     if mode == "INCREMENTAL":
         step1 += _seconds(paths["postgres-to-lfs"], "Read the end bookmarks")
+    if mode == "LOG_BASED":
+        step1 += _seconds(paths["postgres-to-lfs"], "Read the LOG_BASED changes")
     step2 = _seconds(paths["lfs-to-analytics"], "Copied ", f".{TABLE}.csv into ")
     return {"step1_seconds": round(step1, 3), "step2_seconds": round(step2, 3)}
 
@@ -103,16 +105,21 @@ def _rows(data_dir: Path, day: dt.date) -> int:
     return sum(entry["rows"] for entry in receipt["tables"].values())
 
 
+def base_env(env: dict[str, str], work: Path, data_dir: Path) -> dict[str, str]:
+    """The jobs' settings for the table's days: only its schema, a two-line CSV source; ``data_dir`` emptied."""
+    details = work / "changes-details.csv"
+    with Path(env["ORDER_DETAILS_CSV"]).open(encoding="utf-8") as source:
+        details.write_text(source.readline() + source.readline(), encoding="utf-8")
+    shutil.rmtree(data_dir, ignore_errors=True)  # a previous run's receipts would make these days past days
+    return {**env, "TAP_POSTGRES_FILTER_SCHEMAS": json.dumps([SCHEMA]), "ORDER_DETAILS_CSV": str(details)}
+
+
 def changes_bench(env: dict[str, str], work: Path, rows: int, say: Callable[[str], None]) -> dict[str, Any]:
     """The measured days of both modes (module docstring); the source's databases must exist (``fresh_databases``)."""
     say(f"changes: a table of {rows} rows, {CHANGED} changed since the previous day, INCREMENTAL and FULL_TABLE ...")
     _create_source(env, rows)
-    details = work / "changes-details.csv"
-    with Path(env["ORDER_DETAILS_CSV"]).open(encoding="utf-8") as source:
-        details.write_text(source.readline() + source.readline(), encoding="utf-8")
     data_dir = work / "changes-data"
-    shutil.rmtree(data_dir, ignore_errors=True)  # a previous run's receipts would make these days past days
-    base = {**env, "TAP_POSTGRES_FILTER_SCHEMAS": json.dumps([SCHEMA]), "ORDER_DETAILS_CSV": str(details)}
+    base = base_env(env, work, data_dir)
     incremental_env = {
         **base,
         "DATA_DIR": str(data_dir / "incremental"),
@@ -147,4 +154,13 @@ def changes_lines(result: dict[str, Any]) -> list[str]:
             f"{figures['rows_read']} rows read"
         )
     lines.append(f"  INCREMENTAL / FULL_TABLE: {result['incremental_share_of_full_table']:.2%} (goal <= 5%)")
+    if "log_based" in result:  # bench.log_changes: on a wal_level=logical cluster of its own
+        lines.append("  on a throwaway wal_level=logical cluster (the same table and changes):")
+        for mode, label in (("log_full_table", "FULL_TABLE"), ("log_based", "LOG_BASED")):
+            figures = result[mode]
+            lines.append(
+                f"  {label:<12} step 1 {figures['step1_seconds']:.3f} s, step 2 {figures['step2_seconds']:.3f} s, "
+                f"{figures['rows_read']} rows read"
+            )
+        lines.append(f"  LOG_BASED / FULL_TABLE: {result['log_based_share_of_full_table']:.2%} (goal <= 5%)")
     return lines

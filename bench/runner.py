@@ -14,6 +14,7 @@ from typing import Any
 from bench import airflow_day, peers
 from bench.changes import changes_bench
 from bench.copy_baseline import copy_baseline, csv_copy_baseline
+from bench.log_changes import log_based_bench
 from bench.memory import PROJECT_ROOT, Timing, timed
 from bench.report import job_entry, machine
 from bench.source import fresh_databases, scale_source, scaled_csv_env, source_tables, write_scaled_csv
@@ -122,6 +123,7 @@ def run_bench(env: dict[str, str], bench_dir: Path, options: Options, say: Calla
     fresh_databases(run_env, dump)
     day = northwind_day(run_env, work, options, say)
     changes = changes_bench(run_env, work, options.changes_rows, say)
+    changes.update(log_based_bench(run_env, work, options.changes_rows, say))
 
     scale = options.scales[0]
     say(f"scaled source: SCALE={scale}")

@@ -97,6 +97,7 @@ def test_bench_at_scales_2_and_3_with_its_peers_writes_latest_json_and_the_page(
     # Issue 19: INCREMENTAL reads the 1,000 changed rows, FULL_TABLE the whole table, each phase timed.
     changes = latest["changes"]
     assert (changes["incremental"]["rows_read"], changes["full_table"]["rows_read"]) == (1000, 20000)
+    assert (changes["log_based"]["rows_read"], changes["log_full_table"]["rows_read"]) == (1000, 20000)
     assert changes["full_table"]["step1_seconds"] > 0
     assert changes["full_table"]["step2_seconds"] > 0
     assert "INCREMENTAL / FULL_TABLE: " in result.stdout
