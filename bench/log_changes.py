@@ -2,9 +2,13 @@
 
 Why a cluster of its own: LOG_BASED needs ``wal_level=logical``, which takes a server
 restart, and the bench must not restart (or require) the server it is pointed at. So
-the table is built again there, read ``LOG_BASED`` (a first day, ``CHANGED`` rows
-updated, the measured day) and ``FULL_TABLE`` (a day of its own), both on that
-cluster, so the two figures compare like with like. The cluster is started and
+the source table is built again there, read ``LOG_BASED`` (a first day, ``CHANGED``
+rows updated, the measured day) and ``FULL_TABLE`` (a day of its own), both from that
+cluster, so the two figures compare like with like. The analytics database stays on
+the bench's server (a database of its own, dropped afterwards): on the source's
+server, step 2's loads would be WAL that the next day's read of the log must decode
+through (a slot reads the whole server's WAL), which a separate analytics server
+does not cost. The cluster is started and
 removed by ``tests/integration/cluster.py``, the one helper that starts throwaway
 clusters (initdb and pg_ctl on a free port).
 
@@ -21,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.changes import FIRST, FULL, MEASURED, SCHEMA, TABLE, _change_rows, _create_source, _day, _rows, base_env
-from pipeline.databases import ADMIN, ANALYTICS, SOURCE
+from pipeline.databases import ADMIN, ANALYTICS, SOURCE, drop_database, ensure_database
 from pipeline.log_based import LOG_BASED, REPLICATION
-from pipeline.provision import provision
 from pipeline.replication import provision_log_based
+from pipeline.roles import grant_analytics_owner, grant_source_reader
 from tests.integration.cluster import ADMIN as CLUSTER_ADMIN
 from tests.integration.cluster import throwaway_cluster
 
@@ -36,28 +40,33 @@ def log_based_bench(env: dict[str, str], work: Path, rows: int, say: Callable[[s
     say(f"changes: the same {rows} rows on a throwaway wal_level=logical cluster, LOG_BASED and FULL_TABLE ...")
     logs = work / "logs"
     data_dir = work / "changes-data-logical"
-    with throwaway_cluster({"wal_level": "logical"}) as cluster:
-        server = {f"{prefix}_{name}": value for prefix in (SOURCE, ANALYTICS) for name, value in
-                  (("HOST", "127.0.0.1"), ("PORT", str(cluster.port)))}  # fmt: skip
-        cluster_env = {
-            **env,
-            **server,
-            f"{ADMIN}_USER": CLUSTER_ADMIN,
-            f"{ADMIN}_PASSWORD": "",
-            f"{SOURCE}_DATABASE": "bench_source",
-            f"{ANALYTICS}_DATABASE": "bench_analytics",
-            f"{REPLICATION}_USER": "bench_replication",
-            f"{REPLICATION}_PASSWORD": "bench_replication",
-        }
-        provision(None, cluster_env)
-        _create_source(cluster_env, rows)
-        base = base_env(cluster_env, work, data_dir)
-        log_env = {**base, "DATA_DIR": str(data_dir / "log_based"), f"{SOURCE}_TABLES": json.dumps(LOG_TABLES)}
-        provision_log_based(log_env)
-        _day(log_env, FIRST, logs, LOG_BASED)
-        _change_rows(cluster_env, rows)
-        log_based = _day(log_env, MEASURED, logs, LOG_BASED)
-        full = _day({**base, "DATA_DIR": str(data_dir / "full"), f"{SOURCE}_TABLES": ""}, FULL, logs, "FULL-logical")
+    analytics_env = {**env, f"{ANALYTICS}_DATABASE": f"{env[f'{ANALYTICS}_DATABASE']}_log"}
+    ensure_database(ANALYTICS, analytics_env)
+    grant_analytics_owner(analytics_env)
+    try:
+        with throwaway_cluster({"wal_level": "logical"}) as cluster:
+            source_env = {
+                **analytics_env,
+                f"{SOURCE}_HOST": "127.0.0.1",
+                f"{SOURCE}_PORT": str(cluster.port),
+                f"{SOURCE}_DATABASE": "bench_source",
+                f"{REPLICATION}_USER": "bench_replication",
+                f"{REPLICATION}_PASSWORD": "bench_replication",
+            }
+            cluster_admin = {**source_env, f"{ADMIN}_USER": CLUSTER_ADMIN, f"{ADMIN}_PASSWORD": ""}
+            ensure_database(SOURCE, cluster_admin)
+            grant_source_reader(cluster_admin)
+            _create_source(cluster_admin, rows)
+            base = base_env(source_env, work, data_dir)
+            log_env = {**base, "DATA_DIR": str(data_dir / "log_based"), f"{SOURCE}_TABLES": json.dumps(LOG_TABLES)}
+            provision_log_based({**log_env, **{k: cluster_admin[k] for k in (f"{ADMIN}_USER", f"{ADMIN}_PASSWORD")}})
+            _day(log_env, FIRST, logs, LOG_BASED)
+            _change_rows(cluster_admin, rows)
+            log_based = _day(log_env, MEASURED, logs, LOG_BASED)
+            full_env = {**base, "DATA_DIR": str(data_dir / "full"), f"{SOURCE}_TABLES": ""}
+            full = _day(full_env, FULL, logs, "FULL-logical")
+    finally:
+        drop_database(ANALYTICS, analytics_env)
     result = {
         "log_based": {**log_based, "rows_read": _rows(data_dir / "log_based", MEASURED)},
         "log_full_table": {**full, "rows_read": _rows(data_dir / "full", FULL)},
