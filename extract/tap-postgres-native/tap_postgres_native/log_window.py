@@ -24,7 +24,7 @@ snapshot (``TableChanges.truncated``): the log does not say which rows it remove
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from pipeline.errors import PipelineError
 from tap_postgres_native.pgoutput import (
@@ -154,7 +154,7 @@ def _name(relations: Mapping[int, Relation], relid: int) -> TableName:
     return (relation.schema, relation.name)
 
 
-def _key_reader(table: TableName, columns: list[str], key: Sequence[str]):  # type: ignore[no-untyped-def]
+def _key_reader(table: TableName, columns: list[str], key: Sequence[str]) -> Callable[..., Key]:
     """A function reading ``key``'s values from a tuple of the relation's ``columns``."""
     missing = [name for name in key if name not in columns]
     if missing:
@@ -164,17 +164,17 @@ def _key_reader(table: TableName, columns: list[str], key: Sequence[str]):  # ty
     positions = [columns.index(name) for name in key]
 
     def read(values: Tuple, fallback: Tuple | None = None) -> Key:
-        picked = []
+        picked: list[str | None] = []
         for position in positions:
             value = values[position]
             if value is UNCHANGED and fallback is not None:
                 value = fallback[position]
-            if value is UNCHANGED:
+            if not isinstance(value, str | None):
                 raise PipelineError(
                     f"table {table[0]}.{table[1]}: a key column's value is not in the replication log "
                     "(an unchanged TOASTed key); give the table a smaller primary key"
                 )
-            picked.append(value)  # type: ignore[arg-type]
-        return tuple(picked)  # type: ignore[return-value]
+            picked.append(value)
+        return tuple(picked)
 
     return read
