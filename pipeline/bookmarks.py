@@ -167,3 +167,27 @@ def staged_bookmarks(staging: Path) -> dict[str, dict[str, Any]]:
     if not path.is_file():
         return {}
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def refuse_moved_windows(data_dir: Path, job: str, day: dt.date, restored: dict[str, Any]) -> None:
+    """Refuse a restore of ``day`` that would change an incremental table's window while a later day has a receipt.
+
+    The later day's window starts at this day's recorded end: a version with other
+    windows would leave a gap or an overlap between the two days.
+    """
+    receipts = ReceiptHistory(data_dir, job, day)
+    if receipts.later_day is None:
+        return
+    now = (receipts.own or {}).get("tables", {})
+    then = restored.get("tables", {})
+    moved = sorted(
+        key
+        for key in set(now) | set(then)
+        if (now.get(key) or {}).get("replication") != (then.get(key) or {}).get("replication")
+    )
+    if moved:
+        raise PipelineError(
+            f"refused: the kept version of {job} {day} has other windows for {', '.join(moved)} than the published "
+            f"one, and {receipts.later_day} starts where the published one ends; restoring it would leave a gap or an "
+            "overlap between the days"
+        )

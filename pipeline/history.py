@@ -37,6 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pipeline.bookmarks import refuse_moved_windows
 from pipeline.crashpoints import pause_point
 from pipeline.errors import PipelineError
 from pipeline.files import read_json
@@ -156,7 +157,8 @@ def restore(
 ) -> tuple[str, Path | None]:
     """Publish the kept ``version`` (None: the newest) of ``job``'s ``day`` again.
 
-    The version published until now is kept in turn. Returns the restored version and
+    The version published until now is kept in turn. A version whose incremental
+    windows differ while a later day has a receipt is refused (``pipeline.bookmarks``). Returns the restored version and
     where the replaced one was kept (None if the day had no receipt). ``check`` runs
     before each move, as in a publish.
     """
@@ -172,6 +174,7 @@ def restore(
     content = read_json(source / RECEIPT_FILE)
     if missing := [rel for rel, expected in sorted(_folders(content).items()) if not _matches(source / rel, expected)]:
         raise PipelineError(f"{source} cannot be restored: {', '.join(missing)} missing or changed")
+    refuse_moved_windows(data_dir, job, day, content)
     replaced = keep_published(data_dir, job, day, check)
     trash = data_dir / TRASH_DIR / uuid.uuid4().hex
     for relative in sorted(_folders(content)):

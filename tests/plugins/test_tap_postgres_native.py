@@ -289,3 +289,42 @@ def test_batch_mode_round_trip_copy_gives_back_the_source_rows(
                 )
             ).fetchall()
             assert diff == [], f"rows of {left} missing from {right}"
+
+
+def test_a_table_read_incrementally_without_a_primary_key_or_its_key_column_is_refused_one_line_each(
+    tap_postgres_native_exe, throwaway_database, tmp_path
+):
+    name = throwaway_database("tap_incremental")
+    with psycopg.connect(conninfo(name), autocommit=True) as conn:
+        conn.execute("CREATE TABLE no_key (n integer, version bigint); CREATE TABLE keyed (id integer PRIMARY KEY)")
+    tables = {
+        "public": {
+            "no_key": {"replication-method": "INCREMENTAL", "replication-key": "version"},
+            "keyed": {"replication-method": "INCREMENTAL", "replication-key": "updated_at"},
+        }
+    }
+    config = tmp_path / "tap.json"
+    config.write_text(
+        json.dumps(
+            {
+                "host": ENV["TAP_POSTGRES_HOST"],
+                "port": int(ENV["TAP_POSTGRES_PORT"]),
+                "user": ENV["TAP_POSTGRES_USER"],
+                "password": ENV["TAP_POSTGRES_PASSWORD"],
+                "database": name,
+                "filter_schemas": ["public"],
+                "tables": json.dumps(tables),
+            }
+        )
+    )
+
+    result = subprocess.run(
+        [tap_postgres_native_exe, "--config", config, "--discover"], capture_output=True, text=True, timeout=120
+    )
+
+    assert result.returncode != 0
+    assert "table public.keyed: replication-key 'updated_at' is no column of it (TAP_POSTGRES_TABLES)" in result.stderr
+    assert (
+        "table public.no_key: replication-method INCREMENTAL needs a primary key (a day's changes are merged by it)"
+        in result.stderr
+    )

@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.bookmarks import BOOKMARKS_FILE, CHANGES, STATE, ReceiptHistory, Window, holds, plan_window
+from pipeline.bookmarks import (
+    BOOKMARKS_FILE,
+    CHANGES,
+    STATE,
+    ReceiptHistory,
+    Window,
+    holds,
+    plan_window,
+    refuse_moved_windows,
+)
 from pipeline.errors import PipelineError
 from pipeline.lfs import publish_staged_day, read_day, receipt_path, staging_root
 from tests.conftest import unfenced
@@ -97,3 +106,20 @@ def test_the_publish_writes_each_staged_window_into_its_tables_receipt_entry(tmp
     assert "replication" not in receipt["tables"]["products"]
     read = {table.key: table for table in read_day(tmp_path, D2, [JOB])}
     assert (holds(read["orders"].replication), holds(read["products"].replication)) == (CHANGES, STATE)
+
+
+def test_a_restore_that_moves_a_window_before_a_later_day_is_refused(tmp_path: Path) -> None:
+    write_receipt(tmp_path, D1, incremental(None, "17"))
+    write_receipt(tmp_path, D2, incremental("17", "30"))
+    write_receipt(tmp_path, D3, incremental("30", "40"))
+    kept = json.loads(receipt_path(tmp_path, JOB, D2).read_text())
+    kept["tables"]["orders"]["replication"] = incremental("17", "25")
+
+    refuse_moved_windows(tmp_path, JOB, D2, json.loads(receipt_path(tmp_path, JOB, D2).read_text()))
+    refuse_moved_windows(tmp_path, JOB, D3, kept)  # the latest day: the next run starts at whatever it holds
+    with pytest.raises(PipelineError) as refused:
+        refuse_moved_windows(tmp_path, JOB, D2, kept)
+
+    assert str(refused.value).startswith(
+        "refused: the kept version of postgres-to-lfs 2024-01-02 has other windows for orders than the published one"
+    )

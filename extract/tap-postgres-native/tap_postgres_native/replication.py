@@ -11,7 +11,9 @@ deleted, it stays at the start.
 A key that goes back in time (a row updated to a key at or below the previous day's
 end, or a clock set back) is not seen by a later window: INCREMENTAL sees inserts and
 updates that raise the key, never deletes (README: Replication modes). Rows whose key
-is NULL are in the first day's full load only.
+is NULL are in the first day's full load only. Nor a row whose key a transaction took
+before the snapshot and committed after it, below the end (a serial drawn, ``now()``):
+no key is in commit order.
 """
 
 from __future__ import annotations

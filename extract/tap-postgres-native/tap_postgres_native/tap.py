@@ -54,7 +54,7 @@ from tap_postgres_native.source_catalog import (
     read_tables,
     read_types,
 )
-from tap_postgres_native.table_settings import LOG_BASED, TableSettings
+from tap_postgres_native.table_settings import FULL_TABLE, LOG_BASED, TableSettings
 from tap_postgres_native.table_settings import SETTING as TABLES_SETTING
 from tap_postgres_native.unextractable import refuse
 
@@ -245,11 +245,14 @@ class TapPostgresNative(TapPostgres):
         """Sync every selected stream; in batch mode all tables are locked and read in one snapshot.
 
         The tables left out are sent first, as a ``LEFT_OUT`` message that target-lfs
-        records in the day's receipt (batch mode only: it is target-lfs's message).
+        records in the day's receipt (batch mode only: it is target-lfs's message). The
+        windows of tables not read whole are planned from the job's receipts before the
+        snapshot (a day out of order fails before any lock), their ends read in it.
         """
         connector = self.connector
         if not self.config.get("csv_batch_dir"):
-            if plan_windows(self.config, list(connector.source_tables.values()), connector.table_settings):
+            settings = connector.table_settings
+            if any(settings.method(t.schema, t.name) != FULL_TABLE for t in connector.source_tables.values()):
                 raise PipelineError("tap-postgres: a table read incrementally needs batch mode (set csv_batch_dir)")
             super().sync_all()
             return
@@ -262,31 +265,46 @@ class TapPostgresNative(TapPostgres):
         windows = plan_windows(self.config, selected, connector.table_settings)
         try:
             if any(reads_log(window) for window in windows.values()):
-                primary_keys = {
-                    (stream.schema[SOURCE_SCHEMA_KEY], stream.schema[SOURCE_TABLE_KEY]): list(stream.primary_keys or [])
-                    for stream in self.streams.values()
-                }
-                started = time.perf_counter()
-                changes = begin_log_day(connector.snapshot, selected, windows, primary_keys, self.config)
-                connector.log_changes.update(changes)
-                # With the snapshot's locks and checks: the bench's data phase (bench/changes.py) reads it here.
-                seconds = time.perf_counter() - started
-                self.logger.info("Read the LOG_BASED changes (slot, snapshot, log) in %.3f s", seconds)
+                self._begin_log_day(windows, selected)
             else:
                 connector.snapshot.begin(selected)
-            started = time.perf_counter()
-            for key, window in windows.items():
-                if window.end is None and window.kept_file is None:
-                    end = connector.snapshot.value(key, end_query(connector.source_tables[key], window))
-                    window = with_end(window, end)
-                connector.windows[key] = window
             if windows:
-                seconds = time.perf_counter() - started
-                self.logger.info("Read the end bookmarks of %d tables in %.3f s", len(windows), seconds)
-                print(bookmarks_message(connector.windows), flush=True)
+                self._read_ends(windows)
             super().sync_all()
         finally:
             connector.snapshot.close()
+
+    def _begin_log_day(self, windows: dict[tuple[str, str], Window], selected: list[SourceTable]) -> None:
+        """Begin the snapshot where the slot exports it, the LOG_BASED windows' ends and changes read (``log_day``).
+
+        Its seconds (with the snapshot's locks and checks) are logged: the benchmark's data
+        phase of a LOG_BASED table includes them (``bench/log_changes.py``).
+        """
+        connector = self.connector
+        primary_keys = {
+            (stream.schema[SOURCE_SCHEMA_KEY], stream.schema[SOURCE_TABLE_KEY]): list(stream.primary_keys or [])
+            for stream in self.streams.values()
+        }
+        started = time.perf_counter()
+        connector.log_changes.update(begin_log_day(connector.snapshot, selected, windows, primary_keys, self.config))
+        seconds = time.perf_counter() - started
+        self.logger.info("Read the LOG_BASED changes (slot, snapshot, log) in %.3f s", seconds)
+
+    def _read_ends(self, windows: dict[tuple[str, str], Window]) -> None:
+        """Read each window's end in the snapshot (a kept file's is recorded), then send them as ``BOOKMARKS``.
+
+        Its seconds are logged: the benchmark's data phase of an INCREMENTAL table includes them.
+        """
+        connector = self.connector
+        started = time.perf_counter()
+        for key, window in windows.items():
+            if window.end is None and window.kept_file is None:
+                end = connector.snapshot.value(key, end_query(connector.source_tables[key], window))
+                window = with_end(window, end)
+            connector.windows[key] = window
+        seconds = time.perf_counter() - started
+        self.logger.info("Read the end bookmarks of %d tables in %.3f s", len(windows), seconds)
+        print(bookmarks_message(connector.windows), flush=True)
 
     def discover_streams(self) -> Sequence[Stream]:
         """One stream per table, able to COPY into CSV batches; a LOG_BASED table's from the day's changed keys.
