@@ -166,3 +166,14 @@ def test_an_unreachable_store_fails_the_job_as_transient(s3_pipeline: Pipeline, 
 
     assert "did not answer" in str(record["message"])
     assert record["transient"] is True
+
+
+def test_the_pipeline_command_reports_an_unreachable_store_in_one_line(s3_pipeline: Pipeline) -> None:
+    (port,) = free_ports(1)
+    endpoint = f"http://127.0.0.1:{port}"
+
+    result = s3_pipeline.invoke("restore", "--job", "csv-to-lfs", "--date", DAY, AWS_ENDPOINT_URL=endpoint)
+
+    assert result.returncode == 1
+    assert f"pipeline restore failed: object store at {endpoint} (AWS_ENDPOINT_URL) did not answer" in result.stderr
+    assert "Traceback" not in result.stderr
