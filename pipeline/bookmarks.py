@@ -161,6 +161,13 @@ def plan_window(
     return Window(method, column, own["start"], own["end"], kept_file=f"{entry['folder']}/{entry['file']}")
 
 
+def add_windows(tables: dict[str, dict[str, Any]], bookmarks: dict[str, dict[str, Any]]) -> None:
+    """Write each incremental table's window into its receipt entry (``tables``: the receipt's, by table key)."""
+    for key, replication in bookmarks.items():
+        if key in tables:
+            tables[key]["replication"] = replication
+
+
 def staged_bookmarks(staging: Path) -> dict[str, dict[str, Any]]:
     """The windows target-lfs staged for the run (table key -> receipt entry); none if the tap sent none."""
     path = staging / BOOKMARKS_FILE

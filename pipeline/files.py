@@ -8,7 +8,6 @@ half, and a broken or missing file is refused with its path in the message.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import uuid
@@ -17,6 +16,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from pipeline.errors import PipelineError
+from pipeline.store import is_object_store, sha256_of
 
 
 def batch_file_path(uri: str) -> Path:
@@ -28,12 +28,8 @@ def batch_file_path(uri: str) -> Path:
 
 
 def sha256_file(path: Path) -> str:
-    """The hex sha256 of a file, read in blocks so any size fits in memory."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+    """The hex sha256 of a file (or object), read in blocks so any size fits in memory: ``store.sha256_of``."""
+    return sha256_of(path)
 
 
 def dump_json(obj: Any) -> str:
@@ -47,7 +43,13 @@ def dump_json(obj: Any) -> str:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new, never half."""
+    """Write ``text`` to ``path`` so that readers see the old file or the new, never half.
+
+    Locally through a temporary file and a rename; in an object store one put is atomic.
+    """
+    if is_object_store(path):
+        path.write_text(text, encoding="utf-8")
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     tmp.write_text(text, encoding="utf-8")

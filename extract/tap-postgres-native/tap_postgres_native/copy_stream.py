@@ -25,6 +25,7 @@ session settings (``snapshot.py``), so the jobs' guarantees hold in batch mode o
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 import time
 import typing as t
@@ -40,7 +41,8 @@ from singer_sdk.mapper import SameRecordTransform
 from tap_postgres.client import PostgresStream
 
 from pipeline.errors import PipelineError, TransientPipelineError, first_line
-from pipeline.lfs import SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY, resolve_data_dir
+from pipeline.lfs import SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY
+from pipeline.store import local_scratch
 from tap_postgres_native.replication import kept_file, source, window_condition
 from tap_postgres_native.snapshot import STATEMENT_TIMEOUT
 from tap_postgres_native.table_settings import VARIABLE as TABLES_VARIABLE
@@ -103,7 +105,8 @@ class CopyStream(PostgresStream):
         folder = config.get("csv_batch_dir")
         if not folder:
             return None
-        return BatchConfig(encoding=CSV_ENCODING, storage=StorageTarget(root=resolve_data_dir(folder).as_uri()))
+        root = local_scratch(folder, Path(os.environ.get("MELTANO_PROJECT_ROOT") or "."))
+        return BatchConfig(encoding=CSV_ENCODING, storage=StorageTarget(root=root.as_uri()))
 
     def build_query(self, context: Context | None) -> sa.sql.Select:
         """tap-postgres's query (RECORD mode), each column whose source type differs cast to its analytics type.
@@ -155,7 +158,9 @@ class CopyStream(PostgresStream):
         window = self.connector.windows.get(table)  # type: ignore[attr-defined]
         if window is not None and window.kept_file is not None:
             columns = list(self.get_selected_schema()["properties"])
-            shutil.copyfile(kept_file(self.config, window, columns, f"{table[0]}.{table[1]}"), path)
+            kept = kept_file(self.config, window, columns, f"{table[0]}.{table[1]}")
+            with kept.open("rb") as published, path.open("wb") as out:  # the kept file may be an object
+                shutil.copyfileobj(published, out)
             self.logger.info("Republished the kept day file of %s (a rerun of a past day)", self.name)
             yield batch_config.encoding, [path.as_uri()]
             return
