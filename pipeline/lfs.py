@@ -78,10 +78,9 @@ def resolve_data_dir(value: str) -> Path:
     project root (a user in a subfolder, an orchestrator); Meltano sets
     ``MELTANO_PROJECT_ROOT`` for every plugin it runs.
     """
-    path = Path(value)
-    if path.is_absolute():
-        return path
-    return Path(os.environ.get("MELTANO_PROJECT_ROOT") or ".").resolve() / path
+    from pipeline.store import data_root
+
+    return data_root(value)
 
 
 def rerun_command(job: str, day: dt.date) -> str:

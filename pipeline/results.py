@@ -145,7 +145,12 @@ class ResultDraft:
             self.discard()  # byte-identical: the published objects and their receipt stay as they are
             return
         folder = self.folder.relative_to(self.data_dir).as_posix()
-        content = {"date": self.day.isoformat(), "folder": folder, "rows": rows, "files": self.files}
+        content = {
+            "date": self.day.isoformat(),
+            "folder": folder,
+            "rows": rows,
+            "files": dict(sorted(self.files.items())),
+        }
         check()
         _put_receipt(self.target / RESULT_RECEIPT, dump_json(content).encode(), etag)
         for old in _run_folders(self.target):
@@ -178,7 +183,7 @@ def _run_folders(target: Path) -> list[Path]:
     """The run folders under a day's result prefix on object storage."""
     try:
         return [child for child in target.iterdir() if child.name != RESULT_RECEIPT]
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no such prefix yet
         return []
 
 
