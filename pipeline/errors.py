@@ -60,6 +60,9 @@ def as_pipeline_error(exc: BaseException) -> PipelineError | None:
     psycopg = sys.modules.get("psycopg")
     if psycopg is not None and isinstance(exc, psycopg.OperationalError):
         return connection_failure(f"the database connection failed: {first_line(exc)}")
+    store = sys.modules.get("pipeline.store")
+    if store is not None:
+        return store.failure(exc)
     return None
 
 

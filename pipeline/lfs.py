@@ -52,6 +52,7 @@ from pipeline.crashpoints import pause_point
 from pipeline.errors import PipelineError, TransientPipelineError
 from pipeline.files import dump_json, read_json, sha256_file, write_text_atomic
 from pipeline.names import within_bytes
+from pipeline.store import data_root, verify
 
 SCHEMA_FILE = "_schema.json"
 MANIFEST_FILE = "_manifest.json"
@@ -78,8 +79,6 @@ def resolve_data_dir(value: str) -> Path:
     project root (a user in a subfolder, an orchestrator); Meltano sets
     ``MELTANO_PROJECT_ROOT`` for every plugin it runs.
     """
-    from pipeline.store import data_root
-
     return data_root(value)
 
 
@@ -385,6 +384,7 @@ def read_day(data_dir: Path, day: dt.date, jobs: list[str]) -> list[TableFile]:
     unique per source, so two jobs may each have a table ``order_details`` when their
     sources differ (a Postgres table and the CSV file); one source from two jobs is refused.
     """
+    verify(data_dir)  # a missing bucket or refused credentials in one line, not as a missing receipt
     tables: dict[tuple[str, str], TableFile] = {}
     for job in jobs:
         for table in _receipt_tables(data_dir, job, day):

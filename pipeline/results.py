@@ -107,7 +107,7 @@ class ResultDraft:
             named = current["folder"].rsplit("/", 1)[-1] if current else None
             for leftover in _run_folders(self.target):
                 if leftover.name != named:
-                    store.remove_prefix(leftover)
+                    store.remove_tree(leftover)
             return
         if self.target.parent.is_dir():
             for leftover in self.target.parent.glob(f".{self.target.name}.*"):
@@ -130,7 +130,7 @@ class ResultDraft:
     def discard(self) -> None:
         """Remove the draft (a failed or cut-short export)."""
         if self.on_store:
-            store.remove_prefix(self.folder)
+            store.remove_tree(self.folder)
         else:
             shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -155,7 +155,7 @@ class ResultDraft:
         _put_receipt(self.target / RESULT_RECEIPT, dump_json(content).encode(), etag)
         for old in _run_folders(self.target):
             if old.name != self.folder.name:
-                store.remove_prefix(old)
+                store.remove_tree(old)
 
 
 def remove_result(data_dir: Path, day: dt.date, check: Callable[[], None]) -> None:
@@ -164,7 +164,7 @@ def remove_result(data_dir: Path, day: dt.date, check: Callable[[], None]) -> No
     check()
     if store.is_object_store(data_dir):
         (target / RESULT_RECEIPT).unlink(missing_ok=True)  # first: no receipt ever names a removed object
-        store.remove_prefix(target)
+        store.remove_tree(target)
     else:
         _replace_folder(None, target)
 
@@ -194,7 +194,7 @@ def _read_receipt(target: Path) -> dict[str, Any] | None:
 def _read_receipt_and_etag(target: Path) -> tuple[dict[str, Any] | None, str | None]:
     """The day's result receipt and its ETag (for the conditional put that replaces it); None, None: none."""
     receipt = target / RESULT_RECEIPT
-    found = store.read_with_etag(receipt)
+    found = store.read_versioned(receipt)
     if found is None:
         return None, None
     data, etag = found

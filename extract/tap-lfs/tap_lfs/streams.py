@@ -67,7 +67,7 @@ class DayTableStream(Stream):
         run folder of its own), so a mismatch there is damage, not a race.
         """
         if is_object_store(self.table.path):
-            yield batch_config.encoding, [self.table.path.as_uri()]
+            yield batch_config.encoding, [str(self.table.path)]  # the plain URL: its key as it is
             return
         actual = sha256_file(self.table.path)
         if actual != self.table.sha256:

@@ -50,10 +50,11 @@ from target_postgres.sinks import PostgresSink
 
 from pipeline.crashpoints import pause_point
 from pipeline.errors import PipelineError, TransientPipelineError
+from pipeline.files import batch_file_path
 from pipeline.names import analytics_schema
 from pipeline.results import PART_BYTES
 from pipeline.staging import DAY_COLUMN, alter_column_type, is_earlier_day, loaded_tables, table_columns
-from pipeline.store import as_path, is_object_store
+from pipeline.store import OBJECT_STORE_SCHEMES, is_object_store, open_path, scheme_of
 from pipeline.widening import ColumnType
 from target_analytics.columns import PublishedTable, resolve_columns
 
@@ -81,6 +82,13 @@ class FlushingWriter(LibpqWriter):
         view = memoryview(data)
         for start in range(0, len(view), _CHUNK):
             self.connection.wait(copy_to(self._pgconn, view[start : start + _CHUNK], flush=True))
+
+
+def _batch_file(uri: str) -> Path:
+    """The file or object a BATCH message names: a local ``file://`` path, or an object by its ``s3://`` URL."""
+    if scheme_of(uri) in OBJECT_STORE_SCHEMES:
+        return open_path(uri, "the BATCH message's file")
+    return batch_file_path(uri)
 
 
 def _label(schema: str, table: str) -> str:
@@ -164,7 +172,7 @@ class LoadSink(PostgresSink):
         self.loaded = True
         if self.target.problems:
             return  # refused already: the job fails at the end, after every problem is listed
-        path = as_path(files[0])
+        path = _batch_file(files[0])
         header = self._header(path)
         try:
             rows = self._load(path, header)
