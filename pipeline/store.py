@@ -22,6 +22,7 @@ cannot be reached (``failure``, which ``pipeline.errors.as_pipeline_error`` uses
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -49,7 +50,7 @@ _BAD_CREDENTIALS = frozenset(
 _CONDITION_FAILED = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
 
 
-class ConditionFailed(PipelineError):
+class ConflictError(PipelineError):
     """A conditional put found another version than the one it was made on: another writer came first."""
 
 
@@ -152,7 +153,7 @@ def read_versioned(path: Path | UPath) -> tuple[bytes, str] | None:
 
 
 def put_if_absent(path: Path | UPath, data: bytes) -> None:
-    """Create ``path`` with ``data``, atomically and only if nothing is there; else ``ConditionFailed``.
+    """Create ``path`` with ``data``, atomically and only if nothing is there; else ``ConflictError``.
 
     On S3 a put with ``If-None-Match: *``; locally a hard link of a complete
     temporary file, which fails when the name exists.
@@ -166,7 +167,7 @@ def put_if_absent(path: Path | UPath, data: bytes) -> None:
     try:
         os.link(tmp, path)
     except FileExistsError as exc:
-        raise ConditionFailed(f"{path} exists already: another run wrote it first") from exc
+        raise ConflictError(f"{path} exists already: another run wrote it first") from exc
     finally:
         tmp.unlink()
 
@@ -183,20 +184,20 @@ def put_if_match(path: Path | UPath, data: bytes, version: str) -> None:
         return
     current = read_versioned(path)
     if current is None or current[1] != version:
-        raise ConditionFailed(f"{path} changed since it was read: another run wrote it meanwhile")
+        raise ConflictError(f"{path} changed since it was read: another run wrote it meanwhile")
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
 
 
 def _conditional_put(path: UPath, data: bytes, **condition: str) -> None:
-    """One ``PutObject`` with an S3 condition header; a failed condition becomes ``ConditionFailed``."""
+    """One ``PutObject`` with an S3 condition header; a failed condition becomes ``ConflictError``."""
     bucket, key = bucket_key(path)
     try:
         path.fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, **condition)
     except Exception as exc:
         if _error_code(exc) in _CONDITION_FAILED or isinstance(exc, FileExistsError):
-            raise ConditionFailed(f"{path} changed since it was read: another run wrote it first") from exc
+            raise ConflictError(f"{path} changed since it was read: another run wrote it first") from exc
         raise
     finally:
         path.fs.invalidate_cache(path.path)
@@ -207,10 +208,8 @@ def remove_tree(path: Path | UPath) -> None:
     if not is_object_store(path):
         shutil.rmtree(path, ignore_errors=True)
         return
-    try:
+    with contextlib.suppress(FileNotFoundError):
         path.fs.rm(path.path, recursive=True)
-    except FileNotFoundError:
-        pass
     path.fs.invalidate_cache(path.path)
 
 
