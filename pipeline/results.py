@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from pipeline import store
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, TransientPipelineError, first_line
 from pipeline.files import dump_json
 
 RESULTS_DIR = "results"
@@ -205,8 +205,15 @@ def _read_receipt_and_etag(target: Path) -> tuple[dict[str, Any] | None, str | N
 
 
 def _put_receipt(receipt: Path, data: bytes, etag: str | None) -> None:
-    """Write the receipt only over the one read (or where there was none): two exports never cross unseen."""
-    if etag is None:
-        store.put_if_absent(receipt, data)
-    else:
-        store.put_if_match(receipt, data, etag)
+    """Write the receipt only over the one read (or where there was none): two exports never cross unseen.
+
+    Losing that race (another export of the day committed since the read, which its
+    run lock and fencing check should have kept out) is transient: a rerun exports anew.
+    """
+    try:
+        if etag is None:
+            store.put_if_absent(receipt, data)
+        else:
+            store.put_if_match(receipt, data, etag)
+    except store.ConflictError as exc:
+        raise TransientPipelineError(f"{first_line(exc)}; this export's result is dropped: rerun it") from exc
