@@ -96,13 +96,14 @@ def publish(data_dir: Path, job: str, day: dt.date, check: Callable[[], None]) -
     current = read_versioned(receipt)
     published = _parse(current)
     if published is not None and same_day(published, content):
+        pause_point("publish-swap")  # a kill here leaves the run's objects, which no receipt names
         check()
         _remove_folders(data_dir, note["folders"], _named(data_dir, job, day, published))
         note_path.unlink()
         return published
     if current is not None:
         keep(data_dir, job, day, current[0], check)
-    pause_point("publish-swap")
+    pause_point("publish-swap")  # a kill here leaves a kept copy of the receipt still published
     check()
     _commit(receipt, dump_json(content).encode(), current, job, day)
     drop_identical(data_dir, job, day, content)
