@@ -52,17 +52,16 @@ def day_results(data_dir: Path, day: dt.date) -> Path:
 def result_files(data_dir: Path, day: dt.date, names: list[str]) -> dict[str, Path] | None:
     """The day's published result files by name; None when the day has no result.
 
-    On object storage the receipt says where they are; locally they are in the day's folder.
+    On object storage the receipt says where they are; locally they are in the day's
+    folder. In a bucket, files right in the day's folder, with no receipt, are a local
+    result copied in when the installation moved (README: Object storage): whole, since
+    no export writes there; the day's next export replaces them.
     """
     folder = day_results(data_dir, day)
-    if store.is_object_store(data_dir):
-        receipt = _read_receipt(folder)
-        if receipt is None:
-            return None
+    if store.is_object_store(data_dir) and (receipt := _read_receipt(folder)) is not None:
         folder = data_dir / receipt["folder"]
-    elif not folder.is_dir():
-        return None
-    return {name: folder / name for name in names}
+    files = {name: folder / name for name in names}
+    return files if all(path.is_file() for path in files.values()) else None
 
 
 class _Hashing(io.RawIOBase):
