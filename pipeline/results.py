@@ -37,6 +37,7 @@ from typing import Any, BinaryIO
 from pipeline import store
 from pipeline.errors import PipelineError, TransientPipelineError, first_line
 from pipeline.files import dump_json
+from pipeline.locks import run_owner
 
 RESULTS_DIR = "results"
 RESULT_RECEIPT = "_result.json"
@@ -92,8 +93,6 @@ class ResultDraft:
         self.target = day_results(data_dir, day)
         self.on_store = store.is_object_store(data_dir)
         if self.on_store:
-            from pipeline.locks import run_owner
-
             self.folder = self.target / run_owner().token
         else:
             self.folder = self.target.with_name(f".{self.target.name}.{uuid.uuid4().hex}.tmp")
@@ -128,10 +127,7 @@ class ResultDraft:
 
     def discard(self) -> None:
         """Remove the draft (a failed or cut-short export)."""
-        if self.on_store:
-            store.remove_tree(self.folder)
-        else:
-            shutil.rmtree(self.folder, ignore_errors=True)
+        store.remove_tree(self.folder)
 
     def commit(self, check: Callable[[], None], rows: int) -> None:
         """Make the draft the day's result; ``check`` (the run still holds the day) runs right before."""
