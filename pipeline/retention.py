@@ -41,11 +41,11 @@ from pipeline.analytics import detach_day, guard_day_change, locks_in_time
 from pipeline.as_of import attach_bases, fold_into_base, forget_day
 from pipeline.dates import oldest_kept_day
 from pipeline.errors import PipelineError
-from pipeline.export import RESULTS_DIR
 from pipeline.files import read_json
 from pipeline.history import HISTORY_DIR, history_root
 from pipeline.lfs import RUNS_DIR, STAGING_DIR, receipt_path, rerun_command, staging_root
 from pipeline.locks import STEP2_JOB, day_if_idle
+from pipeline.results import RESULTS_DIR
 from pipeline.staging import LOAD_SCHEMA_PREFIX, LOADED_TABLES, PROJECT_SCHEMA, loaded_tables
 from pipeline.store import is_object_store, remove_tree
 

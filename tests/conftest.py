@@ -24,6 +24,7 @@ from pipeline import config
 from pipeline.databases import ADMIN, ANALYTICS, MAINTENANCE_DATABASE, SOURCE, connect, conninfo, drop_database
 from pipeline.dates import RETENTION_OFF
 from pipeline.provision import provision
+from pipeline.store import data_root
 from tests.s3server import s3_server  # noqa: F401 (the session's S3 server, a fixture for every test)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -128,7 +129,7 @@ def source_files() -> dict[str, Path]:
 
 
 def make_pipeline(
-    data_dir: Path,
+    data_dir: Path | str,
     dump: Path,
     details_csv: Path | str,
     source_encoding: str | None = None,
@@ -136,6 +137,7 @@ def make_pipeline(
 ) -> Iterator[Pipeline]:
     """Throwaway databases, the source seeded from ``dump`` (plain SQL), the CSV source ``details_csv``.
 
+    ``data_dir``: a local folder, or an ``s3://`` URL (its ``AWS_*`` settings in ``extra_env``).
     ``source_encoding``: the source database's server encoding (``LATIN1``, ``SQL_ASCII``...)
     instead of the server's default, with the C locale that any encoding accepts.
     ``extra_env``: more settings, e.g. the ``AWS_*`` of an ``s3://`` data dir.
@@ -153,7 +155,7 @@ def make_pipeline(
         if source_encoding is not None:
             create_database_encoded(env["TAP_POSTGRES_DATABASE"], source_encoding, env)
         provision(dump, env)
-        yield Pipeline(env=env, data_dir=data_dir)
+        yield Pipeline(env=env, data_dir=data_root(str(data_dir), env))
     finally:
         for prefix in (SOURCE, ANALYTICS):
             drop_database(prefix, env)

@@ -35,9 +35,10 @@ from pipeline.crashpoints import MARKER_ENV, PAUSE_AT_ENV
 from pipeline.databases import ADMIN, ANALYTICS, SOURCE, drop_database, ensure_database
 from pipeline.history import history_root, kept_versions
 from pipeline.lfs import read_day, receipt_path
+from pipeline.results import result_files
 from tests.analytics.days import as_date
 from tests.conftest import PROJECT_ROOT, Pipeline
-from tests.integration.test_daily_pipeline import expected_result, source_tables
+from tests.integration.test_daily_pipeline import RESULT_NAMES, expected_result, source_tables
 
 pytestmark = pytest.mark.integration
 
@@ -151,15 +152,11 @@ def analytics_day(pipeline: Pipeline) -> dict[str, str]:
 
 
 def exported(pipeline: Pipeline) -> dict[str, str] | None:
-    """The day's published result files (name -> sha256); None when there is none."""
-    folder = pipeline.data_dir / "results" / DAY
-    if not folder.is_dir():
+    """The day's published result files (name -> sha256), as a reader finds them; None when there is none."""
+    files = result_files(pipeline.data_dir, as_date(DAY), RESULT_NAMES)
+    if files is None:
         return None
-    return {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.iterdir())
-        if p.is_file() and not p.name.startswith(".")
-    }
+    return {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in files.items()}
 
 
 def step2_state(pipeline: Pipeline) -> tuple[dict[str, str], dict[str, str] | None]:
@@ -210,7 +207,9 @@ def check_step1_day(pipeline: Pipeline, job: str, sources: Sources) -> None:
 
 def check_step2_day(pipeline: Pipeline, sources: Sources) -> None:
     """The exported result is the join computed from the sources, and the analytics view has it too."""
-    rows = json.loads((pipeline.data_dir / "results" / DAY / "orders_with_details.json").read_text())
+    files = result_files(pipeline.data_dir, as_date(DAY), RESULT_NAMES)
+    assert files is not None, "no result"
+    rows = json.loads(files["orders_with_details.json"].read_text())
     assert rows == expected_result(pipeline, sources.loaded, DAY)
     with pipeline.connect(ANALYTICS) as conn:
         (view,) = conn.execute(
@@ -265,7 +264,13 @@ STEP2_CRASHES = [
 def test_a_killed_step2_job_leaves_the_old_or_the_new_day_and_reruns_at_once(
     shared_pipeline: Pipeline, sources: Sources, paused: list[PausedRun], tmp_path: Path, point: str, how: str
 ) -> None:
-    pipeline = shared_pipeline
+    kill_step2_and_rerun(shared_pipeline, sources, paused, tmp_path, point, how)
+
+
+def kill_step2_and_rerun(
+    pipeline: Pipeline, sources: Sources, paused: list[PausedRun], tmp_path: Path, point: str, how: str
+) -> None:
+    """Kill step 2 at ``point`` (``how``), check it left the old or the new day, rerun it, check the new day."""
     # A different CSV source than the day in the analytics database was loaded from: new != old.
     version = sources.other_than(sources.loaded)
     result = pipeline.run("csv-to-lfs", day=DAY, ORDER_DETAILS_CSV=str(version))
