@@ -171,17 +171,20 @@ def comparable(column: str, sql_type: str) -> sql.Composable:
     return sql.Identifier(column)
 
 
+def day_file_settings(tmp_path: Path, day: str) -> dict[str, str]:
+    """pipeline.handover's settings, the same in the tap and target-lfs: postgres-to-lfs's day under tmp_path/data."""
+    return {
+        "data_dir": str(tmp_path / "data"),
+        "pipeline_date": day,
+        "job": "postgres-to-lfs",
+        "folder_template": "postgres/{table}/{date}",
+    }
+
+
 def write_target_config(tmp_path: Path, day: str) -> Path:
     """A target-lfs config staging postgres-to-lfs's day under tmp_path/data."""
     path = tmp_path / "target.json"
-    config = {
-        "data_dir": "data",
-        "pipeline_date": day,
-        "job": "postgres-to-lfs",
-        "source": "postgres",
-        "folder_template": "postgres/{table}/{date}",
-    }
-    path.write_text(json.dumps(config))
+    path.write_text(json.dumps({**day_file_settings(tmp_path, day), "source": "postgres"}))
     return path
 
 
@@ -247,11 +250,10 @@ def test_round_trip_copy_gives_back_the_source_rows(
 def test_batch_mode_round_trip_copy_gives_back_the_source_rows(
     tap_postgres_native_exe, target_lfs_exe, tap_config, source_db, tmp_path
 ):
-    """With csv_batch_dir the tap sends each table as a COPY-written CSV file; the result is the same rows."""
+    """With the day-file settings the tap writes each table's day file by COPY, once; the result is the same rows."""
     day = "2024-05-07"
     config = json.loads(tap_config.read_text())
-    config["csv_batch_dir"] = str(tmp_path / "batches")
-    tap_config.write_text(json.dumps(config))
+    tap_config.write_text(json.dumps({**config, **day_file_settings(tmp_path, day)}))
     singer = run_tap(tap_postgres_native_exe, tap_config)
     kinds = {json.loads(line)["type"] for line in singer.splitlines()}
     assert "RECORD" not in kinds
@@ -266,7 +268,8 @@ def test_batch_mode_round_trip_copy_gives_back_the_source_rows(
         env=project_env(),  # the analytics database, which holds the run lock (pipeline/locks.py)
     )
     assert load.returncode == 0, load.stderr
-    assert list((tmp_path / "batches").iterdir()) == []  # adopted files are gone
+    incoming = tmp_path / "data" / ".staging" / "postgres-to-lfs" / day / ".incoming"
+    assert [list(run.iterdir()) for run in incoming.iterdir()] == [[]]  # adopted: renamed into place
     staging = tmp_path / "data" / ".staging" / "postgres-to-lfs" / day / "postgres"
     assert (staging / "empty_one" / day / "empty_one.csv").read_text() == "id,name\n"
     folder = staging / "everything" / day

@@ -1,10 +1,14 @@
 """The sink: one table's CSV file in its day folder under the job's staging root.
 
-Two ways in, one file out: RECORD messages are encoded here (``pgcsv``); a BATCH
-message of encoding ``csv`` (a file already in PostgreSQL's CSV form, written by the
-source's own ``COPY ... TO``, see tap-postgres-native) is appended as it is, block by
-block, after its header is checked against the schema. Either way the rows are
-counted and the bytes hashed as they are written, and the header line is ours.
+Three ways in, one file out, whose header line is always ours:
+
+* a BATCH message of encoding ``csv`` handing over a day file (``pipeline.handover``:
+  written once by tap-postgres-native's ``COPY ... TO`` or tap-typed-csv, with its row
+  count and sha256): the file is adopted by a rename, after its header line alone is
+  checked against the stream's schema; its bytes are never read again;
+* an ordinary ``csv`` batch file (no figures with it) is appended block by block after
+  the same check, counted and hashed as it is written;
+* RECORD messages are encoded here (``pgcsv``), counted and hashed as they are written.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -22,6 +27,7 @@ from singer_sdk.helpers._batch import BaseBatchFileEncoding
 from pipeline.crashpoints import pause_point
 from pipeline.errors import PipelineError
 from pipeline.files import batch_file_path
+from pipeline.handover import Handover, incoming_dir
 from pipeline.lfs import (
     SOURCE_SCHEMA_KEY,
     SOURCE_TABLE_KEY,
@@ -30,6 +36,7 @@ from pipeline.lfs import (
     day_folder,
 )
 from pipeline.names import CSV_SOURCE, encode_name, table_folder
+from pipeline.pgcsv import header_line
 from target_lfs.pgcsv import RowEncoder
 
 if TYPE_CHECKING:
@@ -138,6 +145,7 @@ class LFSSink(CSVSink):
         self._output_file = contained_path(self.folder, file_name)
         self.rows = 0
         self._digest = hashlib.sha256()
+        self._adopted: Handover | None = None  # the tap's day file, when it handed one over
         super().__init__(target, stream_name, schema, key_properties)
         self.encoder = RowEncoder(self.schema["properties"])
 
@@ -156,37 +164,78 @@ class LFSSink(CSVSink):
         self.lfs_target.claim_table(self)
         self.logger.info("Writing %s to %s", self.stream_name, self.output_file)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._write(self.encoder.header(), mode="wb")
+        self._write(header_line(self.encoder.columns), mode="wb")
 
     def process_batch(self, context: dict[str, Any]) -> None:
         """Append the batch's records to the file."""
         records = context.get("records") or []
-        self._write(self.encoder.lines(records), mode="ab")
+        if records:
+            self._refuse_after_adoption("RECORD messages")
+        self._write(self.encoder.lines(records).encode("utf-8"), mode="ab")
         self.rows += len(records)
 
     def process_batch_files(self, encoding: BaseBatchFileEncoding, files: Sequence[str]) -> None:
-        """Append ``csv`` batch files (then delete them); other encodings go to the SDK."""
+        """Adopt a handed-over day file, or append an ordinary ``csv`` batch file (then delete it); others: the SDK."""
         if encoding.format != "csv":
             super().process_batch_files(encoding, files)
             return
-        for uri in files:
-            path = batch_file_path(uri)
-            rows = self._append_csv_file(path)
-            path.unlink()
+        for entry in files:
+            handover = Handover.from_manifest_entry(entry)
+            if handover is not None:
+                self._adopt(handover)
+                rows = handover.rows
+            else:
+                path = batch_file_path(entry)
+                rows = self._append_csv_file(path)
+                path.unlink()
             self.record_counter_metric.increment(rows)
-            self.logger.info("Adopted %d rows of %s from %s", rows, self.stream_name, path)
+            self.logger.info("Adopted %d rows of %s from %s", rows, self.stream_name, entry)
             pause_point("extract")
+
+    def _adopt(self, handover: Handover) -> None:
+        """Make the tap's file the table's day file by a rename, its header checked, its figures taken as sent.
+
+        Only a file of this job and day's ``.incoming`` (the same file system) is
+        taken, and only as the table's one file.
+        """
+        self._refuse_after_adoption("a second file")
+        if self.rows:
+            raise PipelineError(f"table {self.table!r}: a day file handed over after RECORD messages; refused")
+        path = batch_file_path(handover.uri)
+        incoming = incoming_dir(self.lfs_target.staging)
+        if not path.resolve().is_relative_to(incoming.resolve()):
+            raise PipelineError(
+                f"table {self.table!r}: the tap wrote {path}, not under {incoming}; give the tap the same "
+                "data_dir, pipeline_date and job as target-lfs"
+            )
+        with path.open("rb") as source:
+            self._check_header(read_header(source), path)
+        os.replace(path, self.output_file)
+        self.rows = handover.rows
+        self._adopted = handover
+
+    def _refuse_after_adoption(self, what: str) -> None:
+        if self._adopted is not None:
+            raise PipelineError(
+                f"table {self.table!r}: {what} after its day file {self._adopted.uri} was adopted; refused"
+            )
+
+    def _check_header(self, header: bytes, path: Path) -> None:
+        """Refuse, in one line naming the table, a file whose header line is not exactly the stream's columns."""
+        if header == header_line(self.encoder.columns):
+            return
+        columns = next(csv.reader(io.StringIO(header.decode("utf-8", "replace"), newline="")), [])
+        raise PipelineError(
+            f"table {self.table!r} (stream {self.stream_name}): {path} has the header {columns}, "
+            f"not the stream's columns {self.encoder.columns}"
+        )
 
     def _append_csv_file(self, path: Path) -> int:
         """Append the rows of a PostgreSQL CSV file whose header is the schema's columns; returns them."""
+        self._refuse_after_adoption("a batch file")
         counter = RowCounter()
         with path.open("rb") as source, self.output_file.open("ab") as out:
-            header = read_header(source)
-            columns = next(csv.reader(io.StringIO(header.decode("utf-8"), newline="")), [])
-            if columns != self.encoder.columns:
-                raise PipelineError(
-                    f"{path}: header {columns} is not the columns of {self.stream_name} {self.encoder.columns}"
-                )
+            self._check_header(read_header(source), path)
             while block := source.read(_BLOCK):
                 counter.feed(block)
                 self._digest.update(block)
@@ -201,8 +250,7 @@ class LFSSink(CSVSink):
         the text (e.g. drop the microseconds), never improve it.
         """
 
-    def _write(self, text: str, *, mode: str) -> None:
-        data = text.encode("utf-8")
+    def _write(self, data: bytes, *, mode: str) -> None:
         self._digest.update(data)
         with self.output_file.open(mode) as handle:
             handle.write(data)
@@ -217,7 +265,7 @@ class LFSSink(CSVSink):
             table=self.table,
             path=self.output_file,
             rows=self.rows,
-            sha256=self._digest.hexdigest(),
+            sha256=self._adopted.sha256 if self._adopted else self._digest.hexdigest(),
             schema={"type": "object", **schema},
             key_properties=list(self.key_properties),
         )

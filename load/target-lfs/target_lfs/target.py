@@ -17,6 +17,7 @@ from singer_sdk.io_base import SingerReader
 from pipeline.dates import parse_pipeline_date
 from pipeline.errors import PipelineError, run_plugin_cli
 from pipeline.files import dump_json, write_text_atomic
+from pipeline.handover import incoming_dir
 from pipeline.lfs import LEFT_OUT_FILE, LEFT_OUT_MESSAGE, resolve_data_dir, staging_root, write_folder_metadata
 from pipeline.locks import hold_run_lock
 from pipeline.names import CSV_SOURCE, POSTGRES_SOURCE
@@ -33,11 +34,21 @@ def required_setting(config: dict, name: str, variable: str) -> str:
     return str(value)
 
 
-def reset_directory(path: Path) -> None:
-    """Delete ``path`` with whatever a crashed run left in it, and create it empty."""
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
+def reset_staging(staging: Path) -> None:
+    """Empty the staging tree of whatever a crashed run left in it, but its ``.incoming``.
+
+    The tap starts beside this target and may already be writing its day files there
+    (``pipeline.handover``); a crashed run's files in it are never adopted (only those
+    a BATCH message names are) and go with the tree at the publish or a prune.
+    """
+    staging.mkdir(parents=True, exist_ok=True)
+    for child in staging.iterdir():
+        if child == incoming_dir(staging):
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
 
 
 class LFSReader(SingerReader):
@@ -92,7 +103,7 @@ class TargetLFS(TargetCSV):
         self.staging = staging_root(data_dir, self.job, self.day)
         self._tables: dict[str, LFSSink] = {}
         hold_run_lock(self.job, self.day)  # no other run of the job and day writes while this one does
-        reset_directory(self.staging)
+        reset_staging(self.staging)
 
     def claim_table(self, sink: LFSSink) -> None:
         """Register the sink that writes ``sink.key``; refuse a second one in the same run."""
