@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from pathlib import Path
-from typing import Any
+from functools import cached_property
+from typing import Any, cast
 
 from singer_sdk import Stream, Tap
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig, StorageTarget
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.types import Context
 
-from tap_typed_csv.batch import header_line, write_batch
+from pipeline.handover import DayFileSettings, DigestWriter, Handover, incoming_file
+from pipeline.names import encode_name
+from pipeline.pgcsv import header_line
+from tap_typed_csv.batch import write_batch
 from tap_typed_csv.reader import read_records
 from tap_typed_csv.source import CSVSource
+
+CSV_ENCODING = BaseBatchFileEncoding(format="csv")
+# One name per tap process for its folder of files (see pipeline.handover.incoming_file).
+TAP_RUN = uuid.uuid4().hex[:12]
 
 
 class TypedCSVStream(Stream):
@@ -34,28 +41,32 @@ class TypedCSVStream(Stream):
         del context  # one file, no partitions
         yield from read_records(self._source.path, self._source.columns, self._source.path_setting)
 
+    @cached_property
+    def day_files(self) -> DayFileSettings | None:
+        """Where the file's day file goes (``pipeline.handover``); None: RECORD messages."""
+        return DayFileSettings.from_config(self.config, "tap-typed-csv")
+
     def get_batch_config(self, config: Mapping) -> BatchConfig | None:
-        """Batch mode (one PostgreSQL-CSV file, encoding ``csv``) when ``csv_batch_dir`` is set."""
-        folder = config.get("csv_batch_dir")
-        if not folder:
+        """Batch mode (the day file itself, encoding ``csv``) when the day-file settings are set."""
+        if self.day_files is None:
             return None
-        root = (Path(config.get("base_dir") or "") / folder).resolve()
-        return BatchConfig(encoding=BaseBatchFileEncoding(format="csv"), storage=StorageTarget(root=root.as_uri()))
+        return BatchConfig(encoding=CSV_ENCODING, storage=StorageTarget(root=self.day_files.data_dir.as_uri()))
 
     def get_batches(
         self, batch_config: BatchConfig, context: Context | None = None
     ) -> Iterable[tuple[BaseBatchFileEncoding, list[str]]]:
-        """Check the whole file into one batch file (see tap_typed_csv.batch) and yield it."""
-        folder = Path(batch_config.storage.root.removeprefix("file://"))
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{self.name}-{uuid.uuid4().hex}.csv"
+        """Check the whole file into its day file, once (see tap_typed_csv.batch), and hand it over."""
+        del batch_config, context  # the place is the day file's; one file, no partitions
         source = self._source
+        path = incoming_file(cast(DayFileSettings, self.day_files), TAP_RUN, encode_name(self.name))
+        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with path.open("wb") as out:
-                out.write(header_line(source.columns))
-                rows = write_batch(source.path, source.columns, source.path_setting, out)
+            with path.open("wb") as out, DigestWriter(out) as digest:
+                digest.write(header_line(column.name for column in source.columns))
+                rows = write_batch(source.path, source.columns, source.path_setting, digest)
+                sha256 = digest.sha256()
         except BaseException:
             path.unlink(missing_ok=True)
             raise
         self.logger.info("Checked %d rows of %s into %s", rows, source.path, path)
-        yield batch_config.encoding, [path.as_uri()]
+        yield CSV_ENCODING, [Handover(uri=path.as_uri(), rows=rows, sha256=sha256).manifest_entry()]

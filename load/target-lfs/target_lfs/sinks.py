@@ -1,13 +1,12 @@
 """The sink: one table's CSV file in its day folder under the job's staging root.
 
-Three ways in, one file out, whose header line is always ours:
+Two ways in, one file out, whose header line is always ours:
 
 * a BATCH message of encoding ``csv`` handing over a day file (``pipeline.handover``:
   written once by tap-postgres-native's ``COPY ... TO`` or tap-typed-csv, with its row
   count and sha256): the file is adopted by a rename, after its header line alone is
-  checked against the stream's schema; its bytes are never read again;
-* an ordinary ``csv`` batch file (no figures with it) is appended block by block after
-  the same check, counted and hashed as it is written;
+  checked against the stream's schema; its bytes are never read again (a ``csv`` batch
+  file without the figures is refused);
 * RECORD messages are encoded here (``pgcsv``), counted and hashed as they are written.
 """
 
@@ -44,34 +43,6 @@ if TYPE_CHECKING:
 
 
 _BLOCK = 1 << 20
-
-
-class RowCounter:
-    r"""Counts the rows of PostgreSQL CSV text fed in blocks.
-
-    A line break ends a row unless it is inside a quoted field. In this form every
-    ``"`` belongs to a quoted field (and is doubled inside one), so a line break is
-    inside a field exactly when an odd number of ``"`` precede it in the row. Blocks
-    without any ``"`` (the common case) are counted at C speed.
-    """
-
-    def __init__(self) -> None:
-        self.rows = 0
-        self._quoted = False
-
-    def feed(self, block: bytes) -> None:
-        """Count the rows that end in ``block``."""
-        if not self._quoted and b'"' not in block:
-            self.rows += block.count(b"\n")
-            return
-        *lines, rest = block.split(b"\n")
-        for line in lines:
-            if line.count(b'"') % 2:
-                self._quoted = not self._quoted
-            if not self._quoted:
-                self.rows += 1
-        if rest.count(b'"') % 2:
-            self._quoted = not self._quoted
 
 
 def source_identity(source: str, stream_name: str, schema: dict[str, Any]) -> tuple[str | None, str]:
@@ -175,21 +146,21 @@ class LFSSink(CSVSink):
         self.rows += len(records)
 
     def process_batch_files(self, encoding: BaseBatchFileEncoding, files: Sequence[str]) -> None:
-        """Adopt a handed-over day file, or append an ordinary ``csv`` batch file (then delete it); others: the SDK."""
+        """Adopt a handed-over ``csv`` day file (``pipeline.handover``); other encodings go to the SDK."""
         if encoding.format != "csv":
             super().process_batch_files(encoding, files)
             return
         for entry in files:
             handover = Handover.from_manifest_entry(entry)
-            if handover is not None:
-                self._adopt(handover)
-                rows = handover.rows
-            else:
-                path = batch_file_path(entry)
-                rows = self._append_csv_file(path)
-                path.unlink()
-            self.record_counter_metric.increment(rows)
-            self.logger.info("Adopted %d rows of %s from %s", rows, self.stream_name, entry)
+            if handover is None:
+                raise PipelineError(
+                    f"table {self.table!r}: batch file {entry} comes without its row count and sha256; target-lfs "
+                    "adopts only day files handed over as pipeline/handover.py says (tap-postgres-native, "
+                    "tap-typed-csv)"
+                )
+            self._adopt(handover)
+            self.record_counter_metric.increment(handover.rows)
+            self.logger.info("Adopted %d rows of %s from %s", handover.rows, self.stream_name, handover.uri)
             pause_point("extract")
 
     def _adopt(self, handover: Handover) -> None:
@@ -215,6 +186,7 @@ class LFSSink(CSVSink):
         self._adopted = handover
 
     def _refuse_after_adoption(self, what: str) -> None:
+        """A table has one day file: nothing may follow the adopted one."""
         if self._adopted is not None:
             raise PipelineError(
                 f"table {self.table!r}: {what} after its day file {self._adopted.uri} was adopted; refused"
@@ -229,19 +201,6 @@ class LFSSink(CSVSink):
             f"table {self.table!r} (stream {self.stream_name}): {path} has the header {columns}, "
             f"not the stream's columns {self.encoder.columns}"
         )
-
-    def _append_csv_file(self, path: Path) -> int:
-        """Append the rows of a PostgreSQL CSV file whose header is the schema's columns; returns them."""
-        self._refuse_after_adoption("a batch file")
-        counter = RowCounter()
-        with path.open("rb") as source, self.output_file.open("ab") as out:
-            self._check_header(read_header(source), path)
-            while block := source.read(_BLOCK):
-                counter.feed(block)
-                self._digest.update(block)
-                out.write(block)
-        self.rows += counter.rows
-        return counter.rows
 
     def _parse_timestamps_in_record(self, record: dict[str, Any], schema: dict[str, Any], treatment: Any) -> None:
         """Keep date and time values as the text the tap sent.
