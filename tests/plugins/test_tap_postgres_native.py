@@ -292,3 +292,31 @@ def test_batch_mode_round_trip_copy_gives_back_the_source_rows(
                 )
             ).fetchall()
             assert diff == [], f"rows of {left} missing from {right}"
+
+
+def test_a_rerun_of_the_day_writes_the_same_bytes(tap_postgres_native_exe, target_lfs_exe, tap_config, tmp_path):
+    """Written once by the tap and adopted by target-lfs, a day's files and metadata are the same on every run."""
+    day = "2024-05-08"
+    config = json.loads(tap_config.read_text())
+    tap_config.write_text(json.dumps({**config, **day_file_settings(tmp_path, day)}))
+    target_config = write_target_config(tmp_path, day)
+    staging = tmp_path / "data" / ".staging" / "postgres-to-lfs" / day / "postgres"
+    runs = []
+    for _ in range(2):
+        singer = run_tap(tap_postgres_native_exe, tap_config)
+        load = subprocess.run(
+            [target_lfs_exe, "--config", target_config],
+            input=singer,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=project_env(),
+        )
+        assert load.returncode == 0, load.stderr
+        runs.append({p.relative_to(staging).as_posix(): p.read_bytes() for p in staging.rglob("*") if p.is_file()})
+    assert runs[0] == runs[1]
+    assert sorted(runs[0]) == [
+        f"{table}/{day}/{name}"
+        for table in ("empty_one", "everything")
+        for name in ("_SUCCESS", "_manifest.json", "_schema.json", f"{table}.csv")
+    ]
