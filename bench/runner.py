@@ -13,6 +13,7 @@ from typing import Any
 
 from bench import airflow_day, peers
 from bench.copy_baseline import copy_baseline, csv_copy_baseline
+from bench.data_phase import data_phase
 from bench.memory import PROJECT_ROOT, Timing, timed
 from bench.report import job_entry, machine
 from bench.source import fresh_databases, scale_source, scaled_csv_env, source_tables, write_scaled_csv
@@ -138,8 +139,12 @@ def run_bench(env: dict[str, str], bench_dir: Path, options: Options, say: Calla
     say("step 2's parts: load, publish, export ...")
     parts = time_parts(scaled_env, data_dir, DAY, STEP1_JOBS, work / "logs")
     copy_in_all = (copy_pg["rows"] + copy_csv["rows"]) / (copy_pg["in_seconds"] + copy_csv["in_seconds"])
+    copy_to_rate = copy_pg["rows"] / copy_pg["out_seconds"]
     jobs = [
-        job_entry("postgres-to-lfs", pg_rows, measured["postgres-to-lfs"], copy_pg["rows"] / copy_pg["out_seconds"]),
+        {
+            **job_entry("postgres-to-lfs", pg_rows, measured["postgres-to-lfs"], copy_to_rate),
+            "parts": [data_phase(work / "logs" / "postgres-to-lfs.log", copy_pg["out_seconds"])],
+        },
         job_entry("csv-to-lfs", csv_rows, measured["csv-to-lfs"], copy_csv["rows"] / copy_csv["in_seconds"]),
         {
             **job_entry("lfs-to-analytics", pg_rows + csv_rows, measured["lfs-to-analytics"], copy_in_all),
