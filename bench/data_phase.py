@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 _COPIED = re.compile(r"Copied (\d+) rows of .* in ([0-9.]+) s\s*$")
-PART = "data phase (COPYs to the day files)"
+PART = "data phase"
 
 
 def data_phase(log: Path, copy_to_seconds: float) -> dict[str, Any]:
