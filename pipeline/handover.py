@@ -3,19 +3,25 @@
 Why: a tap that writes a batch file which target-lfs then reads again, counts, hashes
 and copies into the day file writes every byte twice (step 1 at 0.37x of ``COPY TO``).
 Instead the tap writes the table's file in its final form (target-lfs's header line,
-then the rows) at a place the target can take it from without a copy, counting and
-hashing the bytes as they stream past, and tells the target both figures:
+then the rows) where the target can take it without a copy, hashing the bytes as they
+stream past, and tells the target the row count and the sha256 (``tap_file``):
 
-* on local disk, in the job's staging tree, ``.staging/{job}/{day}/.incoming/{run}/{key}.csv``
-  (``incoming_file``): the same file system as the table's staged folder, so the
-  target adopts the file by a rename. ``.incoming`` survives the target's reset of the
-  tree (the tap may already be writing there), and goes with the tree at the publish
-  or a prune; a killed run's partial file stays there, where nothing reads it;
-* the hand-over is the BATCH message of singer-sdk's public API (a stream's
-  ``get_batches`` yields a manifest of URIs, a sink's ``process_batch_files`` gets
-  them): each URI carries the row count and the sha256 in its fragment
-  (``#rows=4&sha256=...``, ``Handover``), which names no other resource and leaves the
-  file's address as it is. A manifest entry without them is an ordinary batch file.
+* on local disk, in the job's staging tree, ``.staging/{job}/{day}/.incoming/{run}/{key}.csv``:
+  the same file system as the table's staged folder, so the target adopts the file by
+  a rename. ``.incoming`` survives the target's reset of the tree (the tap may already
+  be writing there) and goes with the tree at the publish or a prune; a killed run's
+  partial file stays there, where nothing reads it;
+* in an object store, at its final key in the run's folder of the table's day folder,
+  ``{DATA_DIR}/{folder}/{run}/{key}.csv`` (docs/architecture.md): the target adopts it
+  by its key and writes the folder's metadata beside it. The object is one multipart
+  upload, completed only when the whole file is written (``written_once``): a failed
+  or killed write leaves no object, a completed one no receipt names until the publish.
+
+``{run}`` is ``pipeline.runs.run_owner().token``, the same in every process of one
+``meltano run``. The hand-over is the BATCH message of singer-sdk's public API (a
+stream's ``get_batches`` yields a manifest of URIs, a sink's ``process_batch_files``
+gets them): each URI carries the row count and the sha256 in its fragment
+(``#rows=4&sha256=...``, ``Handover``), which leaves the file's address as it is.
 
 The tap's settings for this are target-lfs's own (``DayFileSettings``): the data dir,
 the day, the job, the folder template; the target refuses a file that is not where
@@ -24,19 +30,25 @@ these say.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
 import io
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urldefrag, urlencode
 
+from upath import UPath
+
 from pipeline.crashpoints import pause_point
 from pipeline.dates import parse_pipeline_date
 from pipeline.errors import PipelineError
-from pipeline.lfs import data_file_name, resolve_data_dir, staging_root
+from pipeline.files import batch_file_path
+from pipeline.lfs import data_file_name, day_folder, staging_root
+from pipeline.runs import run_owner
+from pipeline.store import data_root, is_object_store, open_path
 
 INCOMING_DIR = ".incoming"
 # The settings a tap needs to write where target-lfs adopts from, named and meant as target-lfs's:
@@ -48,13 +60,15 @@ SETTINGS = {
     "folder_template": "Day folder of a table under the data dir, with {table} and {date} (target-lfs's).",
 }
 _BLOCK = 1 << 20
+# What an object store is asked for to read a header line (s3fs reads ahead a whole block).
+_HEADER_BLOCK = 1 << 16
 
 
 @dataclasses.dataclass(frozen=True)
 class DayFileSettings:
     """Where a job's day files go: the same four settings in the tap and in target-lfs."""
 
-    data_dir: Path
+    data_dir: Path | UPath
     day: dt.date
     job: str
     folder_template: str
@@ -72,21 +86,85 @@ class DayFileSettings:
             if not config.get(name):
                 raise PipelineError(f"{plugin} setting {name} is not set, but data_dir is (give both, or neither)")
         return cls(
-            data_dir=resolve_data_dir(str(config["data_dir"])),
+            data_dir=data_root(str(config["data_dir"])),
             day=parse_pipeline_date(str(config["pipeline_date"])),
             job=str(config["job"]),
             folder_template=str(config["folder_template"]),
         )
 
+    def day_path(self, key: str) -> Path | UPath:
+        """The published day folder of table ``key``."""
+        return self.data_dir / day_folder(self.folder_template, key, self.day)
+
 
 def incoming_dir(staging: Path) -> Path:
-    """The folder of a staging tree where taps write, which the target's reset of the tree leaves alone."""
+    """The folder of a local staging tree where taps write, which the target's reset of the tree leaves alone."""
     return staging / INCOMING_DIR
 
 
-def incoming_file(settings: DayFileSettings, run: str, key: str) -> Path:
-    """Where the tap writes table ``key`` on local disk: the job's staging tree, one folder per tap run."""
+def tap_file(settings: DayFileSettings, key: str) -> Path | UPath:
+    """Where the tap writes table ``key``: locally in the staging tree's ``.incoming``, in a store at its final key."""
+    run = run_owner().token
+    if is_object_store(settings.data_dir):
+        return settings.day_path(key) / run / data_file_name(key)
     return incoming_dir(staging_root(settings.data_dir, settings.job, settings.day)) / run / data_file_name(key)
+
+
+def staged_run(settings: DayFileSettings, run: str) -> Path | UPath:
+    """In an object store, the run's staging record: its day folders (full URLs) and the tables left out.
+
+    ``{DATA_DIR}/.staging/{job}/{day}/{run}.json``, written by target-lfs after the
+    folders' metadata; the publish reads it to write the receipt. Nothing reads a
+    record no receipt came from: it is a staging leftover, which a prune removes.
+    """
+    return staging_root(settings.data_dir, settings.job, settings.day) / f"{run}.json"
+
+
+def file_uri(path: Path | UPath) -> str:
+    """The URI of a day file for a manifest: ``file://...`` locally, ``s3://bucket/key`` in a store."""
+    return str(path) if is_object_store(path) else path.as_uri()
+
+
+def path_of(uri: str) -> Path | UPath:
+    """The day file a manifest's URI names (``file_uri``'s inverse), in its store."""
+    return batch_file_path(uri) if uri.startswith("file:") else open_path(uri, "a BATCH message's file")
+
+
+@contextlib.contextmanager
+def written_once(path: Path | UPath) -> Iterator[DigestWriter]:
+    """Write a day file once, hashed on the way; on any failure nothing is left where a reader looks.
+
+    Locally the partial file is removed (a killed process leaves it in ``.incoming``).
+    In a store the object is one multipart upload that only ``commit`` completes: a
+    failure aborts it, a killed process leaves an incomplete upload, never an object.
+    """
+    if not is_object_store(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with path.open("wb") as out, DigestWriter(out) as digest:
+                yield digest
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return
+    upload = path.fs.open(path.path, "wb", autocommit=False)
+    try:
+        with DigestWriter(upload) as digest:
+            yield digest
+        upload.close()
+        upload.commit()
+    except BaseException:
+        upload.discard()
+        raise
+
+
+def read_header(path: Path | UPath) -> bytes:
+    """The header line of a day file, even when a quoted column name holds a line break; only the header is read."""
+    with path.open("rb", block_size=_HEADER_BLOCK) if is_object_store(path) else path.open("rb") as source:
+        header = source.readline()
+        while header.count(b'"') % 2 and (more := source.readline()):
+            header += more
+    return header
 
 
 @dataclasses.dataclass(frozen=True)

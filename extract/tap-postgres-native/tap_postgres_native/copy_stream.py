@@ -29,7 +29,6 @@ from __future__ import annotations
 import copy
 import time
 import typing as t
-import uuid
 from functools import cached_property
 
 import psycopg2
@@ -40,7 +39,7 @@ from singer_sdk.mapper import SameRecordTransform
 from tap_postgres.client import PostgresStream
 
 from pipeline.errors import PipelineError, TransientPipelineError, first_line
-from pipeline.handover import DayFileSettings, DigestWriter, Handover, incoming_file
+from pipeline.handover import DayFileSettings, Handover, file_uri, tap_file, written_once
 from pipeline.lfs import SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY
 from pipeline.names import table_folder
 from pipeline.pgcsv import header_line
@@ -54,8 +53,6 @@ if t.TYPE_CHECKING:
     from tap_postgres_native.snapshot import SourceSnapshot
 
 CSV_ENCODING = BaseBatchFileEncoding(format="csv")
-# One name per tap process for its folder of files (see pipeline.handover.incoming_file).
-TAP_RUN = uuid.uuid4().hex[:12]
 
 # The cast that gives a column the text form of its analytics type; others are copied as they are.
 _CASTS = {BOOL_OID: "text", TEXT_OID: "text", TEXT_ARRAY_OID: "text[]"}
@@ -111,7 +108,7 @@ class CopyStream(PostgresStream):
         """Batch mode, CSV encoding, when the day-file settings are set; else RECORD messages."""
         if self.day_files is None:
             return None
-        return BatchConfig(encoding=CSV_ENCODING, storage=StorageTarget(root=self.day_files.data_dir.as_uri()))
+        return BatchConfig(encoding=CSV_ENCODING, storage=StorageTarget(root=file_uri(self.day_files.data_dir)))
 
     def build_query(self, context: Context | None) -> sa.sql.Select:
         """tap-postgres's query (RECORD mode), each column whose source type differs cast to its analytics type.
@@ -152,32 +149,26 @@ class CopyStream(PostgresStream):
     ) -> t.Iterable[tuple[BaseBatchFileEncoding, list[str]]]:
         """Write the table's day file once, in the run's snapshot, and hand it over with its rows and sha256.
 
-        A failed COPY removes its partial file; a killed tap leaves it in the staging
-        tree's ``.incoming``, which nothing reads.
+        Where, and what a failed or killed write leaves: ``pipeline.handover``.
         """
         del batch_config  # the place is the day file's (self.day_files), not a batch folder
         if not all(isinstance(stream_map, SameRecordTransform) for stream_map in self.stream_maps):
             raise PipelineError(f"{self.name}: stream maps cannot be applied to CSV batches; unset data_dir")
         settings = t.cast(DayFileSettings, self.day_files)
         table = (self.schema[SOURCE_SCHEMA_KEY], self.schema[SOURCE_TABLE_KEY])
-        path = incoming_file(settings, TAP_RUN, table_folder(*table))
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = tap_file(settings, table_folder(*table))
         snapshot: SourceSnapshot = self.connector.snapshot  # type: ignore[attr-defined]
         started = time.perf_counter()
         try:
-            with path.open("wb") as out, DigestWriter(out) as digest:
+            with written_once(path) as digest:
                 digest.write(header_line(self.get_selected_schema()["properties"]))
                 rows = snapshot.copy(table, self.copy_statement(), digest)
                 sha256 = digest.sha256()
         except psycopg2.Error as exc:
-            path.unlink(missing_ok=True)
             raise copy_failure(*table, exc) from exc
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
         seconds = time.perf_counter() - started
         self.logger.info("Copied %d rows of %s to %s in %.3f s", rows, self.name, path, seconds)
-        yield CSV_ENCODING, [Handover(uri=path.as_uri(), rows=rows, sha256=sha256).manifest_entry()]
+        yield CSV_ENCODING, [Handover(uri=file_uri(path), rows=rows, sha256=sha256).manifest_entry()]
 
 
 # Worth a retry: a lost connection, a table changed meanwhile, a statement stopped by a time limit.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from functools import cached_property
 from typing import Any, cast
@@ -12,7 +11,7 @@ from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig, Storag
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.types import Context
 
-from pipeline.handover import DayFileSettings, DigestWriter, Handover, incoming_file
+from pipeline.handover import DayFileSettings, Handover, file_uri, tap_file, written_once
 from pipeline.names import encode_name
 from pipeline.pgcsv import header_line
 from tap_typed_csv.batch import write_batch
@@ -20,8 +19,6 @@ from tap_typed_csv.reader import read_records
 from tap_typed_csv.source import CSVSource
 
 CSV_ENCODING = BaseBatchFileEncoding(format="csv")
-# One name per tap process for its folder of files (see pipeline.handover.incoming_file).
-TAP_RUN = uuid.uuid4().hex[:12]
 
 
 class TypedCSVStream(Stream):
@@ -50,7 +47,7 @@ class TypedCSVStream(Stream):
         """Batch mode (the day file itself, encoding ``csv``) when the day-file settings are set."""
         if self.day_files is None:
             return None
-        return BatchConfig(encoding=CSV_ENCODING, storage=StorageTarget(root=self.day_files.data_dir.as_uri()))
+        return BatchConfig(encoding=CSV_ENCODING, storage=StorageTarget(root=file_uri(self.day_files.data_dir)))
 
     def get_batches(
         self, batch_config: BatchConfig, context: Context | None = None
@@ -58,15 +55,10 @@ class TypedCSVStream(Stream):
         """Check the whole file into its day file, once (see tap_typed_csv.batch), and hand it over."""
         del batch_config, context  # the place is the day file's; one file, no partitions
         source = self._source
-        path = incoming_file(cast(DayFileSettings, self.day_files), TAP_RUN, encode_name(self.name))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with path.open("wb") as out, DigestWriter(out) as digest:
-                digest.write(header_line(column.name for column in source.columns))
-                rows = write_batch(source.path, source.columns, source.path_setting, digest)
-                sha256 = digest.sha256()
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
+        path = tap_file(cast(DayFileSettings, self.day_files), encode_name(self.name))
+        with written_once(path) as digest:
+            digest.write(header_line(column.name for column in source.columns))
+            rows = write_batch(source.path, source.columns, source.path_setting, digest)
+            sha256 = digest.sha256()
         self.logger.info("Checked %d rows of %s into %s", rows, source.path, path)
-        yield CSV_ENCODING, [Handover(uri=path.as_uri(), rows=rows, sha256=sha256).manifest_entry()]
+        yield CSV_ENCODING, [Handover(uri=file_uri(path), rows=rows, sha256=sha256).manifest_entry()]

@@ -18,15 +18,15 @@ import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from meltanolabs_target_csv.sinks import CSVSink
 from singer_sdk.helpers._batch import BaseBatchFileEncoding
+from upath import UPath
 
 from pipeline.crashpoints import pause_point
 from pipeline.errors import PipelineError
-from pipeline.files import batch_file_path
-from pipeline.handover import Handover, incoming_dir
+from pipeline.handover import Handover, incoming_dir, path_of, read_header
 from pipeline.lfs import (
     SOURCE_SCHEMA_KEY,
     SOURCE_TABLE_KEY,
@@ -36,6 +36,7 @@ from pipeline.lfs import (
 )
 from pipeline.names import CSV_SOURCE, encode_name, table_folder
 from pipeline.pgcsv import header_line
+from pipeline.runs import run_owner
 from target_lfs.pgcsv import RowEncoder
 
 if TYPE_CHECKING:
@@ -82,14 +83,6 @@ def contained_path(root: Path, relative: str) -> Path:
     return path
 
 
-def read_header(source: BinaryIO) -> bytes:
-    """The header line of a CSV file, even when a quoted column name holds a line break."""
-    header = source.readline()
-    while header.count(b'"') % 2 and (more := source.readline()):
-        header += more
-    return header
-
-
 class LFSSink(CSVSink):
     """Writes a stream as PostgreSQL CSV, counting rows and hashing the bytes as they are written."""
 
@@ -108,12 +101,18 @@ class LFSSink(CSVSink):
         self.source = target.source
         self.source_schema, self.table = source_identity(self.source, stream_name, schema)
         self.key = table_key(self.source, self.source_schema, self.table)
-        self.folder = contained_path(target.staging, day_folder(target.folder_template, self.key, target.day))
         try:
             file_name = data_file_name(self.key)
         except PipelineError as exc:
             raise PipelineError(f"table {self.table!r} (schema {self.source_schema!r}): {exc}") from exc
-        self._output_file = contained_path(self.folder, file_name)
+        self.day_path = target.day_files.day_path(self.key)
+        if target.object_store:
+            # The run's folder of the day folder; the adopted object's, once there is one.
+            self.folder = self.day_path / run_owner().token
+            self._output_file = self.folder / file_name
+        else:
+            self.folder = contained_path(target.staging, day_folder(target.folder_template, self.key, target.day))
+            self._output_file = contained_path(self.folder, file_name)
         self.rows = 0
         self._digest = hashlib.sha256()
         self._adopted: Handover | None = None  # the tap's day file, when it handed one over
@@ -121,18 +120,20 @@ class LFSSink(CSVSink):
         self.encoder = RowEncoder(self.schema["properties"])
 
     @property
-    def output_file(self) -> Path:
+    def output_file(self) -> Path | UPath:
         """Return the table's file in its staged day folder (replaces target-csv's naming scheme)."""
         return self._output_file
 
     def setup(self) -> None:
-        """Claim the table for this stream, then create its file with the header line.
+        """Claim the table for this stream, then create its file with the header line (locally).
 
         The claim refuses a second sink for a table already written in this run (a
         changed SCHEMA, or two streams with the same table name) instead of
-        overwriting its file.
+        overwriting its file. In an object store the file is the tap's, adopted by key.
         """
         self.lfs_target.claim_table(self)
+        if self.lfs_target.object_store:
+            return
         self.logger.info("Writing %s to %s", self.stream_name, self.output_file)
         self.folder.mkdir(parents=True, exist_ok=True)
         self._write(header_line(self.encoder.columns), mode="wb")
@@ -142,6 +143,7 @@ class LFSSink(CSVSink):
         records = context.get("records") or []
         if records:
             self._refuse_after_adoption("RECORD messages")
+            self._refuse_in_object_store()
         self._write(self.encoder.lines(records).encode("utf-8"), mode="ab")
         self.rows += len(records)
 
@@ -164,26 +166,44 @@ class LFSSink(CSVSink):
             pause_point("extract")
 
     def _adopt(self, handover: Handover) -> None:
-        """Make the tap's file the table's day file by a rename, its header checked, its figures taken as sent.
+        """Make the tap's file the table's day file, its header checked, its figures taken as sent.
 
-        Only a file of this job and day's ``.incoming`` (the same file system) is
-        taken, and only as the table's one file.
+        Locally by a rename, only from this job and day's ``.incoming`` (the same file
+        system); in an object store by its key, only in a run's folder of the table's
+        day folder. Only as the table's one file.
         """
         self._refuse_after_adoption("a second file")
         if self.rows:
             raise PipelineError(f"table {self.table!r}: a day file handed over after RECORD messages; refused")
-        path = batch_file_path(handover.uri)
-        incoming = incoming_dir(self.lfs_target.staging)
-        if not path.resolve().is_relative_to(incoming.resolve()):
-            raise PipelineError(
-                f"table {self.table!r}: the tap wrote {path}, not under {incoming}; give the tap the same "
-                "data_dir, pipeline_date and job as target-lfs"
-            )
-        with path.open("rb") as source:
-            self._check_header(read_header(source), path)
-        os.replace(path, self.output_file)
+        path = path_of(handover.uri)
+        if self.lfs_target.object_store:
+            if str(path.parent.parent) != str(self.day_path) or path.name != self.output_file.name:
+                raise PipelineError(
+                    f"table {self.table!r}: the tap wrote {path}, not {self.day_path}/<run>/{self.output_file.name}; "
+                    "give the tap the same data_dir, pipeline_date and folder_template as target-lfs"
+                )
+            self._check_header(read_header(path), path)
+            self.folder, self._output_file = path.parent, path
+        else:
+            incoming = incoming_dir(self.lfs_target.staging)
+            if not path.resolve().is_relative_to(incoming.resolve()):
+                raise PipelineError(
+                    f"table {self.table!r}: the tap wrote {path}, not under {incoming}; give the tap the same "
+                    "data_dir, pipeline_date and job as target-lfs"
+                )
+            self._check_header(read_header(path), path)
+            os.replace(path, self.output_file)
         self.rows = handover.rows
         self._adopted = handover
+
+    def _refuse_in_object_store(self) -> None:
+        """Objects are written once: only a tap's handed-over day file can become one."""
+        if self.lfs_target.object_store:
+            raise PipelineError(
+                f"table {self.table!r}: target-lfs writes to an object store (DATA_DIR "
+                f"{self.lfs_target.day_files.data_dir}) only day files a tap hands over (pipeline/handover.py: "
+                "give the tap data_dir); RECORD messages need a local DATA_DIR"
+            )
 
     def _refuse_after_adoption(self, what: str) -> None:
         """A table has one day file: nothing may follow the adopted one."""
@@ -192,7 +212,7 @@ class LFSSink(CSVSink):
                 f"table {self.table!r}: {what} after its day file {self._adopted.uri} was adopted; refused"
             )
 
-    def _check_header(self, header: bytes, path: Path) -> None:
+    def _check_header(self, header: bytes, path: Path | UPath) -> None:
         """Refuse, in one line naming the table, a file whose header line is not exactly the stream's columns."""
         if header == header_line(self.encoder.columns):
             return
@@ -216,6 +236,8 @@ class LFSSink(CSVSink):
 
     def table_file(self) -> TableFile:
         """Describe the written file for the folder's metadata (the schema without the identity keys)."""
+        if self._adopted is None:
+            self._refuse_in_object_store()
         schema = {k: v for k, v in self.schema.items() if k not in (SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY)}
         return TableFile(
             key=self.key,

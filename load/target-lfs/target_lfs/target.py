@@ -17,10 +17,12 @@ from singer_sdk.io_base import SingerReader
 from pipeline.dates import parse_pipeline_date
 from pipeline.errors import PipelineError, run_plugin_cli
 from pipeline.files import dump_json, write_text_atomic
-from pipeline.handover import incoming_dir
-from pipeline.lfs import LEFT_OUT_FILE, LEFT_OUT_MESSAGE, resolve_data_dir, staging_root, write_folder_metadata
+from pipeline.handover import DayFileSettings, incoming_dir, staged_run
+from pipeline.lfs import LEFT_OUT_FILE, LEFT_OUT_MESSAGE, staging_root, write_folder_metadata
 from pipeline.locks import hold_run_lock
 from pipeline.names import CSV_SOURCE, POSTGRES_SOURCE
+from pipeline.runs import run_owner
+from pipeline.store import data_root, is_object_store
 from target_lfs.sinks import LFSSink
 
 SOURCES = (POSTGRES_SOURCE, CSV_SOURCE)
@@ -94,16 +96,19 @@ class TargetLFS(TargetCSV):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         # Everything is checked before anything is written.
         self.day = parse_pipeline_date(self.config.get("pipeline_date"))
-        data_dir = resolve_data_dir(required_setting(self.config, "data_dir", "DATA_DIR"))
+        data_dir = data_root(required_setting(self.config, "data_dir", "DATA_DIR"))
         self.job = required_setting(self.config, "job", "the plugin's config")
         self.folder_template = required_setting(self.config, "folder_template", "the plugin's config")
         self.source = required_setting(self.config, "source", "the plugin's config")
         if self.source not in SOURCES:
             raise PipelineError(f"target-lfs setting source is {self.source!r}; set it to one of {', '.join(SOURCES)}")
+        self.day_files = DayFileSettings(data_dir, self.day, self.job, self.folder_template)
+        self.object_store = is_object_store(data_dir)
         self.staging = staging_root(data_dir, self.job, self.day)
         self._tables: dict[str, LFSSink] = {}
         hold_run_lock(self.job, self.day)  # no other run of the job and day writes while this one does
-        reset_staging(self.staging)
+        if not self.object_store:  # in a store every run writes its own folders (pipeline.handover)
+            reset_staging(self.staging)
 
     def claim_table(self, sink: LFSSink) -> None:
         """Register the sink that writes ``sink.key``; refuse a second one in the same run."""
@@ -116,17 +121,26 @@ class TargetLFS(TargetCSV):
         self._tables[sink.key] = sink
 
     def process_endofpipe(self) -> None:
-        """Drain every sink, then write each day folder's metadata, ``_SUCCESS`` last; and what was left out."""
+        """Drain every sink, then write each day folder's metadata, ``_SUCCESS`` last; and what was left out.
+
+        Locally in the staging tree; in an object store in the run's folders, which
+        the run's staging record then lists (``pipeline.handover.staged_run``) with what
+        was left out, for the publish.
+        """
         super().process_endofpipe()
         left_out = self.message_reader.left_out  # type: ignore[attr-defined]
-        if left_out is not None:
-            write_text_atomic(self.staging / LEFT_OUT_FILE, dump_json(left_out))
-        folders: dict[Path, list[LFSSink]] = defaultdict(list)
+        folders: dict[str, list[LFSSink]] = defaultdict(list)
         for sink in self._tables.values():
-            folders[sink.folder].append(sink)
-        for folder, sinks in sorted(folders.items()):
+            folders[str(sink.folder)].append(sink)
+        for _, sinks in sorted(folders.items()):
+            folder = sinks[0].folder
             write_folder_metadata(folder, [sink.table_file() for sink in sorted(sinks, key=lambda s: s.key)])
             self.logger.info("Staged %s (%s)", folder, ", ".join(sorted(s.key for s in sinks)))
+        if self.object_store:
+            record = staged_run(self.day_files, run_owner().token)
+            write_text_atomic(record, dump_json({"folders": sorted(folders), "left_out": left_out or []}))
+        elif left_out is not None:
+            write_text_atomic(self.staging / LEFT_OUT_FILE, dump_json(left_out))
 
 
 def main() -> None:
