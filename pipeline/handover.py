@@ -111,7 +111,7 @@ def tap_file(settings: DayFileSettings, key: str) -> Path | UPath:
 
 
 def staged_run(settings: DayFileSettings, run: str) -> Path | UPath:
-    """In an object store, the run's staging record: its day folders (full URLs) and the tables left out.
+    """In an object store, the run's staging record: its day folders (relative to the data dir) and the tables left out.
 
     ``{DATA_DIR}/.staging/{job}/{day}/{run}.json``, written by target-lfs after the
     folders' metadata; the publish reads it to write the receipt. Nothing reads a

@@ -137,8 +137,10 @@ class TargetLFS(TargetCSV):
             write_folder_metadata(folder, [sink.table_file() for sink in sorted(sinks, key=lambda s: s.key)])
             self.logger.info("Staged %s (%s)", folder, ", ".join(sorted(s.key for s in sinks)))
         if self.object_store:
+            root = str(self.day_files.data_dir).rstrip("/") + "/"
+            staged = sorted(name.removeprefix(root) for name in folders)
             record = staged_run(self.day_files, run_owner().token)
-            write_text_atomic(record, dump_json({"folders": sorted(folders), "left_out": left_out or []}))
+            write_text_atomic(record, dump_json({"folders": staged, "left_out": left_out or []}))
         elif left_out is not None:
             write_text_atomic(self.staging / LEFT_OUT_FILE, dump_json(left_out))
 
