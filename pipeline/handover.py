@@ -110,16 +110,6 @@ def tap_file(settings: DayFileSettings, key: str) -> Path | UPath:
     return incoming_dir(staging_root(settings.data_dir, settings.job, settings.day)) / run / data_file_name(key)
 
 
-def staged_run(settings: DayFileSettings, run: str) -> Path | UPath:
-    """In an object store, the run's staging record: its day folders (relative to the data dir) and the tables left out.
-
-    ``{DATA_DIR}/.staging/{job}/{day}/{run}.json``, written by target-lfs after the
-    folders' metadata; the publish reads it to write the receipt. Nothing reads a
-    record no receipt came from: it is a staging leftover, which a prune removes.
-    """
-    return staging_root(settings.data_dir, settings.job, settings.day) / f"{run}.json"
-
-
 def file_uri(path: Path | UPath) -> str:
     """The URI of a day file for a manifest: ``file://...`` locally, ``s3://bucket/key`` in a store."""
     return str(path) if is_object_store(path) else path.as_uri()

@@ -17,12 +17,13 @@ from singer_sdk.io_base import SingerReader
 from pipeline.dates import parse_pipeline_date
 from pipeline.errors import PipelineError, run_plugin_cli
 from pipeline.files import dump_json, write_text_atomic
-from pipeline.handover import DayFileSettings, incoming_dir, staged_run
+from pipeline.handover import DayFileSettings, incoming_dir
 from pipeline.lfs import LEFT_OUT_FILE, LEFT_OUT_MESSAGE, staging_root, write_folder_metadata
 from pipeline.locks import hold_run_lock
 from pipeline.names import CSV_SOURCE, POSTGRES_SOURCE
 from pipeline.runs import run_owner
-from pipeline.store import data_root, is_object_store
+from pipeline.s3day import begin_run, finish_run
+from pipeline.store import data_root, is_object_store, verify
 from target_lfs.sinks import LFSSink
 
 SOURCES = (POSTGRES_SOURCE, CSV_SOURCE)
@@ -102,12 +103,15 @@ class TargetLFS(TargetCSV):
         self.source = required_setting(self.config, "source", "the plugin's config")
         if self.source not in SOURCES:
             raise PipelineError(f"target-lfs setting source is {self.source!r}; set it to one of {', '.join(SOURCES)}")
+        verify(data_dir)
         self.day_files = DayFileSettings(data_dir, self.day, self.job, self.folder_template)
         self.object_store = is_object_store(data_dir)
         self.staging = staging_root(data_dir, self.job, self.day)
         self._tables: dict[str, LFSSink] = {}
         hold_run_lock(self.job, self.day)  # no other run of the job and day writes while this one does
-        if not self.object_store:  # in a store every run writes its own folders (pipeline.handover)
+        if self.object_store:  # every run writes its own folders (pipeline.handover, pipeline.s3day)
+            begin_run(data_dir, self.job, self.day, run_owner().token)
+        else:
             reset_staging(self.staging)
 
     def claim_table(self, sink: LFSSink) -> None:
@@ -124,8 +128,8 @@ class TargetLFS(TargetCSV):
         """Drain every sink, then write each day folder's metadata, ``_SUCCESS`` last; and what was left out.
 
         Locally in the staging tree; in an object store in the run's folders, which
-        the run's staging record then lists (``pipeline.handover.staged_run``) with what
-        was left out, for the publish.
+        the run's note then lists with what was left out, for the publish
+        (``pipeline.s3day.finish_run``).
         """
         super().process_endofpipe()
         left_out = self.message_reader.left_out  # type: ignore[attr-defined]
@@ -138,9 +142,8 @@ class TargetLFS(TargetCSV):
             self.logger.info("Staged %s (%s)", folder, ", ".join(sorted(s.key for s in sinks)))
         if self.object_store:
             root = str(self.day_files.data_dir).rstrip("/") + "/"
-            staged = sorted(name.removeprefix(root) for name in folders)
-            record = staged_run(self.day_files, run_owner().token)
-            write_text_atomic(record, dump_json({"folders": staged, "left_out": left_out or []}))
+            written = [name.removeprefix(root) for name in folders]
+            finish_run(self.day_files.data_dir, self.job, self.day, run_owner().token, written, left_out or [])
         elif left_out is not None:
             write_text_atomic(self.staging / LEFT_OUT_FILE, dump_json(left_out))
 
