@@ -62,6 +62,8 @@ SETTINGS = {
 _BLOCK = 1 << 20
 # What an object store is asked for to read a header line (s3fs reads ahead a whole block).
 _HEADER_BLOCK = 1 << 16
+# A day file's part in a multipart upload: what the tap holds in memory per table (s3fs's default is 50 MiB).
+OBJECT_PART_BYTES = 8 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,8 +127,9 @@ def written_once(path: Path | UPath) -> Iterator[DigestWriter]:
     """Write a day file once, hashed on the way; on any failure nothing is left where a reader looks.
 
     Locally the partial file is removed (a killed process leaves it in ``.incoming``).
-    In a store the object is one multipart upload that only ``commit`` completes: a
-    failure aborts it, a killed process leaves an incomplete upload, never an object.
+    In a store the object appears only when the whole file is written: a small one is
+    one put at the end, a larger one a multipart upload that only the end completes; a
+    failure discards it, a killed process leaves an incomplete upload, never an object.
     """
     if not is_object_store(path):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -137,14 +140,14 @@ def written_once(path: Path | UPath) -> Iterator[DigestWriter]:
             path.unlink(missing_ok=True)
             raise
         return
-    upload = path.fs.open(path.path, "wb", autocommit=False)
+    upload = path.fs.open(path.path, "wb", block_size=OBJECT_PART_BYTES)
     try:
         with DigestWriter(upload) as digest:
             yield digest
-        upload.close()
-        upload.commit()
+        upload.close()  # one put for a small file; a larger one's multipart upload is completed
     except BaseException:
-        upload.discard()
+        upload.discard()  # aborts the multipart upload, drops the buffer: no object
+        upload.closed = True  # so that nothing commits it later
         raise
 
 
