@@ -35,6 +35,8 @@ import dataclasses
 import datetime as dt
 import hashlib
 import io
+import queue
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -60,6 +62,8 @@ SETTINGS = {
     "folder_template": "Day folder of a table under the data dir, with {table} and {date} (target-lfs's).",
 }
 _BLOCK = 1 << 20
+# Blocks of _BLOCK that may wait for the writing thread (see _Digest).
+_QUEUED_BLOCKS = 4
 # What an object store is asked for to read a header line (s3fs reads ahead a whole block).
 _HEADER_BLOCK = 1 << 16
 # A day file's part in a multipart upload: what the tap holds in memory per table (s3fs's default is 50 MiB).
@@ -187,22 +191,64 @@ class Handover:
 
 
 class _Digest(io.RawIOBase):
-    """A raw stream that hashes what passes through to ``out``."""
+    """A raw stream that hashes what passes through to ``out``, in a thread of its own.
+
+    Why a thread: the hash and the write (in a bucket, a part's upload) then run beside
+    the COPY that produces the next blocks instead of between them; both release the
+    GIL. At most ``_QUEUED_BLOCKS`` blocks wait, so memory stays bounded.
+    """
 
     def __init__(self, out: BinaryIO) -> None:
         super().__init__()
         self._out = out
-        self.digest = hashlib.sha256()
+        self._digest = hashlib.sha256()
+        self._blocks: queue.Queue[bytes | None] = queue.Queue(maxsize=_QUEUED_BLOCKS)
+        self._failure: BaseException | None = None
+        self._worker: threading.Thread | None = threading.Thread(target=self._drain, daemon=True)
+        self._worker.start()
 
     def writable(self) -> bool:
         return True
 
     def write(self, block: Any) -> int:  # type: ignore[override]
-        """Hash the block, then write all of it."""
-        self.digest.update(block)
-        self._out.write(block)
-        pause_point("day-file")
-        return len(block)
+        """Queue a copy of the block (the caller reuses its buffer) for hashing and writing."""
+        self._raise_failure()
+        data = bytes(block)
+        self._blocks.put(data)
+        return len(data)
+
+    def _drain(self) -> None:
+        """Hash and write each queued block in order; after a failure only empty the queue."""
+        while (block := self._blocks.get()) is not None:
+            if self._failure is not None:
+                continue
+            try:
+                self._digest.update(block)
+                self._out.write(block)
+                pause_point("day-file")
+            except BaseException as exc:  # raised in the writing thread, at its next write or at the end
+                self._failure = exc
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def finish(self) -> str:
+        """Wait until every queued block is written; the hex sha256 of them all."""
+        if self._worker is not None:
+            self._blocks.put(None)
+            self._worker.join()
+            self._worker = None
+        self._raise_failure()
+        return self._digest.hexdigest()
+
+    def close(self) -> None:
+        """Stop the thread (whatever is queued is still written); ``out`` stays open."""
+        if self._worker is not None:
+            self._blocks.put(None)
+            self._worker.join()
+            self._worker = None
+        super().close()
 
 
 class DigestWriter(io.BufferedWriter):
@@ -217,6 +263,6 @@ class DigestWriter(io.BufferedWriter):
         super().__init__(self._digest, buffer_size=_BLOCK)
 
     def sha256(self) -> str:
-        """The hex sha256 of everything written so far (flushed first)."""
+        """The hex sha256 of everything written (flushed first, and written through to ``out``)."""
         self.flush()
-        return self._digest.digest.hexdigest()
+        return self._digest.finish()
