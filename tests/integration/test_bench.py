@@ -61,6 +61,9 @@ def test_bench_at_scales_2_and_3_with_its_peers_writes_latest_json_and_the_page(
             "--analytics-db",
             f"test_bench_analytics_{suffix}",
             "--no-airflow",
+            # Step 1 on a local SeaweedFS beside local disk (step 2 too once it reads a bucket: issue 18).
+            "--store-jobs",
+            "postgres-to-lfs,csv-to-lfs",
         ],
         cwd=PROJECT_ROOT,
         env=env,
@@ -97,6 +100,14 @@ def test_bench_at_scales_2_and_3_with_its_peers_writes_latest_json_and_the_page(
     assert export["rows"] == 2 * 2155
     assert export["psql_seconds"] > 0
     assert latest["airflow_day_seconds"] is None
+    # The same jobs with DATA_DIR on SeaweedFS, beside local disk; step 1's data phase there too.
+    store = latest["object_store"]
+    assert [job["job"] for job in store["jobs"]] == JOBS[:2]
+    for job in store["jobs"]:
+        assert set(job) == {"job", "seconds", "local_seconds", "speed_to_local", "peak_rss_mb", "largest_process"}
+        assert job["seconds"] > 0
+        assert job["peak_rss_mb"] > 0
+    assert store["data_phase"]["rows"] == latest["jobs"][0]["rows"]
     # Every peer on the same data: a Northwind day, then each hop at the first scale.
     assert [peer["peer"] for peer in latest["peers_day"]] == ["sling", "dlt"]
     assert all(peer["seconds"] > 0 for peer in latest["peers_day"])
