@@ -8,7 +8,6 @@ half, and a broken or missing file is refused with its path in the message.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import uuid
@@ -17,7 +16,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from pipeline.errors import PipelineError
-from pipeline.store import is_object_store
+from pipeline.store import is_object_store, sha256_of
 
 
 def batch_file_path(uri: str) -> Path:
@@ -29,12 +28,8 @@ def batch_file_path(uri: str) -> Path:
 
 
 def sha256_file(path: Path) -> str:
-    """The hex sha256 of a file, read in blocks so any size fits in memory."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+    """The hex sha256 of a file (or object), read in blocks so any size fits in memory: ``store.sha256_of``."""
+    return sha256_of(path)
 
 
 def dump_json(obj: Any) -> str:
