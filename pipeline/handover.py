@@ -50,7 +50,7 @@ from pipeline.errors import PipelineError
 from pipeline.files import batch_file_path
 from pipeline.lfs import data_file_name, day_folder, staging_root
 from pipeline.runs import run_owner
-from pipeline.store import data_root, is_object_store, open_path
+from pipeline.store import data_root, is_object_store, open_path, verify
 
 INCOMING_DIR = ".incoming"
 # The settings a tap needs to write where target-lfs adopts from, named and meant as target-lfs's:
@@ -62,6 +62,7 @@ SETTINGS = {
     "folder_template": "Day folder of a table under the data dir, with {table} and {date} (target-lfs's).",
 }
 _BLOCK = 1 << 20
+_VERIFIED: set[str] = set()  # the data dirs this process has verified (see _verify_once)
 # Blocks of _BLOCK that may wait for the writing thread (see _Digest).
 _QUEUED_BLOCKS = 4
 # What an object store is asked for to read a header line (s3fs reads ahead a whole block).
@@ -91,16 +92,28 @@ class DayFileSettings:
         for name in SETTINGS:
             if not config.get(name):
                 raise PipelineError(f"{plugin} setting {name} is not set, but data_dir is (give both, or neither)")
-        return cls(
+        settings = cls(
             data_dir=data_root(str(config["data_dir"])),
             day=parse_pipeline_date(str(config["pipeline_date"])),
             job=str(config["job"]),
             folder_template=str(config["folder_template"]),
         )
+        _verify_once(str(settings.data_dir), settings.data_dir)
+        return settings
 
     def day_path(self, key: str) -> Path | UPath:
         """The published day folder of table ``key``."""
         return self.data_dir / day_folder(self.folder_template, key, self.day)
+
+
+def _verify_once(name: str, data_dir: Path | UPath) -> None:
+    """``store.verify`` once per process: a missing bucket is refused in one line before a tap writes.
+
+    Without it a tap's first put could meet a server that creates the bucket on the fly.
+    """
+    if name not in _VERIFIED:
+        verify(data_dir)
+        _VERIFIED.add(name)
 
 
 def incoming_dir(staging: Path) -> Path:
