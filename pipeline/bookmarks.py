@@ -70,6 +70,7 @@ class Window:
     start: str | None
     end: str | None = None
     kept_file: str | None = None
+    kept_rows: int | None = None  # the kept file's rows, as its receipt recorded them
 
     @property
     def holds(self) -> str:
@@ -158,7 +159,14 @@ def plan_window(
     if reextract and method == INCREMENTAL:
         return Window(method, column, own["start"], own["end"])
     entry = receipts.own["tables"][key]  # type: ignore[index]
-    return Window(method, column, own["start"], own["end"], kept_file=f"{entry['folder']}/{entry['file']}")
+    return Window(
+        method,
+        column,
+        own["start"],
+        own["end"],
+        kept_file=f"{entry['folder']}/{entry['file']}",
+        kept_rows=entry["rows"],
+    )
 
 
 def add_windows(tables: dict[str, dict[str, Any]], bookmarks: dict[str, dict[str, Any]]) -> None:

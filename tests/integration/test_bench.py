@@ -63,6 +63,9 @@ def test_bench_at_scales_2_and_3_with_its_peers_writes_latest_json_and_the_page(
             "--no-airflow",
             "--changes-rows",
             "20000",
+            # Step 1 on a local SeaweedFS beside local disk (step 2 too once it reads a bucket: issue 18).
+            "--store-jobs",
+            "postgres-to-lfs,csv-to-lfs",
         ],
         cwd=PROJECT_ROOT,
         env=env,
@@ -76,8 +79,13 @@ def test_bench_at_scales_2_and_3_with_its_peers_writes_latest_json_and_the_page(
     assert latest["scale"] == 2
     assert latest["northwind_day_seconds"] > 0
     assert [job["job"] for job in latest["jobs"]] == JOBS
-    for job in latest["jobs"][:2]:
-        assert set(job) == JOB_KEYS
+    assert set(latest["jobs"][0]) == {*JOB_KEYS, "parts"}
+    assert set(latest["jobs"][1]) == JOB_KEYS
+    # Step 1's data phase: the tap's COPYs of every row to their day files, beside psql's COPY TO.
+    [phase] = latest["jobs"][0]["parts"]
+    assert set(phase) == {"part", "rows", "seconds", "rows_per_s", "psql_seconds"}
+    assert phase["rows"] == latest["jobs"][0]["rows"]
+    assert phase["seconds"] > 0
     step2 = latest["jobs"][2]
     assert set(step2) == {*JOB_KEYS, "parts"}
     for job in latest["jobs"]:
@@ -101,6 +109,14 @@ def test_bench_at_scales_2_and_3_with_its_peers_writes_latest_json_and_the_page(
     assert changes["full_table"]["step1_seconds"] > 0
     assert changes["full_table"]["step2_seconds"] > 0
     assert "INCREMENTAL / FULL_TABLE: " in result.stdout
+    # The same jobs with DATA_DIR on SeaweedFS, beside local disk; step 1's data phase there too.
+    store = latest["object_store"]
+    assert [job["job"] for job in store["jobs"]] == JOBS[:2]
+    for job in store["jobs"]:
+        assert set(job) == {"job", "seconds", "local_seconds", "speed_to_local", "peak_rss_mb", "largest_process"}
+        assert job["seconds"] > 0
+        assert job["peak_rss_mb"] > 0
+    assert store["data_phase"]["rows"] == latest["jobs"][0]["rows"]
     # Every peer on the same data: a Northwind day, then each hop at the first scale.
     assert [peer["peer"] for peer in latest["peers_day"]] == ["sling", "dlt"]
     assert all(peer["seconds"] > 0 for peer in latest["peers_day"])
@@ -125,6 +141,6 @@ def test_bench_at_scales_2_and_3_with_its_peers_writes_latest_json_and_the_page(
     assert "not measured" not in result.stdout
     assert "Postgres tables to files: ours / sling = " in result.stdout
     page = (tmp_path / "data" / "bench" / "latest.html").read_text()
-    assert page.count("<svg") == 5  # four hops and the memory chart; no timeline without Airflow
+    assert page.count("<svg") == 6  # five hops and the memory chart; no timeline without Airflow
     assert "Not run (<code>--no-airflow</code>)" in page
     assert "stock (200 rows)" in page

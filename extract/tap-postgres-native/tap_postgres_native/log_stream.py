@@ -72,7 +72,7 @@ class LogStream(CopyStream):
         if changes is None:
             items = [self._item(name, prop, "t") for name, prop in properties.items()]
             return sql.SQL(
-                "COPY (SELECT {} AS {}, {}::pg_lsn AS {}, {} FROM {} AS t) TO STDOUT (FORMAT csv, HEADER true)"
+                "COPY (SELECT {} AS {}, {}::pg_lsn AS {}, {} FROM {} AS t) TO STDOUT (FORMAT csv)"
             ).format(
                 sql.Literal(SNAPSHOT_OP), op, sql.Literal(window.end), lsn, sql.SQL(", ").join(items), source(table)
             )
@@ -90,7 +90,7 @@ class LogStream(CopyStream):
             "THEN {} ELSE {} END AS {}, (c.change->>'lsn')::pg_lsn AS {}, {} "
             "FROM json_array_elements({}::json) WITH ORDINALITY AS c(change, ord) "
             "CROSS JOIN LATERAL json_populate_record(NULL::{}, c.change->'key') AS k "
-            "LEFT JOIN {} AS t ON {} ORDER BY c.ord) TO STDOUT (FORMAT csv, HEADER true)"
+            "LEFT JOIN {} AS t ON {} ORDER BY c.ord) TO STDOUT (FORMAT csv)"
         ).format(
             sql.Literal(DELETE_OP),
             sql.Literal(UPDATE_OP),
