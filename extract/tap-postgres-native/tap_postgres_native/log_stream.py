@@ -71,9 +71,7 @@ class LogStream(CopyStream):
         op, lsn = sql.Identifier(OP_COLUMN), sql.Identifier(LSN_COLUMN)
         if changes is None:
             items = [self._item(name, prop, "t") for name, prop in properties.items()]
-            return sql.SQL(
-                "COPY (SELECT {} AS {}, {}::pg_lsn AS {}, {} FROM {} AS t) TO STDOUT (FORMAT csv)"
-            ).format(
+            return sql.SQL("COPY (SELECT {} AS {}, {}::pg_lsn AS {}, {} FROM {} AS t) TO STDOUT (FORMAT csv)").format(
                 sql.Literal(SNAPSHOT_OP), op, sql.Literal(window.end), lsn, sql.SQL(", ").join(items), source(table)
             )
         primary = list(self.catalog_entry.get("key_properties") or [])
