@@ -294,6 +294,25 @@ def test_batch_mode_round_trip_copy_gives_back_the_source_rows(
             assert diff == [], f"rows of {left} missing from {right}"
 
 
+def discover_with_tables(exe: str, database: str, tables: dict, tmp_path: Path) -> subprocess.CompletedProcess:
+    """The tap's discovery of ``database`` with TAP_POSTGRES_TABLES set to ``tables``."""
+    config = tmp_path / "tap.json"
+    config.write_text(
+        json.dumps(
+            {
+                "host": ENV["TAP_POSTGRES_HOST"],
+                "port": int(ENV["TAP_POSTGRES_PORT"]),
+                "user": ENV["TAP_POSTGRES_USER"],
+                "password": ENV["TAP_POSTGRES_PASSWORD"],
+                "database": database,
+                "filter_schemas": ["public"],
+                "tables": json.dumps(tables),
+            }
+        )
+    )
+    return subprocess.run([exe, "--config", config, "--discover"], capture_output=True, text=True, timeout=120)
+
+
 def test_a_table_read_incrementally_without_a_primary_key_or_its_key_column_is_refused_one_line_each(
     tap_postgres_native_exe, throwaway_database, tmp_path
 ):
@@ -306,24 +325,8 @@ def test_a_table_read_incrementally_without_a_primary_key_or_its_key_column_is_r
             "keyed": {"replication-method": "INCREMENTAL", "replication-key": "updated_at"},
         }
     }
-    config = tmp_path / "tap.json"
-    config.write_text(
-        json.dumps(
-            {
-                "host": ENV["TAP_POSTGRES_HOST"],
-                "port": int(ENV["TAP_POSTGRES_PORT"]),
-                "user": ENV["TAP_POSTGRES_USER"],
-                "password": ENV["TAP_POSTGRES_PASSWORD"],
-                "database": name,
-                "filter_schemas": ["public"],
-                "tables": json.dumps(tables),
-            }
-        )
-    )
 
-    result = subprocess.run(
-        [tap_postgres_native_exe, "--config", config, "--discover"], capture_output=True, text=True, timeout=120
-    )
+    result = discover_with_tables(tap_postgres_native_exe, name, tables, tmp_path)
 
     assert result.returncode != 0
     assert "table public.keyed: replication-key 'updated_at' is no column of it (TAP_POSTGRES_TABLES)" in result.stderr
@@ -331,6 +334,29 @@ def test_a_table_read_incrementally_without_a_primary_key_or_its_key_column_is_r
         "table public.no_key: replication-method INCREMENTAL needs a primary key (a day's changes are merged by it)"
         in result.stderr
     )
+
+
+def test_a_key_declared_for_an_incremental_table_without_a_primary_key_is_its_streams_key(
+    tap_postgres_native_exe, throwaway_database, tmp_path
+):
+    name = throwaway_database("tap_declared_key")
+    with psycopg.connect(conninfo(name), autocommit=True) as conn:
+        conn.execute("CREATE TABLE no_key (n integer, version bigint)")
+    options = {"replication-method": "INCREMENTAL", "replication-key": "version"}
+
+    declared = discover_with_tables(
+        tap_postgres_native_exe, name, {"public": {"no_key": {**options, "table-key-properties": ["n"]}}}, tmp_path
+    )
+    misnamed = discover_with_tables(
+        tap_postgres_native_exe, name, {"public": {"no_key": {**options, "table-key-properties": ["m"]}}}, tmp_path
+    )
+
+    assert declared.returncode == 0, declared.stderr
+    (stream,) = json.loads(declared.stdout)["streams"]
+    root = next(item["metadata"] for item in stream["metadata"] if item["breadcrumb"] == [])
+    assert (stream["key_properties"], root["table-key-properties"]) == (["n"], ["n"])
+    assert misnamed.returncode != 0
+    assert "table public.no_key: table-key-properties 'm' is no column (TAP_POSTGRES_TABLES)" in misnamed.stderr
 
 
 def test_a_rerun_of_the_day_writes_the_same_bytes(tap_postgres_native_exe, target_lfs_exe, tap_config, tmp_path):

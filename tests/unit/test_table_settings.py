@@ -48,7 +48,7 @@ def test_an_empty_or_unset_setting_selects_every_table(value: object) -> None:
         ('{"public": {"orders": false}}', "table 'public'.'orders' maps to false, not an object of options"),
         (
             '{"public": {"orders": {"selceted": false}}}',
-            "unknown option 'selceted' (known: replication-key, replication-method, selected)",
+            "unknown option 'selceted' (known: replication-key, replication-method, selected, table-key-properties)",
         ),
         ('{"public": {"orders": {"selected": "no"}}}', "option 'selected' is \"no\", not a bool"),
         (
@@ -58,6 +58,14 @@ def test_an_empty_or_unset_setting_selects_every_table(value: object) -> None:
         (
             '{"public": {"orders": {"replication-method": "INCREMENTAL"}}}',
             "table 'public'.'orders': replication-method INCREMENTAL needs a replication-key",
+        ),
+        (
+            '{"public": {"orders": {"replication-method": "LOG_BASED", "table-key-properties": ["id"]}}}',
+            "table-key-properties is for replication-method INCREMENTAL (LOG_BASED needs the source's primary key",
+        ),
+        (
+            '{"p": {"t": {"replication-method": "INCREMENTAL", "replication-key": "v", "table-key-properties": []}}}',
+            "table 'p'.'t': table-key-properties [] is not a list of column names",
         ),
         (
             '{"public": {"orders": {"replication-key": "order_id"}}}',

@@ -64,10 +64,16 @@ def replication_problems(
                     f"table {table.quoted}, column {reserved!r}: the name is reserved for the column LOG_BASED adds; "
                     f"rename the column at the source, or read the table INCREMENTAL or FULL_TABLE ({VARIABLE})"
                 )
+        for column in settings.declared_key(schema, name):
+            if column not in table.columns:
+                problems.append(
+                    f"table {table.quoted}: table-key-properties {column!r} is no column of it ({VARIABLE})"
+                )
         if not keys.get((schema, name)):
+            declare = ", declare one (table-key-properties)" if method == INCREMENTAL else ""
             problems.append(
                 f"table {table.quoted}: replication-method {method} needs a primary key (a day's changes are merged "
-                f"by it); add one at the source, or read the table FULL_TABLE ({VARIABLE})"
+                f"by it); add one at the source{declare}, or read the table FULL_TABLE ({VARIABLE})"
             )
     return problems
 

@@ -31,7 +31,12 @@ from pipeline.errors import PipelineError
 SETTING = "tables"
 VARIABLE = "TAP_POSTGRES_TABLES"
 # Every option a table's object may hold, with the type of its value.
-OPTIONS: dict[str, type] = {"selected": bool, "replication-method": str, "replication-key": str}
+OPTIONS: dict[str, type] = {
+    "selected": bool,
+    "replication-method": str,
+    "replication-key": str,
+    "table-key-properties": list,
+}
 FULL_TABLE = "FULL_TABLE"
 INCREMENTAL = "INCREMENTAL"
 LOG_BASED = "LOG_BASED"
@@ -75,6 +80,10 @@ class TableSettings:
         """The column whose growth an ``INCREMENTAL`` table is read by; None for the other methods."""
         return self._options.get((schema, table), {}).get("replication-key")
 
+    def declared_key(self, schema: str, table: str) -> list[str]:
+        """The key declared for a table without a primary key (``table-key-properties``, Singer's word); [] if none."""
+        return list(self._options.get((schema, table), {}).get("table-key-properties", []))
+
     def named(self) -> set[tuple[str, str]]:
         """Every (schema, table) the setting names, to tell the user about names the source does not have."""
         return set(self._options)
@@ -114,4 +123,13 @@ def _checked_options(schema: str, table: str, options: Any) -> dict[str, Any]:
         raise _refused(f"{where}: replication-method INCREMENTAL needs a replication-key (a column that grows)")
     if key is not None and method != INCREMENTAL:
         raise _refused(f"{where}: replication-key is for replication-method INCREMENTAL, not {method}")
+    declared = options.get("table-key-properties")
+    if declared is not None:
+        if not declared or not all(isinstance(column, str) for column in declared):
+            raise _refused(f"{where}: table-key-properties {json.dumps(declared)} is not a list of column names")
+        if method != INCREMENTAL:
+            raise _refused(
+                f"{where}: table-key-properties is for replication-method INCREMENTAL (LOG_BASED needs the source's "
+                "primary key: the log names a changed row by it)"
+            )
     return dict(options)

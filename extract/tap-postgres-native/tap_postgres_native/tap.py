@@ -148,6 +148,10 @@ class NativeTypesConnector(PostgresConnector):
                 file=sys.stderr,
             )
         kept = [entry for entry in entries if (entry_schema_name(entry) or "", entry["table_name"]) in tables]
+        for entry in kept:
+            declared = settings.declared_key(entry_schema_name(entry) or "", entry["table_name"])
+            if declared and not entry.get("key_properties"):
+                declare_key(entry, declared)
         keys = {(entry_schema_name(e) or "", e["table_name"]): e.get("key_properties") or [] for e in kept}
         refuse(replication_problems(tables, keys, settings))
         entries = native_entries(kept, tables, types, type_names)
@@ -155,6 +159,17 @@ class NativeTypesConnector(PostgresConnector):
             if settings.method(entry_schema_name(entry) or "", entry["table_name"]) == LOG_BASED:
                 add_log_columns(entry)
         return entries
+
+
+def declare_key(entry: dict[str, Any], columns: list[str]) -> None:
+    """Make a key declared for a table without a primary key (``TAP_POSTGRES_TABLES``) its stream's key.
+
+    Where the SDK reads it (the root metadata's ``table-key-properties``) and where the target does.
+    """
+    entry["key_properties"] = columns
+    for item in entry.get("metadata", []):
+        if item.get("breadcrumb") in ([], ()):
+            item.setdefault("metadata", {})["table-key-properties"] = columns
 
 
 class TapPostgresNative(TapPostgres):
