@@ -90,7 +90,8 @@ def test_a_rerun_of_a_past_day_republishes_its_kept_file_unless_a_reextract_is_a
     write_receipt(tmp_path, D1, incremental(None, "17"))
     write_receipt(tmp_path, D2, incremental("17", "30"))
 
-    assert plan(tmp_path, D1) == Window("INCREMENTAL", "id", None, "17", f"postgres/orders/{D1}/orders.csv")
+    kept = Window("INCREMENTAL", "id", None, "17", f"postgres/orders/{D1}/orders.csv", kept_rows=1)
+    assert plan(tmp_path, D1) == kept
     assert plan(tmp_path, D1, reextract=True) == Window("INCREMENTAL", "id", None, "17")
 
 
