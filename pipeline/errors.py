@@ -51,16 +51,18 @@ def connection_failure(message: str) -> PipelineError:
 def as_pipeline_error(exc: BaseException) -> PipelineError | None:
     """``exc`` as the failure to report; None for an unexpected one (a bug: its traceback is the report).
 
-    A ``PipelineError`` is itself; a failed connection is classed by ``connection_failure``.
-    psycopg is looked up, not imported: a plugin whose environment has no psycopg
-    never meets its errors.
+    A ``PipelineError`` is itself; a failed connection is classed by ``connection_failure``,
+    an object store's refusal or silence by ``pipeline.store.failure``. psycopg and the
+    store are looked up, not imported: a plugin whose environment has no psycopg never
+    meets its errors, and one that never opened the store never meets the store's.
     """
     if isinstance(exc, PipelineError):
         return exc
     psycopg = sys.modules.get("psycopg")
     if psycopg is not None and isinstance(exc, psycopg.OperationalError):
         return connection_failure(f"the database connection failed: {first_line(exc)}")
-    return None
+    store = sys.modules.get("pipeline.store")
+    return store.failure(exc) if store is not None else None
 
 
 def report_failure(component: str, exc: BaseException) -> None:

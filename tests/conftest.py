@@ -24,6 +24,7 @@ from pipeline import config
 from pipeline.databases import ADMIN, ANALYTICS, MAINTENANCE_DATABASE, SOURCE, connect, conninfo, drop_database
 from pipeline.dates import RETENTION_OFF
 from pipeline.provision import provision
+from tests.s3server import s3_server  # noqa: F401 (the session's S3 server, a fixture for every test)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
