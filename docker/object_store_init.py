@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from pipeline.errors import PipelineError, first_line
-from pipeline.store import bucket_key, data_root, is_object_store, open_path, sha256_of
+from pipeline.store import bucket_key, data_root, failure, is_object_store, open_path, sha256_of
 
 
 def main(local_csv: str) -> int:
@@ -41,7 +41,8 @@ def main(local_csv: str) -> int:
             target.fs.put_file(str(source), target.path)
             print(f"object-store-init: put {source} at {target} (sha256 {digest[:12]})")
     except (OSError, KeyError, PipelineError) as exc:
-        print(f"object-store-init: {first_line(exc)}", file=sys.stderr)
+        # The store's own one-line reason (a missing bucket, refused credentials, no answer) when it is one.
+        print(f"object-store-init: {first_line(failure(exc) or exc)}", file=sys.stderr)
         return 1
     return 0
 
