@@ -34,7 +34,7 @@ from typing import Any
 
 from bench.memory import PROJECT_ROOT, session_members, tree
 from pipeline.analytics import RESULT_VIEW
-from pipeline.export import RESULTS_DIR
+from pipeline.results import RESULTS_DIR
 
 AIRFLOW_SH = PROJECT_ROOT / "scripts" / "airflow.sh"  # `make airflow`; it changes to the project root itself
 AIRFLOW = PROJECT_ROOT / ".meltano" / "utilities" / "airflow" / "venv" / "bin" / "airflow"

@@ -21,8 +21,9 @@ from bench.memory import PROJECT_ROOT, timed
 from bench.source import line_count
 from pipeline.analytics import DEFAULT_LOCK_TIMEOUT, RESULT_VIEW, publish_day
 from pipeline.databases import ANALYTICS, connect
-from pipeline.export import RESULTS_DIR, export_day
+from pipeline.export import export_day
 from pipeline.lfs import read_day
+from pipeline.results import RESULTS_DIR
 
 LOAD = ("tap-lfs", "target-analytics")
 

@@ -5,11 +5,12 @@ its snapshot (``pg_export_snapshot``) to a second connection, so a publish of th
 day in between cannot make the CSV and the JSON disagree. The two are written at the
 same time, the CSV on the first connection and the JSON on the second (the server does
 the work of both, join, sort and ``row_to_json``, on two backends at once), each the
-server's own ``COPY ... TO STDOUT`` streamed to disk (any size fits in memory).
-Both files are written into a temporary folder that then replaces
-``results/{day}/`` as a whole (two renames), so a reader never sees half a file nor
-a CSV of one run beside a JSON of another. The rows are ordered, so the export of
-the same day is byte-identical on every run.
+server's own ``COPY ... TO STDOUT`` streamed to its file (any size fits in memory).
+Both files are written where no reader looks, then replace the day's result at once
+(``pipeline.results``: a folder swap on local disk, a result receipt written last on
+object storage), so a reader never sees half a file nor a CSV of one run beside a
+JSON of another. The rows are ordered, so the export of the same day is
+byte-identical on every run.
 
 A day without the result's tables (a source without ``orders``, or a day without the
 CSV) has no result: the export is skipped with one line saying why, and any earlier
@@ -19,14 +20,12 @@ result of that day is removed.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
-import uuid
+import io
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 import psycopg
 from psycopg import pq, sql
@@ -34,9 +33,9 @@ from psycopg import pq, sql
 from pipeline.analytics import RESULT_TABLES, RESULT_VIEW, day_partitions
 from pipeline.crashpoints import pause_point
 from pipeline.errors import PipelineError
+from pipeline.results import ResultDraft, remove_result
 from pipeline.staging import DAY_COLUMN, PROJECT_SCHEMA
 
-RESULTS_DIR = "results"
 _BUFFER = 1 << 20
 _ORDER_BY = ("order_id", "product_id")
 # COPY's csv format with a delimiter and quote that JSON text never holds unescaped (it
@@ -127,26 +126,50 @@ def _finish(pgconn: pq.abc.PGconn) -> str | None:
     return problem
 
 
-def _write_csv(conn: psycopg.Connection, export: ExportQuery, path: Path) -> None:
-    with path.open("wb", buffering=_BUFFER) as out:
-        _copy_out(conn, _copy_statement(export), out.write)
+class _HeldBack(io.RawIOBase):
+    """The raw end of a ``BufferedWriter``: passes every byte on to ``out`` but the last ``hold``.
+
+    The writer may still drop those (the JSON's last row comma): object storage cannot
+    seek back and cut a file's end, so nothing is written that must be taken back. Only
+    each full buffer reaches here, so the rows themselves go through C code.
+    """
+
+    def __init__(self, out: BinaryIO, hold: int) -> None:
+        super().__init__()
+        self.out = out
+        self.hold = hold
+        self.tail = b""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        size = len(data)
+        if not self.hold:
+            self.out.write(data)
+            return size
+        joined = self.tail + bytes(data)
+        self.out.write(joined[: -self.hold])
+        self.tail = joined[-self.hold :]
+        return size
 
 
-def _write_json(conn: psycopg.Connection, export: ExportQuery, path: Path) -> int:
+def _write_csv(conn: psycopg.Connection, export: ExportQuery, out: BinaryIO) -> None:
+    with io.BufferedWriter(_HeldBack(out, 0), _BUFFER) as buffered:
+        _copy_out(conn, _copy_statement(export), buffered.write)
+
+
+def _write_json(conn: psycopg.Connection, export: ExportQuery, out: BinaryIO) -> int:
     """A JSON array of row objects, one per line: ``[``, rows joined by ``,`` and newlines, ``]``.
 
-    The server ends each row with the comma; the last one is cut off the file afterwards.
+    The server ends each row with the comma; the last one is held back and dropped.
     """
-    with path.open("wb", buffering=_BUFFER) as out:
-        out.write(b"[\n")
-        if rows := _copy_out(conn, _copy_statement(export), out.write):
-            out.seek(-2, os.SEEK_END)  # the last row's ",\n"
-            out.truncate()
-            out.write(b"\n]\n")
-        else:
-            out.seek(0)
-            out.truncate()
-            out.write(b"[]\n")
+    raw = _HeldBack(out, 2)
+    buffered = io.BufferedWriter(raw, _BUFFER)
+    buffered.write(b"[\n")
+    rows = _copy_out(conn, _copy_statement(export), buffered.write)
+    buffered.flush()
+    out.write(b"\n]\n" if rows else b"[]\n")  # held back: the last row's ",\n", or the "[\n" of no row
     return rows
 
 
@@ -160,23 +183,6 @@ def _why_no_result(conn: psycopg.Connection, day: dt.date) -> str | None:
     if view is None or view[0] is None:
         return f"there is no view {PROJECT_SCHEMA}.{RESULT_VIEW} (see the publish step's output)"
     return None
-
-
-def _replace_folder(tmp: Path | None, folder: Path) -> None:
-    """Put ``tmp`` in place of ``folder`` (None: just remove ``folder``)."""
-    old = folder.with_name(f".{folder.name}.{uuid.uuid4().hex}.old")
-    if folder.exists():
-        os.replace(folder, old)
-    if tmp is not None:
-        os.replace(tmp, folder)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _remove_leftovers(folder: Path) -> None:
-    """Temporary and replaced folders of the day that an interrupted export left behind."""
-    if folder.parent.is_dir():
-        for leftover in folder.parent.glob(f".{folder.name}.*"):
-            shutil.rmtree(leftover, ignore_errors=True)
 
 
 @contextmanager
@@ -195,39 +201,41 @@ def _in_snapshot_of(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
 def export_day(conn: psycopg.Connection, day: dt.date, data_dir: Path, check: Callable[[], None]) -> str:
     """Write ``results/{day}/orders_with_details.csv`` and ``.json``; returns the line to print.
 
-    ``check`` (that the run still holds the day: ``pipeline.locks.fenced``) runs right
-    before the result folder is replaced or removed.
+    Where the files go until they replace the day's result, and how, is
+    ``pipeline.results``'s (a folder swap on local disk, a result receipt on object
+    storage). ``check`` (that the run still holds the day: ``pipeline.locks.fenced``)
+    runs right before the result is replaced or removed.
     """
-    folder = data_dir / RESULTS_DIR / day.isoformat()
-    _remove_leftovers(folder)
     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     conn.read_only = True
+    draft = ResultDraft(data_dir, day)
     with conn.transaction():
         if reason := _why_no_result(conn, day):
-            check()
-            _replace_folder(None, folder)
+            remove_result(data_dir, day, check)
             return f"export {day}: skipped: {reason}, so there is no {RESULT_VIEW} result"
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex}.tmp")
-        tmp.mkdir()
+        draft.start()
         try:
             csv_query, json_query = export_queries(day)
-            with _in_snapshot_of(conn) as other, ThreadPoolExecutor(1) as pool:
-                json_rows = pool.submit(_write_json, other, json_query, tmp / f"{RESULT_VIEW}{json_query.suffix}")
+            with (
+                _in_snapshot_of(conn) as other,
+                ThreadPoolExecutor(1) as pool,
+                draft.open(f"{RESULT_VIEW}{csv_query.suffix}") as csv_out,
+                draft.open(f"{RESULT_VIEW}{json_query.suffix}") as json_out,
+            ):
+                json_rows = pool.submit(_write_json, other, json_query, json_out)
                 try:
-                    _write_csv(conn, csv_query, tmp / f"{RESULT_VIEW}{csv_query.suffix}")
+                    _write_csv(conn, csv_query, csv_out)
                 except BaseException:
                     other.cancel()
                     raise
                 rows = json_rows.result()
             pause_point("export-before-swap")
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            draft.discard()
             raise
     try:
-        check()
+        draft.commit(check, rows)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        draft.discard()
         raise
-    _replace_folder(tmp, folder)
-    return f"export {day}: {rows} rows to {folder}/{RESULT_VIEW}.csv and .json"
+    return f"export {day}: {rows} rows to {draft.target}/{RESULT_VIEW}.csv and .json"

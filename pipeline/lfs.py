@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import os
 import shlex
@@ -51,6 +52,7 @@ from pipeline.crashpoints import pause_point
 from pipeline.errors import PipelineError, TransientPipelineError
 from pipeline.files import dump_json, read_json, sha256_file, write_text_atomic
 from pipeline.names import within_bytes
+from pipeline.store import data_root, verify
 
 SCHEMA_FILE = "_schema.json"
 MANIFEST_FILE = "_manifest.json"
@@ -77,10 +79,7 @@ def resolve_data_dir(value: str) -> Path:
     project root (a user in a subfolder, an orchestrator); Meltano sets
     ``MELTANO_PROJECT_ROOT`` for every plugin it runs.
     """
-    path = Path(value)
-    if path.is_absolute():
-        return path
-    return Path(os.environ.get("MELTANO_PROJECT_ROOT") or ".").resolve() / path
+    return data_root(value)
 
 
 def rerun_command(job: str, day: dt.date) -> str:
@@ -201,8 +200,11 @@ def read_folder(folder: Path) -> list[TableFile]:
     """The tables of a complete day folder; refuses one without ``_SUCCESS``."""
     if not (folder / SUCCESS_FILE).is_file():
         raise PipelineError(f"{folder} has no {SUCCESS_FILE}: it was not completely written")
-    schemas = read_json(folder / SCHEMA_FILE)["tables"]
-    manifest = read_json(folder / MANIFEST_FILE)["tables"]
+    return _tables_of(folder, read_json(folder / SCHEMA_FILE)["tables"], read_json(folder / MANIFEST_FILE)["tables"])
+
+
+def _tables_of(folder: Path, schemas: dict[str, Any], manifest: dict[str, Any]) -> list[TableFile]:
+    """The tables of ``folder`` from its ``_schema.json`` and ``_manifest.json`` contents, by key."""
     if set(schemas) != set(manifest):
         raise PipelineError(f"{folder}: {SCHEMA_FILE} and {MANIFEST_FILE} list different tables")
     return [_table_file(folder, key, schemas[key], entry) for key, entry in sorted(manifest.items())]
@@ -337,14 +339,10 @@ def _checked_tables(data_dir: Path, job: str, day: dt.date, read: bytes | None) 
             f"{receipt} was written by an older version of step 1 (no metadata checksums); "
             f"rerun: {rerun_command(job, day)}"
         )
-    folders: dict[str, dict[str, TableFile]] = {}
-    for relative, expected in sorted(content["folders"].items()):
-        folder = data_dir / relative
-        if not folder.is_dir() or metadata_checksums(folder) != expected:
-            raise PipelineError(
-                f"{folder}: its metadata no longer matches the receipt {receipt}; rerun: {rerun_command(job, day)}"
-            )
-        folders[relative] = {t.key: t for t in read_folder(folder)}
+    folders = {
+        relative: _covered_folder(data_dir / relative, expected, receipt, job, day)
+        for relative, expected in sorted(content["folders"].items())
+    }
     tables = []
     for key, entry in sorted(content["tables"].items()):
         table = folders.get(entry["folder"], {}).get(key)
@@ -357,6 +355,28 @@ def _checked_tables(data_dir: Path, job: str, day: dt.date, read: bytes | None) 
     return tables
 
 
+def _covered_folder(
+    folder: Path, expected: dict[str, str], receipt: Path, job: str, day: dt.date
+) -> dict[str, TableFile]:
+    """The tables of a published folder whose metadata files are exactly those the receipt covers.
+
+    Each metadata file is read once: its bytes are hashed and parsed, so on object storage
+    a folder costs two small GETs and no listing (a folder there is only a key prefix).
+    """
+    read: dict[str, Any] = {}
+    for name in (SCHEMA_FILE, MANIFEST_FILE):
+        try:
+            data = folder.joinpath(name).read_bytes()
+        except FileNotFoundError:
+            data = None
+        if data is None or hashlib.sha256(data).hexdigest() != expected.get(name):
+            raise PipelineError(
+                f"{folder}: its metadata no longer matches the receipt {receipt}; rerun: {rerun_command(job, day)}"
+            )
+        read[name] = json.loads(data)["tables"]
+    return {table.key: table for table in _tables_of(folder, read[SCHEMA_FILE], read[MANIFEST_FILE])}
+
+
 def read_day(data_dir: Path, day: dt.date, jobs: list[str]) -> list[TableFile]:
     """Every table that ``jobs`` published for ``day``; refuses the day if one did not succeed.
 
@@ -364,6 +384,7 @@ def read_day(data_dir: Path, day: dt.date, jobs: list[str]) -> list[TableFile]:
     unique per source, so two jobs may each have a table ``order_details`` when their
     sources differ (a Postgres table and the CSV file); one source from two jobs is refused.
     """
+    verify(data_dir)  # a missing bucket or refused credentials in one line, not as a missing receipt
     tables: dict[tuple[str, str], TableFile] = {}
     for job in jobs:
         for table in _receipt_tables(data_dir, job, day):

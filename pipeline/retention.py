@@ -39,11 +39,11 @@ from psycopg import sql
 from pipeline.analytics import detach_day, guard_day_change, locks_in_time
 from pipeline.dates import oldest_kept_day
 from pipeline.errors import PipelineError
-from pipeline.export import RESULTS_DIR
 from pipeline.files import read_json
 from pipeline.history import HISTORY_DIR, history_root
 from pipeline.lfs import RUNS_DIR, STAGING_DIR, receipt_path, rerun_command, staging_root
 from pipeline.locks import STEP2_JOB, day_if_idle
+from pipeline.results import RESULTS_DIR
 from pipeline.staging import LOAD_SCHEMA_PREFIX, LOADED_TABLES, PROJECT_SCHEMA, loaded_tables
 
 # The day folders of the two sources, as the loaders' folder_template lays them out

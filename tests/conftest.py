@@ -24,6 +24,7 @@ from pipeline import config
 from pipeline.databases import ADMIN, ANALYTICS, MAINTENANCE_DATABASE, SOURCE, connect, conninfo, drop_database
 from pipeline.dates import RETENTION_OFF
 from pipeline.provision import provision
+from pipeline.store import data_root
 from tests.s3server import s3_server  # noqa: F401 (the session's S3 server, a fixture for every test)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -128,16 +129,23 @@ def source_files() -> dict[str, Path]:
 
 
 def make_pipeline(
-    data_dir: Path, dump: Path, details_csv: Path, source_encoding: str | None = None
+    data_dir: Path | str,
+    dump: Path,
+    details_csv: Path,
+    source_encoding: str | None = None,
+    store_env: dict[str, str] | None = None,
 ) -> Iterator[Pipeline]:
     """Throwaway databases, the source seeded from ``dump`` (plain SQL), the CSV source ``details_csv``.
 
+    ``data_dir``: a local folder, or an ``s3://`` URL with the ``AWS_*`` settings
+    that reach its server in ``store_env`` (``tests.s3server.S3Server.env``).
     ``source_encoding``: the source database's server encoding (``LATIN1``, ``SQL_ASCII``...)
     instead of the server's default, with the C locale that any encoding accepts.
     """
     suffix = uuid.uuid4().hex[:10]
     env = {
         **project_env(),
+        **(store_env or {}),
         "TAP_POSTGRES_DATABASE": f"test_northwind_{suffix}",
         "TARGET_POSTGRES_DATABASE": f"test_analytics_{suffix}",
         "DATA_DIR": str(data_dir),
@@ -147,7 +155,7 @@ def make_pipeline(
         if source_encoding is not None:
             create_database_encoded(env["TAP_POSTGRES_DATABASE"], source_encoding, env)
         provision(dump, env)
-        yield Pipeline(env=env, data_dir=data_dir)
+        yield Pipeline(env=env, data_dir=data_root(str(data_dir), env))
     finally:
         for prefix in (SOURCE, ANALYTICS):
             drop_database(prefix, env)

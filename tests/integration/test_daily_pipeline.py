@@ -1,7 +1,10 @@
 """A whole day through the three real Meltano jobs, on throwaway copies of the sources.
 
 The tests of this module share one pipeline and build on each other's days, in
-order: a first day end to end, its rerun, a second day beside it.
+order: a first day end to end, its rerun, a second day beside it. They run twice:
+with ``DATA_DIR`` on local disk, and in a bucket of the tests' S3 server (SeaweedFS,
+``tests.s3server``), where every job reads and writes objects and step 2 finds them
+through the receipts.
 """
 
 from __future__ import annotations
@@ -10,23 +13,44 @@ import csv
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pipeline.databases import ANALYTICS, SOURCE
-from tests.conftest import Pipeline
+from pipeline.errors import FAILURE_FILE_ENV
+from pipeline.lfs import TableFile, read_day
+from pipeline.results import RESULT_RECEIPT, day_results, result_files
+from pipeline.store import is_object_store, sha256_of
+from tests.conftest import Pipeline, make_pipeline
+from tests.s3server import free_ports
 
 pytestmark = pytest.mark.integration
 
 DAY1, DAY2 = "2024-01-02", "2024-01-03"
 TABLE_MD5 = "md5(string_agg(t::text, '|' ORDER BY t::text))"
-META_FILES = ["_SUCCESS", "_manifest.json", "_schema.json"]
 JOBS = ("postgres-to-lfs", "csv-to-lfs", "lfs-to-analytics")
+RESULT_NAMES = ["orders_with_details.csv", "orders_with_details.json"]
 ORDER_COLUMNS = (
     "order_id, customer_id, employee_id, order_date, required_date, shipped_date, ship_via, freight, ship_name, "
     "ship_address, ship_city, ship_region, ship_postal_code, ship_country"
 )
+
+
+@pytest.fixture(scope="module", params=["local", "s3"])
+def day_pipeline(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, source_files: dict[str, Path]
+) -> Iterator[Pipeline]:
+    """The module's pipeline, its DATA_DIR on local disk or under a fresh prefix of the tests' bucket."""
+    data_dir: Path | str = tmp_path_factory.mktemp("pipeline") / "data"
+    store_env = None
+    if request.param == "s3":
+        server = request.getfixturevalue("s3_server")
+        data_dir, store_env = server.data_dir(), server.env()
+    yield from make_pipeline(
+        data_dir, source_files["northwind.sql"], source_files["order_details.csv"], store_env=store_env
+    )
 
 
 def run_day(pipeline: Pipeline, day: str) -> None:
@@ -46,12 +70,32 @@ def source_tables(pipeline: Pipeline) -> list[str]:
 
 
 def tree_digest(root: Path) -> dict[str, str]:
-    """Every file under ``root`` (relative path -> sha256)."""
+    """Every file or object under ``root`` (relative path or key -> sha256)."""
+    if is_object_store(root):
+        fs, base = root.fs, root.path.rstrip("/")
+        return {key.removeprefix(base + "/"): hashlib.sha256(fs.cat_file(key)).hexdigest() for key in fs.find(base)}
     return {
         str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
         for path in sorted(root.rglob("*"))
         if path.is_file()
     }
+
+
+def day_tables(pipeline: Pipeline, day: str, job: str) -> dict[str, TableFile]:
+    """The tables ``job``'s receipt lists for ``day``, by key, found as step 2 finds them."""
+    return {table.key: table for table in read_day(pipeline.data_dir, dt.date.fromisoformat(day), [job])}
+
+
+def relative(pipeline: Pipeline, path: Path) -> str:
+    """``path`` relative to the pipeline's DATA_DIR (a key's tail on object storage)."""
+    return str(path).removeprefix(str(pipeline.data_dir).rstrip("/") + "/")
+
+
+def results(pipeline: Pipeline, day: str) -> dict[str, Path]:
+    """The day's published result files (through the result receipt on object storage)."""
+    found = result_files(pipeline.data_dir, dt.date.fromisoformat(day), RESULT_NAMES)
+    assert found is not None, f"no result for {day}"
+    return found
 
 
 def analytics_digest(pipeline: Pipeline) -> dict[str, str]:
@@ -91,30 +135,49 @@ def expected_result(pipeline: Pipeline, details_csv: Path, day: str) -> list[dic
 
 
 @pytest.fixture(scope="module")
-def first_day(shared_pipeline: Pipeline) -> Pipeline:
-    run_day(shared_pipeline, DAY1)
-    return shared_pipeline
+def first_day(day_pipeline: Pipeline) -> Pipeline:
+    run_day(day_pipeline, DAY1)
+    return day_pipeline
 
 
 def test_step1_writes_every_source_table_and_the_csv_per_day(first_day: Pipeline) -> None:
-    data = first_day.data_dir
     tables = source_tables(first_day)
     assert len(tables) == 13
+    published = day_tables(first_day, DAY1, "postgres-to-lfs")
+    assert sorted(published) == tables
     for table in tables:
-        folder = data / "postgres" / table / DAY1
-        assert sorted(p.name for p in folder.iterdir()) == [
-            "_SUCCESS",
-            "_manifest.json",
-            "_schema.json",
-            f"{table}.csv",
-        ]
-    assert sorted(p.name for p in (data / "csv" / DAY1).iterdir()) == [*META_FILES, "order_details.csv"]
-    manifest = json.loads((data / "csv" / DAY1 / "_manifest.json").read_text())
-    assert manifest["tables"]["order_details"]["rows"] == 2155
+        path = published[table].path
+        assert path.name == f"{table}.csv"
+        assert relative(first_day, path.parent).startswith(f"postgres/{table}/{DAY1}")
+        names = sorted(p.name for p in path.parent.iterdir())
+        if is_object_store(path):  # the run's own folder, the receipt the commit point
+            assert {f"{table}.csv", "_manifest.json", "_schema.json"} <= set(names)
+        else:
+            assert names == ["_SUCCESS", "_manifest.json", "_schema.json", f"{table}.csv"]
+    [details] = day_tables(first_day, DAY1, "csv-to-lfs").values()
+    assert relative(first_day, details.path).startswith(f"csv/{DAY1}/")
+    assert details.path.name == "order_details.csv"
+    assert details.rows == 2155
+
+
+def test_every_file_the_receipts_name_has_their_checksum(first_day: Pipeline) -> None:
+    for job in ("postgres-to-lfs", "csv-to-lfs"):
+        for table in day_tables(first_day, DAY1, job).values():
+            assert sha256_of(table.path) == table.sha256, table.path
+    exported = results(first_day, DAY1)
+    if is_object_store(first_day.data_dir):
+        receipt = json.loads(
+            (day_results(first_day.data_dir, dt.date.fromisoformat(DAY1)) / RESULT_RECEIPT).read_text()
+        )
+        assert receipt["rows"] == 2155
+        assert sorted(receipt["files"]) == RESULT_NAMES
+        for name, path in exported.items():
+            assert sha256_of(path) == receipt["files"][name]["sha256"], path
+            assert relative(first_day, path) == f"{receipt['folder']}/{name}"
 
 
 def test_empty_source_tables_give_header_only_files_and_empty_typed_tables(first_day: Pipeline) -> None:
-    path = first_day.data_dir / "postgres" / "customer_demographics" / DAY1 / "customer_demographics.csv"
+    path = day_tables(first_day, DAY1, "postgres-to-lfs")["customer_demographics"].path
     assert path.read_text() == "customer_type_id,customer_desc\n"
     with first_day.connect(ANALYTICS) as conn:
         assert conn.execute("SELECT count(*) FROM postgres.customer_demographics").fetchone() == (0,)
@@ -157,10 +220,10 @@ def test_every_value_survives_including_bytea(first_day: Pipeline) -> None:
 
 
 def test_the_result_equals_the_join_computed_from_the_sources(first_day: Pipeline, source_files: dict) -> None:
-    results = first_day.data_dir / "results" / DAY1
-    exported = json.loads((results / "orders_with_details.json").read_text())
+    files = results(first_day, DAY1)
+    exported = json.loads(files["orders_with_details.json"].read_text())
     assert exported == expected_result(first_day, source_files["order_details.csv"], DAY1)
-    with (results / "orders_with_details.csv").open(newline="") as handle:
+    with files["orders_with_details.csv"].open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == len(exported) == 2155
     assert list(rows[0]) == list(exported[0])
@@ -188,4 +251,17 @@ def test_two_days_are_kept_apart(first_day: Pipeline) -> None:
             "SELECT pipeline_date::text, count(*) FROM postgres.orders GROUP BY 1 ORDER BY 1"
         ).fetchall()
     assert per_day == [(DAY1, 830), (DAY2, 830)]
-    assert (first_day.data_dir / "results" / DAY2 / "orders_with_details.json").is_file()
+    assert results(first_day, DAY2)["orders_with_details.json"].is_file()
+
+
+def test_step2_with_its_object_store_down_fails_as_transient_naming_it(first_day: Pipeline, tmp_path: Path) -> None:
+    if not is_object_store(first_day.data_dir):
+        pytest.skip("an object store's failure")
+    (closed,) = free_ports(1)  # nothing listens there: every connection is refused
+    endpoint = f"http://127.0.0.1:{closed}"
+    failures = tmp_path / "failures.jsonl"
+    result = first_day.run("lfs-to-analytics", day=DAY1, AWS_ENDPOINT_URL=endpoint, **{FAILURE_FILE_ENV: str(failures)})
+    assert result.returncode != 0
+    record = json.loads(failures.read_text().splitlines()[0])
+    assert record["transient"] is True, record
+    assert record["message"].startswith(f"object store at {endpoint} (AWS_ENDPOINT_URL) did not answer"), record

@@ -35,6 +35,7 @@ exactly, checks the header against the columns, and is the fastest way in.
 from __future__ import annotations
 
 import csv
+import hashlib
 import typing as t
 from pathlib import Path
 
@@ -51,7 +52,9 @@ from pipeline.crashpoints import pause_point
 from pipeline.errors import PipelineError, TransientPipelineError
 from pipeline.files import batch_file_path
 from pipeline.names import analytics_schema
+from pipeline.results import PART_BYTES
 from pipeline.staging import DAY_COLUMN, alter_column_type, is_earlier_day, loaded_tables, table_columns
+from pipeline.store import OBJECT_STORE_SCHEMES, is_object_store, open_path, scheme_of
 from pipeline.widening import ColumnType
 from target_analytics.columns import PublishedTable, resolve_columns
 
@@ -79,6 +82,13 @@ class FlushingWriter(LibpqWriter):
         view = memoryview(data)
         for start in range(0, len(view), _CHUNK):
             self.connection.wait(copy_to(self._pgconn, view[start : start + _CHUNK], flush=True))
+
+
+def _batch_file(uri: str) -> Path:
+    """The file or object a BATCH message names: a local ``file://`` path, or an object by its ``s3://`` URL."""
+    if scheme_of(uri) in OBJECT_STORE_SCHEMES:
+        return open_path(uri, "the BATCH message's file")
+    return batch_file_path(uri)
 
 
 def _label(schema: str, table: str) -> str:
@@ -162,7 +172,7 @@ class LoadSink(PostgresSink):
         self.loaded = True
         if self.target.problems:
             return  # refused already: the job fails at the end, after every problem is listed
-        path = batch_file_path(files[0])
+        path = _batch_file(files[0])
         header = self._header(path)
         try:
             rows = self._load(path, header)
@@ -185,10 +195,13 @@ class LoadSink(PostgresSink):
             columns = sql.SQL(", ").join(map(sql.Identifier, header))
             statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, HEADER MATCH)").format(table, columns)
             with conn.cursor() as cursor:
-                with path.open("rb") as source, cursor.copy(statement, writer=FlushingWriter(cursor)) as copy:
-                    while block := source.read(_BLOCK):
-                        copy.write(block)
+                digest = self._copy(path, cursor, statement)
                 rows = cursor.rowcount
+            if digest is not None and digest != self.identity["sha256"]:
+                raise PipelineError(
+                    f"{path} has sha256 {digest}, but its receipt says {self.identity['sha256']}: the object "
+                    "changed after step 1 wrote it; nothing of the day was published; rerun step 1 for this day"
+                )
             for name, to in self.converted_columns.items():
                 alter_column_type(conn, (schema, self.table_name), name, to)
             if self.key_properties:
@@ -197,6 +210,23 @@ class LoadSink(PostgresSink):
             self._record(schema, rows)
         pause_point("extract")
         return rows
+
+    def _copy(self, path: Path, cursor: psycopg.Cursor, statement: sql.Composed) -> str | None:
+        """Stream the file into ``statement``'s COPY; on object storage, return the sha256 of what was sent.
+
+        tap-lfs checks a local file before handing it over; an object is checked here,
+        in the one read that loads it, and the load's transaction rolls back when it
+        differs. Objects are read in parts of ``PART_BYTES`` (s3fs would read ahead 50 MiB).
+        """
+        on_store = is_object_store(path)
+        digest = hashlib.sha256() if on_store else None
+        options = {"block_size": PART_BYTES} if on_store else {}
+        with path.open("rb", **options) as source, cursor.copy(statement, writer=FlushingWriter(cursor)) as copy:
+            while block := source.read(_BLOCK):
+                copy.write(block)
+                if digest is not None:
+                    digest.update(block)
+        return None if digest is None else digest.hexdigest()
 
     def _create(self, table: sql.Identifier) -> None:
         """The day column first (always the day), then the file's columns in the source's order."""
