@@ -4,7 +4,8 @@ Usage: python - DAY < check_bucket.py, with the worker's DATA_DIR (s3://...) and
 settings. Reads from the object store itself, inside the compose network: each step-1
 job's receipt for DAY, every object it names (its sha256 and row count as the receipt
 says, its folder's metadata files' sha256), and the exported result the result receipt
-names. Prints "RESULT_ROWS ORDER_DETAILS_ROWS" on success; exits 1 with the problems.
+names (their sha256 as it says, the JSON's records as many as the CSV's rows). Prints
+"RESULT_ROWS ORDER_DETAILS_ROWS" on success; exits 1 with the problems.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 from upath import UPath
 
 from pipeline import store
-from pipeline.results import result_files
+from pipeline.results import RESULT_RECEIPT, day_results, result_files
 
 STEP1_JOBS = ("postgres-to-lfs", "csv-to-lfs")
 RESULT_FILES = ["orders_with_details.csv", "orders_with_details.json"]
@@ -68,6 +69,11 @@ def main(day_text: str) -> int:
         problems.append(f"no exported result for {day} under {root}")
         result_rows = None
     else:
+        receipt_path = day_results(root, day) / RESULT_RECEIPT
+        listed = json.loads(receipt_path.read_bytes())["files"]
+        for name, obj in result.items():
+            if store.sha256_of(obj) != listed[name]["sha256"]:
+                problems.append(f"{obj}: sha256 differs from {receipt_path}")
         result_rows = csv_rows(result["orders_with_details.csv"])
         records = json.loads(result["orders_with_details.json"].read_bytes())
         if len(records) != result_rows:
