@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from pipeline.errors import PipelineError
+from pipeline.store import is_object_store
 
 
 def batch_file_path(uri: str) -> Path:
@@ -47,7 +48,13 @@ def dump_json(obj: Any) -> str:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new, never half."""
+    """Write ``text`` to ``path`` so that readers see the old file or the new, never half.
+
+    Locally through a temporary file and a rename; in an object store one put is atomic.
+    """
+    if is_object_store(path):
+        path.write_text(text, encoding="utf-8")
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     tmp.write_text(text, encoding="utf-8")

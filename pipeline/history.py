@@ -41,6 +41,7 @@ from pipeline.crashpoints import pause_point
 from pipeline.errors import PipelineError
 from pipeline.files import read_json
 from pipeline.lfs import TRASH_DIR, metadata_checksums, receipt_path
+from pipeline.store import is_object_store
 
 HISTORY_DIR = "_history"
 RECEIPT_FILE = "receipt.json"
@@ -59,12 +60,12 @@ def kept_versions(data_dir: Path, job: str, day: dt.date) -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / RECEIPT_FILE).is_file())
 
 
-def _folders(content: dict[str, Any]) -> dict[str, dict[str, str]]:
+def folders_of(content: dict[str, Any]) -> dict[str, dict[str, str]]:
     """A receipt's folders (relative to the data dir) with their metadata checksums."""
     return content.get("folders") or {}
 
 
-def _matches(folder: Path, expected: dict[str, str]) -> bool:
+def matches(folder: Path, expected: dict[str, str]) -> bool:
     """Whether ``folder`` holds metadata with exactly the checksums a receipt lists."""
     if not folder.is_dir() or not all((folder / name).is_file() for name in expected):
         return False
@@ -88,9 +89,9 @@ def _complete(data_dir: Path, version: Path, check: Callable[[], None]) -> None:
 
     ``check`` (that the run still holds the day: ``pipeline.locks.fenced``) runs before each move.
     """
-    for relative, expected in sorted(_folders(read_json(version / RECEIPT_FILE)).items()):
+    for relative, expected in sorted(folders_of(read_json(version / RECEIPT_FILE)).items()):
         kept, published = version / relative, data_dir / relative
-        if not kept.exists() and _matches(published, expected):
+        if not kept.exists() and matches(published, expected):
             kept.parent.mkdir(parents=True, exist_ok=True)
             check()
             os.replace(published, kept)
@@ -109,7 +110,7 @@ def repair(data_dir: Path, job: str, day: dt.date, check: Callable[[], None]) ->
             _remove_empty_tree(version)  # a move that had not begun, or a restore that had finished
 
 
-def _new_version(root: Path, receipt: Path) -> Path:
+def new_version(root: Path, receipt: Path) -> Path:
     """A fresh version folder named by the publish time of ``receipt``."""
     published = dt.datetime.fromtimestamp(receipt.stat().st_mtime, dt.UTC)
     name = published.strftime("%Y%m%dT%H%M%S.%fZ")
@@ -128,12 +129,26 @@ def keep_published(data_dir: Path, job: str, day: dt.date, check: Callable[[], N
     receipt = receipt_path(data_dir, job, day)
     if not receipt.is_file():
         return None
-    version = _new_version(history_root(data_dir, job, day), receipt)
+    version = new_version(history_root(data_dir, job, day), receipt)
     version.mkdir(parents=True)
     check()
     os.replace(receipt, version / RECEIPT_FILE)
     _complete(data_dir, version, check)
     return version
+
+
+def same_day(kept: dict[str, Any], published: dict[str, Any]) -> bool:
+    """Whether two receipts are the same day, file for file (in an object store, whatever the run folders' names).
+
+    Every table with the same file, rows and sha256, and the same metadata checksums.
+    """
+
+    def content(receipt: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+        tables = {key: {k: v for k, v in entry.items() if k != "folder"} for key, entry in receipt["tables"].items()}
+        metadata = sorted(sorted(checksums.items()) for checksums in folders_of(receipt).values())
+        return sorted(tables.items()), metadata
+
+    return content(kept) == content(published)
 
 
 def drop_identical(data_dir: Path, job: str, day: dt.date, published: dict[str, Any]) -> None:
@@ -146,7 +161,7 @@ def drop_identical(data_dir: Path, job: str, day: dt.date, published: dict[str, 
     root = history_root(data_dir, job, day)
     for name in kept_versions(data_dir, job, day):
         kept = read_json(root / name / RECEIPT_FILE)
-        if _folders(kept) == _folders(published) and kept.get("tables") == published.get("tables"):
+        if same_day(kept, published):
             shutil.rmtree(root / name)
     _remove_empty_tree(root)
 
@@ -160,7 +175,8 @@ def restore(
     where the replaced one was kept (None if the day had no receipt). ``check`` runs
     before each move, as in a publish.
     """
-    repair(data_dir, job, day, check)
+    if not is_object_store(data_dir):
+        repair(data_dir, job, day, check)
     available = kept_versions(data_dir, job, day)
     root = history_root(data_dir, job, day)
     if not available:
@@ -168,13 +184,17 @@ def restore(
     name = version or available[-1]
     if name not in available:
         raise PipelineError(f"{job} has no kept version {name!r} of {day}; kept: {', '.join(available)}")
+    if is_object_store(data_dir):
+        from pipeline.s3day import restore as restore_receipt
+
+        return restore_receipt(data_dir, job, day, name, check)
     source = root / name
     content = read_json(source / RECEIPT_FILE)
-    if missing := [rel for rel, expected in sorted(_folders(content).items()) if not _matches(source / rel, expected)]:
+    if missing := [rel for rel, expected in sorted(folders_of(content).items()) if not matches(source / rel, expected)]:
         raise PipelineError(f"{source} cannot be restored: {', '.join(missing)} missing or changed")
     replaced = keep_published(data_dir, job, day, check)
     trash = data_dir / TRASH_DIR / uuid.uuid4().hex
-    for relative in sorted(_folders(content)):
+    for relative in sorted(folders_of(content)):
         destination = data_dir / relative
         destination.parent.mkdir(parents=True, exist_ok=True)
         check()

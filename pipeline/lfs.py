@@ -52,7 +52,7 @@ from pipeline.crashpoints import pause_point
 from pipeline.errors import PipelineError, TransientPipelineError
 from pipeline.files import dump_json, read_json, sha256_file, write_text_atomic
 from pipeline.names import within_bytes
-from pipeline.store import data_root, verify
+from pipeline.store import data_root, is_object_store, verify
 
 SCHEMA_FILE = "_schema.json"
 MANIFEST_FILE = "_manifest.json"
@@ -73,11 +73,11 @@ MAX_FILE_NAME_BYTES = 255
 
 
 def resolve_data_dir(value: str) -> Path:
-    """The absolute data dir: a relative ``DATA_DIR`` is relative to the Meltano project root.
+    """The data root ``DATA_DIR`` names: a local folder (relative: to the Meltano project root) or an S3 prefix.
 
     Meltano starts plugins in the caller's working directory, which is not always the
     project root (a user in a subfolder, an orchestrator); Meltano sets
-    ``MELTANO_PROJECT_ROOT`` for every plugin it runs.
+    ``MELTANO_PROJECT_ROOT`` for every plugin it runs. See ``pipeline.store``.
     """
     return data_root(value)
 
@@ -215,30 +215,16 @@ def metadata_checksums(folder: Path) -> dict[str, str]:
     return {name: sha256_file(folder / name) for name in (SCHEMA_FILE, MANIFEST_FILE)}
 
 
-def publish_staged_day(data_dir: Path, job: str, day: dt.date, check: Callable[[], None]) -> dict[str, Any]:
-    """Move every staged folder of ``job``/``day`` into place, then write the receipt.
+def describe_folders(
+    job: str, day: dt.date, folders: list[tuple[str, Path]]
+) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, Any]]]:
+    """The receipt's ``folders`` and ``tables`` of a run's day folders, each given as (name in the receipt, path).
 
-    The receipt lists each table (by its key) with its folder and data checksum, and
-    each folder with the checksums of its ``_schema.json`` and ``_manifest.json``, so
-    step 2 reads exactly what this run wrote, metadata included; and ``left_out``, the
-    source's tables the run did not extract (each with its source schema, exact name
-    and reason), so that no table is missing from a day without a word. The published version
-    goes first (its receipt, then its folders, into the day's history: see
-    ``pipeline.history``), so while folders are being swapped the day counts as not
-    succeeded; each folder is moved by renames on the same file system. ``check`` (that
-    the run still holds the day: ``pipeline.locks.fenced``) runs before each change, so
-    a run that lost its lock stops before its next rename. Returns the receipt.
+    Refuses a table written twice by one run.
     """
-    staging = staging_root(data_dir, job, day)
-    if not staging.is_dir():
-        raise PipelineError(
-            f"{job} has nothing staged for {day} under {staging}: run the whole job: {rerun_command(job, day)}"
-        )
-    folders = sorted(marker.parent for marker in staging.rglob(SUCCESS_FILE))
     checksums: dict[str, dict[str, str]] = {}
     tables: dict[str, dict[str, Any]] = {}
-    for folder in folders:
-        relative = folder.relative_to(staging).as_posix()
+    for relative, folder in folders:
         checksums[relative] = metadata_checksums(folder)
         for table in read_folder(folder):
             if table.key in tables:
@@ -252,6 +238,36 @@ def publish_staged_day(data_dir: Path, job: str, day: dt.date, check: Callable[[
                 "rows": table.rows,
                 "sha256": table.sha256,
             }
+    return checksums, tables
+
+
+def publish_staged_day(data_dir: Path, job: str, day: dt.date, check: Callable[[], None]) -> dict[str, Any]:
+    """Move every staged folder of ``job``/``day`` into place, then write the receipt.
+
+    The receipt lists each table (by its key) with its folder and data checksum, and
+    each folder with the checksums of its ``_schema.json`` and ``_manifest.json``, so
+    step 2 reads exactly what this run wrote, metadata included; and ``left_out``, the
+    source's tables the run did not extract (each with its source schema, exact name
+    and reason), so that no table is missing from a day without a word. The published version
+    goes first (its receipt, then its folders, into the day's history: see
+    ``pipeline.history``), so while folders are being swapped the day counts as not
+    succeeded; each folder is moved by renames on the same file system. ``check`` (that
+    the run still holds the day: ``pipeline.locks.fenced``) runs before each change, so
+    a run that lost its lock stops before its next rename. Returns the receipt.
+
+    In an object store nothing moves: see ``pipeline.s3day.publish``.
+    """
+    if is_object_store(data_dir):
+        from pipeline.s3day import publish
+
+        return publish(data_dir, job, day, check)
+    staging = staging_root(data_dir, job, day)
+    if not staging.is_dir():
+        raise PipelineError(
+            f"{job} has nothing staged for {day} under {staging}: run the whole job: {rerun_command(job, day)}"
+        )
+    folders = sorted(marker.parent for marker in staging.rglob(SUCCESS_FILE))
+    checksums, tables = describe_folders(job, day, [(f.relative_to(staging).as_posix(), f) for f in folders])
 
     # Here, not at the top: pipeline.history builds on this module.
     from pipeline.history import drop_identical, keep_published

@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,6 +44,7 @@ from pipeline.lfs import RUNS_DIR, STAGING_DIR, receipt_path, rerun_command, sta
 from pipeline.locks import STEP2_JOB, day_if_idle
 from pipeline.results import RESULTS_DIR
 from pipeline.staging import LOAD_SCHEMA_PREFIX, LOADED_TABLES, PROJECT_SCHEMA, loaded_tables
+from pipeline.store import is_object_store, remove_tree
 
 # The day folders of the two sources, as the loaders' folder_template lays them out
 # (load/loaders.meltano.yml); a day is the last part.
@@ -112,7 +112,7 @@ def remove_day_files(data_dir: Path, day: dt.date, jobs: set[str], check: Callab
     for folder in folders:
         if folder.is_dir():
             check()
-            shutil.rmtree(folder)
+            remove_tree(folder)
             removed += 1
     return removed
 
@@ -211,6 +211,29 @@ def prune(
             partitions = drop_analytics_day(conn, day, lock_timeout)
             files = remove_day_files(data_dir, day, jobs, hold.check)
         lines.append(f"prune {day}: removed {files} receipts and folders, {partitions} analytics partitions")
+    if is_object_store(data_dir):
+        lines += sweep_leftovers(data_dir, {day for day in on_disk.days if day >= cutoff}, on_disk.jobs)
     if not lines:
         lines.append(f"prune: nothing older than {cutoff} ({keep_days} days before {today})")
+    return lines
+
+
+def sweep_leftovers(data_dir: Path, days: set[dt.date], jobs: set[str]) -> list[str]:
+    """In an object store: remove the run folders of the kept ``days`` that runs which never published left.
+
+    A day one of whose jobs is running is skipped (its run folders may be in use).
+    See ``pipeline.s3day.sweep``.
+    """
+    from pipeline.s3day import sweep
+
+    lines = []
+    for day in sorted(days):
+        stale = [job for job in sorted(jobs) if staging_root(data_dir, job, day).exists()]
+        if not stale:
+            continue
+        with day_if_idle(stale, day, "pipeline-prune") as hold:
+            if hold.busy:
+                continue
+            removed = sum(sweep(data_dir, job, day, DAY_FOLDER_PARENTS, hold.check) for job in stale)
+        lines.append(f"prune {day}: removed {removed} run folders that unpublished runs of {', '.join(stale)} left")
     return lines

@@ -131,9 +131,10 @@ def source_files() -> dict[str, Path]:
 def make_pipeline(
     data_dir: Path | str,
     dump: Path,
-    details_csv: Path,
+    details_csv: Path | str,
     source_encoding: str | None = None,
     store_env: dict[str, str] | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Pipeline]:
     """Throwaway databases, the source seeded from ``dump`` (plain SQL), the CSV source ``details_csv``.
 
@@ -141,6 +142,7 @@ def make_pipeline(
     that reach its server in ``store_env`` (``tests.s3server.S3Server.env``).
     ``source_encoding``: the source database's server encoding (``LATIN1``, ``SQL_ASCII``...)
     instead of the server's default, with the C locale that any encoding accepts.
+    ``extra_env``: more settings, e.g. the ``AWS_*`` of an ``s3://`` data dir.
     """
     suffix = uuid.uuid4().hex[:10]
     env = {
@@ -150,6 +152,7 @@ def make_pipeline(
         "TARGET_POSTGRES_DATABASE": f"test_analytics_{suffix}",
         "DATA_DIR": str(data_dir),
         "ORDER_DETAILS_CSV": str(details_csv),
+        **(extra_env or {}),
     }
     try:
         if source_encoding is not None:

@@ -25,6 +25,7 @@ session settings (``snapshot.py``), so the jobs' guarantees hold in batch mode o
 from __future__ import annotations
 
 import copy
+import os
 import typing as t
 import uuid
 from functools import cached_property
@@ -38,7 +39,8 @@ from singer_sdk.mapper import SameRecordTransform
 from tap_postgres.client import PostgresStream
 
 from pipeline.errors import PipelineError, TransientPipelineError, first_line
-from pipeline.lfs import SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY, resolve_data_dir
+from pipeline.lfs import SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY
+from pipeline.store import local_scratch
 from tap_postgres_native.snapshot import STATEMENT_TIMEOUT
 from tap_postgres_native.table_settings import VARIABLE as TABLES_VARIABLE
 from tap_postgres_native.type_mapping import BOOL_OID, TEXT_ARRAY_OID, TEXT_OID
@@ -100,7 +102,8 @@ class CopyStream(PostgresStream):
         folder = config.get("csv_batch_dir")
         if not folder:
             return None
-        return BatchConfig(encoding=CSV_ENCODING, storage=StorageTarget(root=resolve_data_dir(folder).as_uri()))
+        root = local_scratch(folder, Path(os.environ.get("MELTANO_PROJECT_ROOT") or "."))
+        return BatchConfig(encoding=CSV_ENCODING, storage=StorageTarget(root=root.as_uri()))
 
     def build_query(self, context: Context | None) -> sa.sql.Select:
         """tap-postgres's query (RECORD mode), each column whose source type differs cast to its analytics type.

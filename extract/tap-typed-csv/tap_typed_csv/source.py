@@ -14,6 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from upath import UPath
+
+from pipeline.store import open_path, scheme_of
 from tap_typed_csv.errors import TypedCSVError
 from tap_typed_csv.schema import Column, annotated, columns_of, load_schema
 
@@ -23,11 +26,16 @@ class CSVSource:
     """A CSV file declared as a stream: where it is, its schema and its key."""
 
     stream: str
-    path: Path
+    path: Path | UPath
     path_setting: str
     schema: dict[str, Any]
     columns: list[Column]
     key_properties: list[str]
+
+
+def _data_path(value: str, base_dir: Path, setting: str) -> Path | UPath:
+    """The CSV file: a local path (relative to ``base_dir``) or a URL of the data's store, e.g. ``s3://...``."""
+    return open_path(value, setting) if scheme_of(value) else base_dir / value
 
 
 def source_from_config(entry: Mapping[str, Any], index: int, base_dir: Path) -> CSVSource:
@@ -49,7 +57,7 @@ def source_from_config(entry: Mapping[str, Any], index: int, base_dir: Path) -> 
             raise TypedCSVError(f"setting {setting}.key_properties: {key!r} is not a property of {schema_path}")
     return CSVSource(
         stream=entry["stream"],
-        path=base_dir / entry["path"],
+        path=_data_path(entry["path"], base_dir, f"{setting}.path"),
         path_setting=f"{setting}.path",
         schema=annotated(schema, columns),
         columns=columns,

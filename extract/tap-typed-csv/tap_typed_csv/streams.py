@@ -12,6 +12,7 @@ from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig, Storag
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.types import Context
 
+from pipeline.store import local_scratch
 from tap_typed_csv.batch import header_line, write_batch
 from tap_typed_csv.reader import read_records
 from tap_typed_csv.source import CSVSource
@@ -39,7 +40,7 @@ class TypedCSVStream(Stream):
         folder = config.get("csv_batch_dir")
         if not folder:
             return None
-        root = (Path(config.get("base_dir") or "") / folder).resolve()
+        root = local_scratch(folder, Path(config.get("base_dir") or ""))
         return BatchConfig(encoding=BaseBatchFileEncoding(format="csv"), storage=StorageTarget(root=root.as_uri()))
 
     def get_batches(

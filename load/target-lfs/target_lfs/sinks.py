@@ -97,9 +97,9 @@ def table_key(source: str, source_schema: str | None, table: str) -> str:
 
 
 def contained_path(root: Path, relative: str) -> Path:
-    """``root / relative``, refusing any result outside ``root`` (whatever a name holds)."""
+    """``root / relative``, refusing any result outside ``root`` (whatever a name holds), on either backend."""
     path = (root / relative).resolve()
-    if not path.is_relative_to(root.resolve()):
+    if not str(path).startswith(f"{str(root.resolve()).rstrip('/')}/"):
         raise PipelineError(f"refused to write {path}: it is outside the staging folder {root}")
     return path
 
@@ -130,7 +130,7 @@ class LFSSink(CSVSink):
         self.source = target.source
         self.source_schema, self.table = source_identity(self.source, stream_name, schema)
         self.key = table_key(self.source, self.source_schema, self.table)
-        self.folder = contained_path(target.staging, day_folder(target.folder_template, self.key, target.day))
+        self.folder = target.table_folder(day_folder(target.folder_template, self.key, target.day))
         try:
             file_name = data_file_name(self.key)
         except PipelineError as exc:
@@ -138,6 +138,7 @@ class LFSSink(CSVSink):
         self._output_file = contained_path(self.folder, file_name)
         self.rows = 0
         self._digest = hashlib.sha256()
+        self._out: BinaryIO | None = None
         super().__init__(target, stream_name, schema, key_properties)
         self.encoder = RowEncoder(self.schema["properties"])
 
@@ -156,12 +157,20 @@ class LFSSink(CSVSink):
         self.lfs_target.claim_table(self)
         self.logger.info("Writing %s to %s", self.stream_name, self.output_file)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._write(self.encoder.header(), mode="wb")
+        # One handle for the whole stream: an object cannot be appended to, only written once.
+        self._out = self.output_file.open("wb", **self.lfs_target.open_options)
+        self._write(self.encoder.header())
+
+    def close(self) -> None:
+        """Finish the table's file (in an object store: complete its upload); the stream has ended."""
+        if self._out is not None:
+            self._out.close()
+            self._out = None
 
     def process_batch(self, context: dict[str, Any]) -> None:
         """Append the batch's records to the file."""
         records = context.get("records") or []
-        self._write(self.encoder.lines(records), mode="ab")
+        self._write(self.encoder.lines(records))
         self.rows += len(records)
 
     def process_batch_files(self, encoding: BaseBatchFileEncoding, files: Sequence[str]) -> None:
@@ -180,7 +189,8 @@ class LFSSink(CSVSink):
     def _append_csv_file(self, path: Path) -> int:
         """Append the rows of a PostgreSQL CSV file whose header is the schema's columns; returns them."""
         counter = RowCounter()
-        with path.open("rb") as source, self.output_file.open("ab") as out:
+        out = self._output()
+        with path.open("rb") as source:
             header = read_header(source)
             columns = next(csv.reader(io.StringIO(header.decode("utf-8"), newline="")), [])
             if columns != self.encoder.columns:
@@ -201,11 +211,17 @@ class LFSSink(CSVSink):
         the text (e.g. drop the microseconds), never improve it.
         """
 
-    def _write(self, text: str, *, mode: str) -> None:
+    def _output(self) -> BinaryIO:
+        if self._out is None:
+            raise PipelineError(
+                f"{self.output_file} was already closed: stream {self.stream_name} sent data after its end"
+            )
+        return self._out
+
+    def _write(self, text: str) -> None:
         data = text.encode("utf-8")
         self._digest.update(data)
-        with self.output_file.open(mode) as handle:
-            handle.write(data)
+        self._output().write(data)
 
     def table_file(self) -> TableFile:
         """Describe the written file for the folder's metadata (the schema without the identity keys)."""

@@ -18,11 +18,15 @@ from pipeline.dates import parse_pipeline_date
 from pipeline.errors import PipelineError, run_plugin_cli
 from pipeline.files import dump_json, write_text_atomic
 from pipeline.lfs import LEFT_OUT_FILE, LEFT_OUT_MESSAGE, resolve_data_dir, staging_root, write_folder_metadata
-from pipeline.locks import hold_run_lock
+from pipeline.locks import hold_run_lock, run_owner
 from pipeline.names import CSV_SOURCE, POSTGRES_SOURCE
-from target_lfs.sinks import LFSSink
+from pipeline.s3day import begin_run, finish_run
+from pipeline.store import is_object_store, verify
+from target_lfs.sinks import LFSSink, contained_path
 
 SOURCES = (POSTGRES_SOURCE, CSV_SOURCE)
+# The part size of a table's multipart upload to an object store: what one open file holds in memory.
+OBJECT_PART_BYTES = 8 << 20
 
 
 def required_setting(config: dict, name: str, variable: str) -> str:
@@ -89,10 +93,26 @@ class TargetLFS(TargetCSV):
         self.source = required_setting(self.config, "source", "the plugin's config")
         if self.source not in SOURCES:
             raise PipelineError(f"target-lfs setting source is {self.source!r}; set it to one of {', '.join(SOURCES)}")
+        verify(data_dir)
+        self.data_dir = data_dir
         self.staging = staging_root(data_dir, self.job, self.day)
         self._tables: dict[str, LFSSink] = {}
         hold_run_lock(self.job, self.day)  # no other run of the job and day writes while this one does
-        reset_directory(self.staging)
+        self.run: str | None = None
+        self.open_options: dict[str, int] = {}
+        if is_object_store(data_dir):
+            # Objects at their final keys, in a folder of this run (see pipeline.s3day); parts of 8 MiB.
+            self.run = run_owner().token
+            self.open_options = {"block_size": OBJECT_PART_BYTES}
+            begin_run(data_dir, self.job, self.day, self.run)
+        else:
+            reset_directory(self.staging)
+
+    def table_folder(self, relative: str) -> Path:
+        """Where a table's day folder ``relative`` is written: the staging tree, or its run folder in the bucket."""
+        if self.run is None:
+            return contained_path(self.staging, relative)
+        return contained_path(self.data_dir, relative) / self.run
 
     def claim_table(self, sink: LFSSink) -> None:
         """Register the sink that writes ``sink.key``; refuse a second one in the same run."""
@@ -108,14 +128,19 @@ class TargetLFS(TargetCSV):
         """Drain every sink, then write each day folder's metadata, ``_SUCCESS`` last; and what was left out."""
         super().process_endofpipe()
         left_out = self.message_reader.left_out  # type: ignore[attr-defined]
-        if left_out is not None:
+        if left_out is not None and self.run is None:
             write_text_atomic(self.staging / LEFT_OUT_FILE, dump_json(left_out))
-        folders: dict[Path, list[LFSSink]] = defaultdict(list)
+        folders: dict[str, list[LFSSink]] = defaultdict(list)
         for sink in self._tables.values():
-            folders[sink.folder].append(sink)
-        for folder, sinks in sorted(folders.items()):
+            sink.close()
+            folders[str(sink.folder)].append(sink)
+        for _, sinks in sorted(folders.items()):
+            folder = sinks[0].folder
             write_folder_metadata(folder, [sink.table_file() for sink in sorted(sinks, key=lambda s: s.key)])
             self.logger.info("Staged %s (%s)", folder, ", ".join(sorted(s.key for s in sinks)))
+        if self.run is not None:
+            written = [name.removeprefix(f"{self.data_dir}/") for name in folders]
+            finish_run(self.data_dir, self.job, self.day, self.run, written, left_out)
 
 
 def main() -> None:
