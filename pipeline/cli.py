@@ -200,8 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.run(args)
-    except (PipelineError, psycopg.Error) as exc:
-        report_failure(f"pipeline {args.command} failed", as_pipeline_error(exc) or PipelineError(first_line(exc)))
+    except Exception as exc:
+        # An object store's refusal or silence (pipeline.store.failure) is classed like a database's.
+        failure = as_pipeline_error(exc)
+        if failure is None and not isinstance(exc, psycopg.Error):
+            raise
+        report_failure(f"pipeline {args.command} failed", failure or PipelineError(first_line(exc)))
         return 1
     return 0
 

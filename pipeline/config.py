@@ -18,6 +18,8 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from pipeline.store import scheme_of
+
 # The administrator's settings: read by the set-up, the tests and the benchmark only.
 ADMIN_FILE = ".env.admin"
 
@@ -43,5 +45,11 @@ def project_env(root: Path, with_admin: bool = False) -> dict[str, str]:
 
 
 def sources_dir(root: Path, environ: Mapping[str, str]) -> Path:
-    """Where set-up puts the upstream source files: ``$DATA_DIR/sources``, a relative ``DATA_DIR`` under ``root``."""
-    return root / (environ.get("DATA_DIR") or "data") / "sources"
+    """Where set-up puts the upstream source files: ``$DATA_DIR/sources``, a relative ``DATA_DIR`` under ``root``.
+
+    With ``DATA_DIR`` in an object store they stay on local disk, in ``data/sources``:
+    they are the set-up's inputs (the seed of the source database, the default
+    ``ORDER_DETAILS_CSV``), not day folders.
+    """
+    data_dir = environ.get("DATA_DIR") or "data"
+    return root / ("data" if scheme_of(data_dir) else data_dir) / "sources"

@@ -24,6 +24,9 @@ other way (folders first, the receipt last), so a restore cut short is undone by
 same repair: the version is complete again and can be restored again. At every point
 the day is either published (old or new version) or has no receipt, which step 2
 refuses; no version is ever lost.
+
+In an object store nothing moves: a version is its kept receipt alone, its objects stay
+where they were written, and a restore puts the receipt back (``pipeline.s3day``).
 """
 
 from __future__ import annotations
@@ -140,13 +143,14 @@ def keep_published(data_dir: Path, job: str, day: dt.date, check: Callable[[], N
 def same_day(kept: dict[str, Any], published: dict[str, Any]) -> bool:
     """Whether two receipts are the same day, file for file (in an object store, whatever the run folders' names).
 
-    Every table with the same file, rows and sha256, and the same metadata checksums.
+    Every table with the same file, rows and sha256, the same metadata checksums and
+    the same tables left out.
     """
 
-    def content(receipt: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+    def content(receipt: dict[str, Any]) -> tuple[list[Any], list[Any], Any]:
         tables = {key: {k: v for k, v in entry.items() if k != "folder"} for key, entry in receipt["tables"].items()}
         metadata = sorted(sorted(checksums.items()) for checksums in folders_of(receipt).values())
-        return sorted(tables.items()), metadata
+        return sorted(tables.items()), metadata, receipt.get("left_out") or []
 
     return content(kept) == content(published)
 

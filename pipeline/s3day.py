@@ -96,21 +96,22 @@ def publish(data_dir: Path, job: str, day: dt.date, check: Callable[[], None]) -
     current = read_versioned(receipt)
     published = _parse(current)
     if published is not None and same_day(published, content):
+        pause_point("publish-swap")  # a kill here leaves the run's objects, which no receipt names
         check()
         _remove_folders(data_dir, note["folders"], _named(data_dir, job, day, published))
         note_path.unlink()
         return published
     if current is not None:
         keep(data_dir, job, day, current[0], check)
-    pause_point("publish-swap")
+    pause_point("publish-swap")  # a kill here leaves a kept copy of the receipt still published
     check()
-    _commit(receipt, dump_json(content).encode(), current, job, day)
+    commit_receipt(receipt, dump_json(content).encode(), current, job, day)
     drop_identical(data_dir, job, day, content)
     note_path.unlink()
     return content
 
 
-def _commit(receipt: Path, data: bytes, current: tuple[bytes, str] | None, job: str, day: dt.date) -> None:
+def commit_receipt(receipt: Path, data: bytes, current: tuple[bytes, str] | None, job: str, day: dt.date) -> None:
     """Put the receipt: only over the version read (or only where there was none)."""
     try:
         if current is None:
@@ -189,7 +190,7 @@ def restore(data_dir: Path, job: str, day: dt.date, name: str, check: Callable[[
     if current is not None:
         replaced = history_root(data_dir, job, day) / keep(data_dir, job, day, current[0], check)
     check()
-    _commit(receipt, kept_bytes, current, job, day)
+    commit_receipt(receipt, kept_bytes, current, job, day)
     kept_path.unlink()  # its objects now belong to the day's receipt
     return name, replaced
 
