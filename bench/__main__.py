@@ -17,6 +17,7 @@ from pipeline.databases import ANALYTICS, SOURCE, drop_database
 from pipeline.dates import RETENTION_OFF
 from pipeline.files import write_text_atomic
 from pipeline.lfs import resolve_data_dir
+from pipeline.store import is_object_store
 
 DEFAULT_STOCK_ROWS = 50_000  # the stock RECORD path moves a few thousand rows a second
 
@@ -63,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
     os.environ["MELTANO_PROJECT_ROOT"] = str(PROJECT_ROOT)  # a relative DATA_DIR is the project's
-    bench_dir = resolve_data_dir(env.get("DATA_DIR") or "data") / "bench"
+    data_dir = resolve_data_dir(env.get("DATA_DIR") or "data")
+    # The bench's own files (results, logs, work) are local: under the project's data/ when DATA_DIR is a bucket.
+    bench_dir = (PROJECT_ROOT / "data" if is_object_store(data_dir) else data_dir) / "bench"
     options = Options(args.scales, not args.no_airflow, not args.no_peers, args.stock_rows)
     try:
         result = run_bench(env, bench_dir, options, lambda text: print(f"bench: {text}", flush=True))

@@ -34,7 +34,7 @@ from typing import Any
 
 from bench.memory import PROJECT_ROOT, session_members, tree
 from pipeline.analytics import RESULT_VIEW
-from pipeline.results import RESULTS_DIR
+from pipeline.results import result_files
 
 AIRFLOW_SH = PROJECT_ROOT / "scripts" / "airflow.sh"  # `make airflow`; it changes to the project root itself
 AIRFLOW = PROJECT_ROOT / ".meltano" / "utilities" / "airflow" / "venv" / "bin" / "airflow"
@@ -198,9 +198,9 @@ def airflow_day(env: dict[str, str], day: dt.date, data_dir: Path, work: Path) -
             return api.call("GET", step2)["state"] in ("success", "failed")
 
         _wait(step2_finished, "step 2's run", DAY_TIMEOUT, POLL_SECONDS)
-        result = data_dir / RESULTS_DIR / day.isoformat()
+        result = result_files(data_dir, day, [f"{RESULT_VIEW}.json"])
         finished = api.call("GET", step2)
-        if finished["state"] != "success" or not (result / f"{RESULT_VIEW}.json").is_file():
+        if finished["state"] != "success" or result is None or not result[f"{RESULT_VIEW}.json"].is_file():
             sys.exit(f"bench: the day through Airflow failed; see {home / 'logs'} and {log}")
         # The run's end as Airflow recorded it, not when the poll saw it: the figure does not depend on POLL_SECONDS.
         seconds = _seconds_after(finished["end_date"], origin)

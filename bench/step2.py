@@ -23,7 +23,7 @@ from pipeline.analytics import DEFAULT_LOCK_TIMEOUT, RESULT_VIEW, publish_day
 from pipeline.databases import ANALYTICS, connect
 from pipeline.export import export_day
 from pipeline.lfs import read_day
-from pipeline.results import RESULTS_DIR
+from pipeline.results import result_files
 
 LOAD = ("tap-lfs", "target-analytics")
 
@@ -62,8 +62,9 @@ def time_parts(env: dict[str, str], data_dir: Path, day: dt.date, step1_jobs: li
         start = time.perf_counter()
         export_day(conn, day, data_dir, _no_run_lock)
         export_seconds = time.perf_counter() - start
-    exported = _json_rows(data_dir / RESULTS_DIR / day.isoformat() / f"{RESULT_VIEW}.json")
-    psql_seconds = export_baseline(env, day, data_dir / "bench-export")
+    json_name = f"{RESULT_VIEW}.json"
+    exported = _json_rows((result_files(data_dir, day, [json_name]) or {})[json_name])
+    psql_seconds = export_baseline(env, day, logs.parent / "export-baseline")  # psql writes local files
     return [
         _with_rate(_part("load", loaded, load_seconds), loaded, load_seconds),
         _with_rate(_part("publish", published_rows, publish_seconds), published_rows, publish_seconds),

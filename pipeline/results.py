@@ -35,8 +35,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from pipeline import store
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, TransientPipelineError, first_line
 from pipeline.files import dump_json
+from pipeline.locks import run_owner
 
 RESULTS_DIR = "results"
 RESULT_RECEIPT = "_result.json"
@@ -52,17 +53,16 @@ def day_results(data_dir: Path, day: dt.date) -> Path:
 def result_files(data_dir: Path, day: dt.date, names: list[str]) -> dict[str, Path] | None:
     """The day's published result files by name; None when the day has no result.
 
-    On object storage the receipt says where they are; locally they are in the day's folder.
+    On object storage the receipt says where they are; locally they are in the day's
+    folder. In a bucket, files right in the day's folder, with no receipt, are a local
+    result copied in when the installation moved (README: Object storage): whole, since
+    no export writes there; the day's next export replaces them.
     """
     folder = day_results(data_dir, day)
-    if store.is_object_store(data_dir):
-        receipt = _read_receipt(folder)
-        if receipt is None:
-            return None
+    if store.is_object_store(data_dir) and (receipt := _read_receipt(folder)) is not None:
         folder = data_dir / receipt["folder"]
-    elif not folder.is_dir():
-        return None
-    return {name: folder / name for name in names}
+    files = {name: folder / name for name in names}
+    return files if all(path.is_file() for path in files.values()) else None
 
 
 class _Hashing(io.RawIOBase):
@@ -93,8 +93,6 @@ class ResultDraft:
         self.target = day_results(data_dir, day)
         self.on_store = store.is_object_store(data_dir)
         if self.on_store:
-            from pipeline.locks import run_owner
-
             self.folder = self.target / run_owner().token
         else:
             self.folder = self.target.with_name(f".{self.target.name}.{uuid.uuid4().hex}.tmp")
@@ -129,10 +127,7 @@ class ResultDraft:
 
     def discard(self) -> None:
         """Remove the draft (a failed or cut-short export)."""
-        if self.on_store:
-            store.remove_tree(self.folder)
-        else:
-            shutil.rmtree(self.folder, ignore_errors=True)
+        store.remove_tree(self.folder)
 
     def commit(self, check: Callable[[], None], rows: int) -> None:
         """Make the draft the day's result; ``check`` (the run still holds the day) runs right before."""
@@ -205,8 +200,15 @@ def _read_receipt_and_etag(target: Path) -> tuple[dict[str, Any] | None, str | N
 
 
 def _put_receipt(receipt: Path, data: bytes, etag: str | None) -> None:
-    """Write the receipt only over the one read (or where there was none): two exports never cross unseen."""
-    if etag is None:
-        store.put_if_absent(receipt, data)
-    else:
-        store.put_if_match(receipt, data, etag)
+    """Write the receipt only over the one read (or where there was none): two exports never cross unseen.
+
+    Losing that race (another export of the day committed since the read, which its
+    run lock and fencing check should have kept out) is transient: a rerun exports anew.
+    """
+    try:
+        if etag is None:
+            store.put_if_absent(receipt, data)
+        else:
+            store.put_if_match(receipt, data, etag)
+    except store.ConflictError as exc:
+        raise TransientPipelineError(f"{first_line(exc)}; this export's result is dropped: rerun it") from exc

@@ -14,9 +14,15 @@ if ! [[ $day =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}$ ]] || ! date -u -d "$day" +%F >/dev
   exit 2
 fi
 
+# A setting as the jobs get it: the environment's, else .env's last line for it.
+setting() {
+  local name=$1
+  if [ -n "${!name:-}" ]; then echo "${!name}"; else sed -n "s/^$name=//p" .env 2>/dev/null | tail -n 1 | tr -d "\"'"; fi
+}
+
 # Each job is bounded as in Airflow: PIPELINE_JOB_TIMEOUT_MINUTES (the environment, else .env;
 # default 60, see README "Operations"); `timeout` stops the job's whole process group.
-timeout_minutes=${PIPELINE_JOB_TIMEOUT_MINUTES:-$(sed -n 's/^PIPELINE_JOB_TIMEOUT_MINUTES=//p' .env 2>/dev/null | tail -n 1 | tr -d "\"'")}
+timeout_minutes=$(setting PIPELINE_JOB_TIMEOUT_MINUTES)
 timeout_minutes=${timeout_minutes:-60}
 if ! [[ $timeout_minutes =~ ^[0-9]*[.]?[0-9]+$ ]] || ! [[ $timeout_minutes =~ [1-9] ]]; then
   echo "PIPELINE_JOB_TIMEOUT_MINUTES=$timeout_minutes is not a number of minutes above 0 (unset: 60)" >&2
@@ -71,4 +77,9 @@ if [ "$code" -ne 0 ]; then
   failed lfs-to-analytics "$code"
   exit 1
 fi
-echo "done: $day is in the analytics database; result in ${DATA_DIR:-data}/results/$day/"
+data_dir=$(setting DATA_DIR)
+case ${data_dir:=data} in
+  s3://*) result="${data_dir%/}/results/$day/_result.json, which names the objects" ;;
+  *) result="$data_dir/results/$day/" ;;
+esac
+echo "done: $day is in the analytics database; result in $result"

@@ -138,8 +138,7 @@ def make_pipeline(
 ) -> Iterator[Pipeline]:
     """Throwaway databases, the source seeded from ``dump`` (plain SQL), the CSV source ``details_csv``.
 
-    ``data_dir``: a local folder, or an ``s3://`` URL with the ``AWS_*`` settings
-    that reach its server in ``store_env`` (``tests.s3server.S3Server.env``).
+    ``data_dir``: a local folder, or an ``s3://`` URL (its ``AWS_*`` settings in ``extra_env``).
     ``source_encoding``: the source database's server encoding (``LATIN1``, ``SQL_ASCII``...)
     instead of the server's default, with the C locale that any encoding accepts.
     ``extra_env``: more settings, e.g. the ``AWS_*`` of an ``s3://`` data dir.
@@ -147,7 +146,6 @@ def make_pipeline(
     suffix = uuid.uuid4().hex[:10]
     env = {
         **project_env(),
-        **(store_env or {}),
         "TAP_POSTGRES_DATABASE": f"test_northwind_{suffix}",
         "TARGET_POSTGRES_DATABASE": f"test_analytics_{suffix}",
         "DATA_DIR": str(data_dir),

@@ -36,11 +36,12 @@ from dag_generator.plan import (
     FORCE_OLD_DAY_ENV,
     FORCE_OLD_DAY_PARAM,
     JOB_TIMEOUT_ENV,
-    RECEIPT_TEMPLATE,
     TABLE_PLACEHOLDER,
     AssetSpec,
 )
 from dag_generator.texts import failure_line
+from pipeline.lfs import receipt_path
+from pipeline.store import data_root
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,21 @@ STOP_GRACE_SECONDS = 10
 
 
 def receipt_file(root: Path, env: dict[str, str], job: str, day: dt.date) -> Path:
-    """The receipt ``job`` publishes for ``day`` (pipeline.lfs.receipt_path) under the project's DATA_DIR."""
-    return root / env.get("DATA_DIR", "data") / RECEIPT_TEMPLATE.format(job=job, day=day.isoformat())
+    """The receipt ``job`` publishes for ``day`` under the project's DATA_DIR, on local disk or in a bucket.
+
+    ``env`` is the job's environment (``job_environment``): DATA_DIR and the ``AWS_*``
+    settings as the job itself gets them; a relative DATA_DIR is relative to ``root``.
+    """
+    data_dir = data_root(env.get("DATA_DIR") or "data", {**env, "MELTANO_PROJECT_ROOT": str(root)})
+    return receipt_path(data_dir, job, day)
+
+
+def receipt_time(receipt: Path) -> dt.datetime | None:
+    """When ``receipt`` was written: its file's mtime, or its object's LastModified in a bucket; None: not yet."""
+    try:
+        return dt.datetime.fromtimestamp(receipt.stat().st_mtime, dt.UTC)
+    except FileNotFoundError:
+        return None
 
 
 class NoLogicalDateError(AirflowFailException):
@@ -214,11 +228,9 @@ class SameDayRunSensor(BaseSensorOperator):
     def poke(self, context: Any) -> bool:
         """True when the upstream day is done; AirflowFailException when its newest run failed."""
         day = run_day(context)
-        receipt = receipt_file(self.root, job_environment(self.root, os.environ), self.upstream_job, day)
-        try:
-            receipt_at: dt.datetime | None = dt.datetime.fromtimestamp(receipt.stat().st_mtime, dt.UTC)
-        except FileNotFoundError:
-            receipt_at = None
+        receipt_at = receipt_time(
+            receipt_file(self.root, job_environment(self.root, os.environ), self.upstream_job, day)
+        )
         run = latest_run_of_day(self.upstream_dag_id, day)
         seen = None
         if run is not None:

@@ -81,8 +81,6 @@ DEFAULTS: dict[str, Any] = {
 JOB_ONLY_OPTIONS = frozenset({"depends_on", "assets"})
 # The placeholder of an asset URI that stands for each table a job's receipt lists.
 TABLE_PLACEHOLDER = "{folder}"
-# Where a job's receipt for a day is, relative to DATA_DIR (pipeline.lfs.receipt_path).
-RECEIPT_TEMPLATE = "_runs/{job}/{day}.json"
 # A run's conf {"force_old_day": true} runs a day older than RETENTION_DAYS all the same: its job
 # gets pipeline.dates.FORCE_OLD_DAY_ENV=1 (the same name: a test checks it).
 FORCE_OLD_DAY_PARAM = "force_old_day"

@@ -44,12 +44,12 @@ def day_pipeline(
 ) -> Iterator[Pipeline]:
     """The module's pipeline, its DATA_DIR on local disk or under a fresh prefix of the tests' bucket."""
     data_dir: Path | str = tmp_path_factory.mktemp("pipeline") / "data"
-    store_env = None
+    extra_env = None
     if request.param == "s3":
         server = request.getfixturevalue("s3_server")
-        data_dir, store_env = server.data_dir(), server.env()
+        data_dir, extra_env = server.data_dir(), server.env()
     yield from make_pipeline(
-        data_dir, source_files["northwind.sql"], source_files["order_details.csv"], store_env=store_env
+        data_dir, source_files["northwind.sql"], source_files["order_details.csv"], extra_env=extra_env
     )
 
 

@@ -3,17 +3,21 @@
 Step 1 on object storage writes each run under a folder of its own, but a receipt
 written on local disk names folders without one; step 2 reads whatever a receipt
 names, so days published before the move are read from the bucket as they were
-written (README: Object storage). A SeaweedFS of the tests' (``tests.s3server``).
+written, and so is their result until the day is exported again (README: Object
+storage). A SeaweedFS of the tests' (``tests.s3server``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
 import pytest
 
 from pipeline.errors import FAILURE_FILE_ENV
+from pipeline.results import result_files
+from pipeline.store import data_root
 from tests.conftest import Pipeline
 from tests.s3server import S3Server
 
@@ -31,9 +35,15 @@ def test_a_day_copied_into_a_bucket_is_loaded_and_exported_there_byte_for_byte(
     url = s3_server.data_dir()
     s3_server.filesystem().put(f"{pipeline.data_dir}/", url.removeprefix("s3://") + "/", recursive=True)
     in_bucket = {"DATA_DIR": url, **s3_server.env()}
+    moved = result_files(data_root(url, in_bucket), dt.date.fromisoformat(DAY), RESULT)
+    assert moved is not None
+    assert {name: path.read_bytes() for name, path in moved.items()} == {
+        name: (pipeline.data_dir / "results" / DAY / name).read_bytes() for name in RESULT
+    }
 
     assert pipeline.run("lfs-to-analytics", day=DAY, **in_bucket).returncode == 0
     objects = s3_server.objects(url)
+    assert not [key for key in objects if key.startswith(f"results/{DAY}/orders")]  # the moved result replaced
     receipt = json.loads(objects[f"results/{DAY}/_result.json"])
     for name in RESULT:
         local = (pipeline.data_dir / "results" / DAY / name).read_bytes()
