@@ -11,7 +11,7 @@ import bench
 from bench.memory import PROJECT_ROOT
 from bench.page import page
 from bench.report import table
-from bench.runner import Options, run_bench
+from bench.runner import JOBS, Options, run_bench
 from pipeline.config import project_env
 from pipeline.databases import ANALYTICS, SOURCE, drop_database
 from pipeline.dates import RETENTION_OFF
@@ -31,6 +31,15 @@ def _scales(text: str) -> tuple[int, ...]:
     if not scales or min(scales) < 1:
         raise argparse.ArgumentTypeError(f"--scales {text!r}: every scale must be at least 1")
     return scales
+
+
+def _jobs(text: str) -> tuple[str, ...]:
+    """``--store-jobs``: a comma-separated subset of the jobs, in their order; ``none`` for none."""
+    named = [] if text == "none" else text.split(",")
+    unknown = sorted(set(named) - set(JOBS))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"--store-jobs {text!r}: unknown job {unknown[0]!r}; jobs: {', '.join(JOBS)}")
+    return tuple(job for job in JOBS if job in named)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stock-rows", type=int, default=DEFAULT_STOCK_ROWS, help="rows of the stock RECORD path's capped table"
     )
+    parser.add_argument(
+        "--store-jobs",
+        type=_jobs,
+        default=JOBS,
+        help="the jobs run again with DATA_DIR on a local SeaweedFS, e.g. postgres-to-lfs,csv-to-lfs "
+        "(default: all three; 'none': skip)",
+    )
     args = parser.parse_args(argv)
     if args.stock_rows < 1:
         parser.error("--stock-rows must be at least 1")
@@ -67,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = resolve_data_dir(env.get("DATA_DIR") or "data")
     # The bench's own files (results, logs, work) are local: under the project's data/ when DATA_DIR is a bucket.
     bench_dir = (PROJECT_ROOT / "data" if is_object_store(data_dir) else data_dir) / "bench"
-    options = Options(args.scales, not args.no_airflow, not args.no_peers, args.stock_rows)
+    options = Options(args.scales, not args.no_airflow, not args.no_peers, args.stock_rows, args.store_jobs)
     try:
         result = run_bench(env, bench_dir, options, lambda text: print(f"bench: {text}", flush=True))
     finally:

@@ -1,7 +1,11 @@
 r"""latest.json's entries, the goals' ratios and the printed table.
 
 The goals are reported, never asserted (a figure depends on the machine and its load):
-step 2's load + publish against COPY FROM of the same files (goal >= 0.6), the export
+step 1's data phase (postgres-to-lfs's COPYs to their day files, without start-up)
+against psql's ``COPY TO`` of the same tables (goal >= 0.7), each job with ``DATA_DIR``
+on a local SeaweedFS against the same job on local disk (goal >= 0.7, under 300 MB),
+step 2's load + publish
+against COPY FROM of the same files (goal >= 0.6), the export
 against psql's ``\copy`` of the same two queries (<= 1.0x), a Northwind day against
 Sling's time for the same tables (<= 2x, moonshot 1.4x), a day through Airflow,
 trigger to result (<= 10 s), and every job's largest process (< 300 MB, within 10%
@@ -68,6 +72,12 @@ def load_publish_rate(result: dict[str, Any]) -> float:
     return parts["load"]["rows"] / (parts["load"]["seconds"] + parts["publish"]["seconds"])
 
 
+def data_phase_part(result: dict[str, Any]) -> dict[str, Any] | None:
+    """postgres-to-lfs's data phase (``bench.data_phase``); None in a result taken before it was measured."""
+    job = next(job for job in result["jobs"] if job["job"] == "postgres-to-lfs")
+    return next(iter(job.get("parts", [])), None)
+
+
 def _peer_rate(result: dict[str, Any], hop: str) -> list[tuple[str, float]]:
     return [
         (f"{p['peer']} ({p['rows']} rows)" if p["peer"] == "stock" else p["peer"], p["rows_per_s"])
@@ -98,6 +108,21 @@ def charts(result: dict[str, Any]) -> list[dict[str, Any]]:
                 ("COPY TO", jobs["postgres-to-lfs"]["copy_rows_per_s"], False),
             ],
         },
+        *(
+            [
+                {
+                    "title": "Postgres tables to their day files (step 1's data phase, no start-up)",
+                    "unit": "rows/s",
+                    "higher_is_better": True,
+                    "bars": [
+                        ("ours: postgres-to-lfs's COPYs to their place", phase["rows_per_s"], True),
+                        ("COPY TO", round(phase["rows"] / phase["psql_seconds"]), False),
+                    ],
+                }
+            ]
+            if (phase := data_phase_part(result))
+            else []
+        ),
         {
             "title": "Files into keyed tables (step 2 load + publish)",
             "unit": "rows/s",
@@ -163,7 +188,21 @@ def goals(result: dict[str, Any]) -> list[str]:
     airflow = result["airflow_day_seconds"]
     airflow_shown = "skipped" if airflow is None else f"{airflow:.2f} s"
     load_publish = _ratio(load_publish_rate(result), step2["copy_rows_per_s"])
+    phase = data_phase_part(result)
+    phase_ratio = "not measured" if phase is None else _ratio(phase["psql_seconds"], phase["seconds"])
+    store = result.get("object_store")
+    if store:
+        slowest = min(store["jobs"], key=lambda job: job["speed_to_local"])
+        store_goal = (
+            f"each job on SeaweedFS / on local disk: slowest {slowest['job']} {slowest['speed_to_local']:.2f}x "
+            f"(goal >= 0.7 at SCALE=1000); largest process {max(j['peak_rss_mb'] for j in store['jobs']):.0f} MB "
+            f"(goal < {RSS_GOAL_MB} MB)"
+        )
+    else:
+        store_goal = "each job on SeaweedFS / on local disk: not run (--store-jobs none) (goal >= 0.7)"
     return [
+        f"step 1 data phase (postgres-to-lfs's COPYs to their day files) / psql COPY TO: {phase_ratio} (goal >= 0.7)",
+        store_goal,
         f"step 2 load + publish / COPY FROM the same files: {load_publish} (goal >= 0.6)",
         f"step 2 export / psql \\copy of the same queries: "
         f"{_ratio(parts['export']['seconds'], parts['export']['psql_seconds'])} (goal <= 1.0)",
@@ -173,6 +212,25 @@ def goals(result: dict[str, Any]) -> list[str]:
         f"largest peak RSS of any job's process: {max(peaks):.0f} MB"
         f" (goal < {RSS_GOAL_MB} MB, within 10% between the scales)",
     ]
+
+
+def store_lines(result: dict[str, Any]) -> list[str]:
+    """Each job with DATA_DIR on SeaweedFS beside local disk, and step 1's data phase there."""
+    store = result.get("object_store")
+    if not store:
+        return ["not run (--store-jobs none)"]
+    lines = [
+        f"{job['job']}: {job['seconds']:.2f} s on SeaweedFS, {job['local_seconds']:.2f} s on local disk: "
+        f"{job['speed_to_local']:.2f}x local speed; largest process {job['peak_rss_mb']:.0f} MB "
+        f"({job['largest_process']})"
+        for job in store["jobs"]
+    ]
+    if phase := store.get("data_phase"):
+        lines.append(
+            f"postgres-to-lfs data phase on SeaweedFS: {phase['seconds']:.2f} s ({phase['rows_per_s']} rows/s), "
+            f"psql COPY TO (local files) {phase['psql_seconds']:.2f} s"
+        )
+    return lines
 
 
 def table(result: dict[str, Any]) -> str:
@@ -207,6 +265,8 @@ def table(result: dict[str, Any]) -> str:
         *(f"  {line}" for line in ratios(result)),
         "memory (each job's largest process):",
         *(f"  {line}" for line in memory_lines(result)),
+        "object store (DATA_DIR on a local SeaweedFS) against local disk:",
+        *(f"  {line}" for line in store_lines(result)),
         "goals (reported, not asserted):",
         *(f"  {line}" for line in goals(result)),
     ]

@@ -13,7 +13,9 @@ from typing import Any
 
 from bench import airflow_day, peers
 from bench.copy_baseline import copy_baseline, csv_copy_baseline
+from bench.data_phase import data_phase
 from bench.memory import PROJECT_ROOT, Timing, timed
+from bench.object_store import object_store_jobs
 from bench.report import job_entry, machine
 from bench.source import fresh_databases, scale_source, scaled_csv_env, source_tables, write_scaled_csv
 from bench.step2 import time_parts
@@ -41,6 +43,7 @@ class Options:
     with_airflow: bool
     with_peers: bool
     stock_rows: int
+    store_jobs: tuple[str, ...] = JOBS
 
 
 def northwind_day(env: dict[str, str], work: Path, options: Options, say: Callable[[str], None]) -> dict[str, Any]:
@@ -138,8 +141,12 @@ def run_bench(env: dict[str, str], bench_dir: Path, options: Options, say: Calla
     say("step 2's parts: load, publish, export ...")
     parts = time_parts(scaled_env, data_dir, DAY, STEP1_JOBS, work / "logs")
     copy_in_all = (copy_pg["rows"] + copy_csv["rows"]) / (copy_pg["in_seconds"] + copy_csv["in_seconds"])
+    copy_to_rate = copy_pg["rows"] / copy_pg["out_seconds"]
     jobs = [
-        job_entry("postgres-to-lfs", pg_rows, measured["postgres-to-lfs"], copy_pg["rows"] / copy_pg["out_seconds"]),
+        {
+            **job_entry("postgres-to-lfs", pg_rows, measured["postgres-to-lfs"], copy_to_rate),
+            "parts": [data_phase(work / "logs" / "postgres-to-lfs.log", copy_pg["out_seconds"])],
+        },
         job_entry("csv-to-lfs", csv_rows, measured["csv-to-lfs"], copy_csv["rows"] / copy_csv["in_seconds"]),
         {
             **job_entry("lfs-to-analytics", pg_rows + csv_rows, measured["lfs-to-analytics"], copy_in_all),
@@ -147,6 +154,18 @@ def run_bench(env: dict[str, str], bench_dir: Path, options: Options, say: Calla
         },
     ]
     shutil.rmtree(data_dir)  # the logs stay in work/logs, for a look at where the time went
+    store = (
+        object_store_jobs(
+            {**scaled_env, "MELTANO_PROJECT_ROOT": str(PROJECT_ROOT)},
+            options.store_jobs,
+            measured,
+            copy_pg["out_seconds"],
+            work,
+            say,
+        )
+        if options.store_jobs
+        else None
+    )
     peer_hops = []
     if options.with_peers:
         say(f"peers on the same data: {', '.join(peers.FILE_PEERS)}; the stock path on {options.stock_rows} rows ...")
@@ -169,4 +188,5 @@ def run_bench(env: dict[str, str], bench_dir: Path, options: Options, say: Calla
         "jobs": jobs,
         "peers": peer_hops,
         "memory": memory,
+        "object_store": store,
     }

@@ -13,6 +13,8 @@ The points, in the order a job reaches them:
 
 ``source-snapshot``   tap-postgres-native has discovered the source's tables, not yet locked
                       them (a test changes a table there: the run must notice)
+``day-file``          a tap has written part of a table's day file (its first block, or a small
+                      table's all), not yet closed it nor handed it over (``pipeline.handover``)
 ``extract``           the loader is writing the day (the extract is running)
 ``before-publish``    the Singer pair has exited, the publish step has not changed anything
 ``history-move``      step 1's publish (or a restore) has moved the first folder of the

@@ -50,7 +50,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from typing import TextIO
 
 import psycopg
@@ -59,6 +58,7 @@ from pipeline.databases import ANALYTICS, connect
 from pipeline.errors import PipelineError, TransientPipelineError, first_line
 from pipeline.fencing import has_claimed, latest_claimant, record_claim
 from pipeline.lfs import rerun_command
+from pipeline.runs import RunOwner, run_owner, start_ticks
 
 # The one job that writes the analytics day (its loader, publish and export take its locks).
 STEP2_JOB = "lfs-to-analytics"
@@ -80,53 +80,6 @@ def lock_key(kind: str, job: str, day: dt.date) -> int:
     """The advisory lock key of ``kind`` ("run" or "writer") for ``job`` and ``day``: the same on every host."""
     digest = hashlib.sha256("\0".join(("northwind-pipeline", kind, job, day.isoformat())).encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
-
-
-def _start_ticks(pid: int) -> str | None:
-    """When ``pid`` started (clock ticks since boot); with the pid, it names one process on this host."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def _is_meltano(pid: int) -> bool:
-    """Whether ``pid`` runs the ``meltano`` command (``meltano``, ``python .../meltano``, ``python -m meltano``)."""
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return any(Path(arg.decode("utf-8", "replace")).name == "meltano" for arg in argv[:3])
-
-
-@dataclasses.dataclass(frozen=True)
-class RunOwner:
-    """The process whose life is the run: Meltano when it started this writer, else the writer itself."""
-
-    pid: int
-    start: str
-    host: str
-
-    @property
-    def token(self) -> str:
-        """A short id of this run, the same in every writer of the run, unique across hosts and time."""
-        return hashlib.sha256(f"{self.host}:{self.pid}:{self.start}".encode()).hexdigest()[:12]
-
-    def application_name(self, role: str, pid: int | None = None) -> str:
-        """What ``pg_stat_activity`` shows for a lock holder of this run: the run, and the holding process.
-
-        The keeper shows the run's owner; a writer shows itself, which may outlive the
-        owner. Postgres keeps 63 bytes.
-        """
-        return f"{role} {self.token} {self.host[:24]}:{pid or self.pid}"
-
-
-def run_owner() -> RunOwner:
-    """The owner of the run this process belongs to."""
-    parent = os.getppid()
-    pid = parent if _is_meltano(parent) else os.getpid()
-    return RunOwner(pid=pid, start=_start_ticks(pid) or "?", host=socket.gethostname())
 
 
 def _wait_seconds() -> float:
@@ -427,7 +380,7 @@ def _watch(owner: RunOwner, conn: psycopg.Connection) -> None:
     except OSError:  # no pidfd on this kernel: poll the process too
         pidfd = None
     try:
-        while _start_ticks(owner.pid) == owner.start:
+        while start_ticks(owner.pid) == owner.start:
             if pidfd is not None and select.select([pidfd], [], [], _LIVENESS_SECONDS)[0]:
                 return
             if pidfd is None:

@@ -9,6 +9,7 @@ string); two copies of the rule could drift apart.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 # Quoted: the delimiter, the quote, line breaks, and leading or trailing white space
 # (kept as data). ``\.`` alone is COPY's end-of-data marker, so it is quoted too.
@@ -22,3 +23,12 @@ def quote_text(text: str) -> str:
     if _NEEDS_QUOTES.search(text):
         return '"' + text.replace('"', '""') + '"'
     return text
+
+
+def header_line(columns: Iterable[str]) -> bytes:
+    """The header line of every day file: the column names in order, each one field, UTF-8.
+
+    The taps write it and target-lfs checks it byte for byte, so a file's bytes are the
+    same whichever process wrote them.
+    """
+    return (",".join(quote_text(name) for name in columns) + "\n").encode("utf-8")

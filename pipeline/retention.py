@@ -85,7 +85,7 @@ def file_days(data_dir: Path) -> FileDays:
             found.days |= _days_in(folder)
     found.days |= _days_in(data_dir / RESULTS_DIR)
     for top, suffix in ((RUNS_DIR, ".json"), (HISTORY_DIR, ""), (STAGING_DIR, "")):
-        for job in (p for p in (data_dir / top).glob("[!.]*") if p.is_dir()):  # not .staging/.batches
+        for job in (p for p in (data_dir / top).glob("[!.]*") if p.is_dir()):  # jobs only: no hidden folder
             found.jobs.add(job.name)
             found.days |= _days_in(job, suffix)
     return found

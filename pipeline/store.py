@@ -27,7 +27,6 @@ import errno
 import hashlib
 import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -99,25 +98,6 @@ def open_path(value: str, setting: str, environ: Mapping[str, str] | None = None
 def data_root(value: str, environ: Mapping[str, str] | None = None) -> UPath:
     """The data root that ``DATA_DIR`` names (see ``open_path``)."""
     return open_path(value, "DATA_DIR", environ)
-
-
-def local_scratch(value: str, base: Path) -> Path:
-    """A local folder for the batch files a tap hands its target (``csv_batch_dir``), whatever ``DATA_DIR`` is.
-
-    The taps' setting is ``${DATA_DIR}/.staging/.batches``: with ``DATA_DIR`` on S3, the
-    batch files (a tap's COPY output, which its target reads once on the same host)
-    go to a folder of the system's temporary directory named after the URL instead.
-    A relative local path is relative to ``base``.
-    """
-    scheme = scheme_of(value)
-    if scheme in OBJECT_STORE_SCHEMES:
-        name = hashlib.sha256(value.encode()).hexdigest()[:16]
-        return Path(tempfile.gettempdir()) / "pipeline-batches" / name
-    if scheme not in LOCAL_SCHEMES:
-        raise PipelineError(
-            f"csv_batch_dir {value} (from DATA_DIR): unknown scheme {scheme}://; use a local path or s3://"
-        )
-    return (base / value).resolve()
 
 
 def is_object_store(path: Path | UPath) -> bool:

@@ -74,8 +74,13 @@ def test_bench_at_scales_2_and_3_with_its_peers_writes_latest_json_and_the_page(
     assert latest["scale"] == 2
     assert latest["northwind_day_seconds"] > 0
     assert [job["job"] for job in latest["jobs"]] == JOBS
-    for job in latest["jobs"][:2]:
-        assert set(job) == JOB_KEYS
+    assert set(latest["jobs"][0]) == {*JOB_KEYS, "parts"}
+    assert set(latest["jobs"][1]) == JOB_KEYS
+    # Step 1's data phase: the tap's COPYs of every row to their day files, beside psql's COPY TO.
+    [phase] = latest["jobs"][0]["parts"]
+    assert set(phase) == {"part", "rows", "seconds", "rows_per_s", "psql_seconds"}
+    assert phase["rows"] == latest["jobs"][0]["rows"]
+    assert phase["seconds"] > 0
     step2 = latest["jobs"][2]
     assert set(step2) == {*JOB_KEYS, "parts"}
     for job in latest["jobs"]:
@@ -116,6 +121,6 @@ def test_bench_at_scales_2_and_3_with_its_peers_writes_latest_json_and_the_page(
     assert "not measured" not in result.stdout
     assert "Postgres tables to files: ours / sling = " in result.stdout
     page = (tmp_path / "data" / "bench" / "latest.html").read_text()
-    assert page.count("<svg") == 5  # four hops and the memory chart; no timeline without Airflow
+    assert page.count("<svg") == 6  # five hops and the memory chart; no timeline without Airflow
     assert "Not run (<code>--no-airflow</code>)" in page
     assert "stock (200 rows)" in page

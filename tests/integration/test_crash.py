@@ -221,6 +221,8 @@ def check_step2_day(pipeline: Pipeline, sources: Sources) -> None:
 
 
 STEP1_CRASHES = [
+    ("postgres-to-lfs", "day-file", SESSION),
+    ("csv-to-lfs", "day-file", SESSION),
     ("postgres-to-lfs", "extract", SESSION),
     ("postgres-to-lfs", "before-publish", SESSION),
     ("postgres-to-lfs", "publish-swap", SESSION),

@@ -429,7 +429,7 @@ def test_an_unreachable_source_is_a_transient_failure(tap_postgres_native_exe: P
 def test_record_mode_sends_mapped_columns_as_their_text(
     tap_postgres_native_exe: Path, awkward_db: str, tmp_path: Path
 ) -> None:
-    """Without csv_batch_dir (RECORD messages), a mapped column's value is its text form too.
+    """Without the day-file settings (RECORD messages), a mapped column's value is its text form too.
 
     ``dates_as_string``: Python's dates cannot hold the fixture's 4713 BC (the COPY path has no such limit).
     """

@@ -171,17 +171,20 @@ def comparable(column: str, sql_type: str) -> sql.Composable:
     return sql.Identifier(column)
 
 
+def day_file_settings(tmp_path: Path, day: str) -> dict[str, str]:
+    """pipeline.handover's settings, the same in the tap and target-lfs: postgres-to-lfs's day under tmp_path/data."""
+    return {
+        "data_dir": str(tmp_path / "data"),
+        "pipeline_date": day,
+        "job": "postgres-to-lfs",
+        "folder_template": "postgres/{table}/{date}",
+    }
+
+
 def write_target_config(tmp_path: Path, day: str) -> Path:
     """A target-lfs config staging postgres-to-lfs's day under tmp_path/data."""
     path = tmp_path / "target.json"
-    config = {
-        "data_dir": "data",
-        "pipeline_date": day,
-        "job": "postgres-to-lfs",
-        "source": "postgres",
-        "folder_template": "postgres/{table}/{date}",
-    }
-    path.write_text(json.dumps(config))
+    path.write_text(json.dumps({**day_file_settings(tmp_path, day), "source": "postgres"}))
     return path
 
 
@@ -247,11 +250,10 @@ def test_round_trip_copy_gives_back_the_source_rows(
 def test_batch_mode_round_trip_copy_gives_back_the_source_rows(
     tap_postgres_native_exe, target_lfs_exe, tap_config, source_db, tmp_path
 ):
-    """With csv_batch_dir the tap sends each table as a COPY-written CSV file; the result is the same rows."""
+    """With the day-file settings the tap writes each table's day file by COPY, once; the result is the same rows."""
     day = "2024-05-07"
     config = json.loads(tap_config.read_text())
-    config["csv_batch_dir"] = str(tmp_path / "batches")
-    tap_config.write_text(json.dumps(config))
+    tap_config.write_text(json.dumps({**config, **day_file_settings(tmp_path, day)}))
     singer = run_tap(tap_postgres_native_exe, tap_config)
     kinds = {json.loads(line)["type"] for line in singer.splitlines()}
     assert "RECORD" not in kinds
@@ -266,7 +268,8 @@ def test_batch_mode_round_trip_copy_gives_back_the_source_rows(
         env=project_env(),  # the analytics database, which holds the run lock (pipeline/locks.py)
     )
     assert load.returncode == 0, load.stderr
-    assert list((tmp_path / "batches").iterdir()) == []  # adopted files are gone
+    incoming = tmp_path / "data" / ".staging" / "postgres-to-lfs" / day / ".incoming"
+    assert [list(run.iterdir()) for run in incoming.iterdir()] == [[]]  # adopted: renamed into place
     staging = tmp_path / "data" / ".staging" / "postgres-to-lfs" / day / "postgres"
     assert (staging / "empty_one" / day / "empty_one.csv").read_text() == "id,name\n"
     folder = staging / "everything" / day
@@ -289,3 +292,31 @@ def test_batch_mode_round_trip_copy_gives_back_the_source_rows(
                 )
             ).fetchall()
             assert diff == [], f"rows of {left} missing from {right}"
+
+
+def test_a_rerun_of_the_day_writes_the_same_bytes(tap_postgres_native_exe, target_lfs_exe, tap_config, tmp_path):
+    """Written once by the tap and adopted by target-lfs, a day's files and metadata are the same on every run."""
+    day = "2024-05-08"
+    config = json.loads(tap_config.read_text())
+    tap_config.write_text(json.dumps({**config, **day_file_settings(tmp_path, day)}))
+    target_config = write_target_config(tmp_path, day)
+    staging = tmp_path / "data" / ".staging" / "postgres-to-lfs" / day / "postgres"
+    runs = []
+    for _ in range(2):
+        singer = run_tap(tap_postgres_native_exe, tap_config)
+        load = subprocess.run(
+            [target_lfs_exe, "--config", target_config],
+            input=singer,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=project_env(),
+        )
+        assert load.returncode == 0, load.stderr
+        runs.append({p.relative_to(staging).as_posix(): p.read_bytes() for p in staging.rglob("*") if p.is_file()})
+    assert runs[0] == runs[1]
+    assert {
+        f"{table}/{day}/{name}"
+        for table in ("empty_one", "everything")  # and the copies other tests of the module made
+        for name in ("_SUCCESS", "_manifest.json", "_schema.json", f"{table}.csv")
+    } <= set(runs[0])

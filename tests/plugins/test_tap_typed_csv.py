@@ -72,7 +72,7 @@ def run_tap(
     """Write data.csv, schema.json and config.json in ``cwd`` and run the tap there.
 
     ``csv_text`` None leaves data.csv absent; ``schema`` None leaves schema.json absent;
-    ``batch``: batch mode (as csv-to-lfs runs it), its file under ``cwd/batches``;
+    ``batch``: batch mode (as csv-to-lfs runs it), its day file under ``cwd/data``'s staging tree (``INCOMING``);
     ``env``: variables added to the environment.
     """
     if csv_text is not None:
@@ -90,7 +90,7 @@ def run_tap(
                 "key_properties": ["order_id", "product_id"] if key_properties is None else key_properties,
             }
         ],
-        **({"csv_batch_dir": "batches"} if batch else {}),
+        **(BATCH_SETTINGS if batch else {}),
     }
     (cwd / "config.json").write_text(json.dumps(config), encoding="utf-8")
     done = subprocess.run(
@@ -103,6 +103,16 @@ def run_tap(
         check=False,
     )
     return Run(done.returncode, done.stdout, done.stderr)
+
+
+# pipeline.handover's settings, as csv-to-lfs gives them; the day file is written under INCOMING.
+BATCH_SETTINGS = {
+    "data_dir": "data",
+    "pipeline_date": "2024-01-02",
+    "job": "csv-to-lfs",
+    "folder_template": "csv/{date}",
+}
+INCOMING = Path("data/.staging/csv-to-lfs/2024-01-02/.incoming")
 
 
 def assert_fails_with(run: Run, message: str) -> None:
@@ -488,7 +498,7 @@ def test_values_at_the_edges_of_each_type_load_as_postgresql_reads_them(
     assert records.returncode == 0, records.stderr
     assert batched.returncode == 0, batched.stderr
     assert len(records.records()) == rows.count("\n")
-    [batch_file] = (tmp_path / "batches").iterdir()
+    [batch_file] = (tmp_path / INCOMING).glob("*/order_details.csv")
     source_rows = list(csv.reader(io.StringIO(rows)))
     with psycopg.connect(
         conninfo(SOURCE, base_env, database=throwaway_database("typed_csv"), admin=True), autocommit=True
@@ -662,4 +672,4 @@ def test_a_schema_declaring_an_unsupported_type_is_refused_at_start(
     [error] = [line for line in run.stderr.splitlines() if "schema.json: column 'odd'" in line]
     assert message in error
     assert run.messages("SCHEMA") == []
-    assert not (tmp_path / "batches").exists()
+    assert not (tmp_path / INCOMING).exists()

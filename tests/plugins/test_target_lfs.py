@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from pipeline.handover import Handover
 from pipeline.names import encode_name
 from tests.conftest import project_env
 
@@ -310,3 +311,59 @@ def test_date_time_text_is_written_as_the_tap_sent_it(target_lfs_exe, tmp_path):
     assert run_target(target_lfs_exe, tmp_path, lines).returncode == 0
     written = (staged(tmp_path, f"postgres/events/{DAY}") / "events.csv").read_text()
     assert written == "at\n2024-01-02T03:04:05.000000+00:00\n"
+
+
+def handed_over(cwd: Path, text: bytes, *, folder: str = f".staging/{JOB}/{DAY}/.incoming/run1") -> tuple[Path, str]:
+    """A day file as a tap writes it (pipeline.handover), and the BATCH message handing it over."""
+    path = cwd / "data" / folder / "items.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text)
+    entry = Handover(uri=path.as_uri(), rows=4, sha256=hashlib.sha256(text).hexdigest()).manifest_entry()
+    batch = {"type": "BATCH", "stream": "public-items", "encoding": {"format": "csv"}, "manifest": [entry]}
+    return path, json.dumps(batch)
+
+
+def test_a_handed_over_day_file_is_adopted_by_a_rename_with_the_taps_figures(target_lfs_exe, tmp_path):
+    path, batch = handed_over(tmp_path, ITEMS_CSV.encode("utf-8"))
+    inode = path.stat().st_ino
+    result = run_target(target_lfs_exe, tmp_path, [schema_line("public-items", ITEMS_PROPERTIES, ["id"]), batch])
+    assert result.returncode == 0, result.stderr
+    folder = staged(tmp_path, f"postgres/items/{DAY}")
+    assert (folder / "items.csv").stat().st_ino == inode  # renamed, not copied
+    assert not path.exists()
+    data = ITEMS_CSV.encode("utf-8")
+    assert json.loads((folder / "_manifest.json").read_text())["tables"]["items"] == {
+        "file": "items.csv",
+        "rows": 4,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "bytes": len(data),
+    }
+
+
+def test_a_day_file_whose_header_is_not_the_streams_columns_is_refused_in_one_line(target_lfs_exe, tmp_path):
+    path, batch = handed_over(tmp_path, ITEMS_CSV.replace("id,name,", "id,nom,", 1).encode("utf-8"))
+    result = run_target(target_lfs_exe, tmp_path, [schema_line("public-items", ITEMS_PROPERTIES, ["id"]), batch])
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"target-lfs: table 'items' (stream public-items): {path} has the header "
+        "['id', 'nom', 'note', 'flag', 'price', 'ratio', 'bin', 'doc', 'day'], not the stream's columns "
+        "['id', 'name', 'note', 'flag', 'price', 'ratio', 'bin', 'doc', 'day']"
+    )
+    assert not list((tmp_path / "data").rglob("_SUCCESS"))
+
+
+def test_a_day_file_outside_the_jobs_staging_tree_is_refused(target_lfs_exe, tmp_path):
+    path, batch = handed_over(tmp_path, ITEMS_CSV.encode("utf-8"), folder=".staging/.batches")
+    result = run_target(target_lfs_exe, tmp_path, [schema_line("public-items", ITEMS_PROPERTIES, ["id"]), batch])
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1].startswith(f"target-lfs: table 'items': the tap wrote {path}, not under ")
+    assert path.exists()
+
+
+def test_a_csv_batch_file_without_its_figures_is_refused(target_lfs_exe, tmp_path):
+    path, handover = handed_over(tmp_path, ITEMS_CSV.encode("utf-8"))
+    batch = json.dumps({**json.loads(handover), "manifest": [path.as_uri()]})
+    result = run_target(target_lfs_exe, tmp_path, [schema_line("public-items", ITEMS_PROPERTIES, ["id"]), batch])
+    assert result.returncode == 1
+    assert "comes without its row count and sha256" in result.stderr.splitlines()[-1]

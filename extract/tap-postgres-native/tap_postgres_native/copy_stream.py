@@ -1,11 +1,13 @@
-r"""A full-table stream that Postgres itself writes as a CSV batch file, when batch mode is on.
+r"""A full-table stream that Postgres itself writes as the table's day file, when the day-file settings are set.
 
 Why: through RECORD messages every value is read into Python, made JSON by the tap,
 parsed again by the loader and encoded back to CSV text: tens of thousands of rows
 per second at best (see docs/performance.md). ``COPY (SELECT ...) TO STDOUT (FORMAT
-csv, HEADER)`` writes the day file's exact form at the speed of the server, in
-bounded memory, so with ``csv_batch_dir`` set each table becomes one CSV file there
-and one BATCH message (encoding ``csv``) that target-lfs adopts into its day folder.
+csv)`` writes the day file's exact form at the speed of the server, in bounded
+memory. So with ``data_dir`` (and the other settings of ``pipeline.handover``) set,
+each table is written once, where target-lfs adopts it without a copy: target-lfs's
+header line, then COPY's rows, hashed as they stream past; one BATCH message (encoding
+``csv``) hands the file over with its row count and sha256 (``pipeline.handover``).
 Every table's COPY runs in the run's one snapshot (``snapshot.SourceSnapshot``).
 
 The file is the contract's PostgreSQL CSV text form by construction: NULL unquoted
@@ -16,7 +18,7 @@ a composite, citext...) is cast to it, so the file holds what the analytics colu
 will. The statement is built from the catalog's exact names with
 ``psycopg2.sql.Identifier``, never by formatting names into SQL.
 
-Without ``csv_batch_dir`` the stream is tap-postgres's own (RECORD messages, each
+Without ``data_dir`` the stream is tap-postgres's own (RECORD messages, each
 mapped column cast to its analytics type), which is what a Singer target other than
 target-lfs expects; it reads outside the shared snapshot, without its locks and
 session settings (``snapshot.py``), so the jobs' guarantees hold in batch mode only.
@@ -25,11 +27,9 @@ session settings (``snapshot.py``), so the jobs' guarantees hold in batch mode o
 from __future__ import annotations
 
 import copy
-import os
+import time
 import typing as t
-import uuid
 from functools import cached_property
-from pathlib import Path
 
 import psycopg2
 import sqlalchemy as sa
@@ -39,8 +39,10 @@ from singer_sdk.mapper import SameRecordTransform
 from tap_postgres.client import PostgresStream
 
 from pipeline.errors import PipelineError, TransientPipelineError, first_line
+from pipeline.handover import DayFileSettings, Handover, file_uri, tap_file, written_once
 from pipeline.lfs import SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY
-from pipeline.store import local_scratch
+from pipeline.names import table_folder
+from pipeline.pgcsv import header_line
 from tap_postgres_native.snapshot import STATEMENT_TIMEOUT
 from tap_postgres_native.table_settings import VARIABLE as TABLES_VARIABLE
 from tap_postgres_native.type_mapping import BOOL_OID, TEXT_ARRAY_OID, TEXT_OID
@@ -97,13 +99,16 @@ class CopyStream(PostgresStream):
         """
         return copy.deepcopy(self.catalog_entry["schema"])
 
+    @cached_property
+    def day_files(self) -> DayFileSettings | None:
+        """Where the tables' day files go (``pipeline.handover``); None: RECORD messages."""
+        return DayFileSettings.from_config(self.config, "tap-postgres")
+
     def get_batch_config(self, config: t.Mapping) -> BatchConfig | None:
-        """Batch mode, CSV encoding, when ``csv_batch_dir`` is set; else RECORD messages."""
-        folder = config.get("csv_batch_dir")
-        if not folder:
+        """Batch mode, CSV encoding, when the day-file settings are set; else RECORD messages."""
+        if self.day_files is None:
             return None
-        root = local_scratch(folder, Path(os.environ.get("MELTANO_PROJECT_ROOT") or "."))
-        return BatchConfig(encoding=CSV_ENCODING, storage=StorageTarget(root=root.as_uri()))
+        return BatchConfig(encoding=CSV_ENCODING, storage=StorageTarget(root=file_uri(self.day_files.data_dir)))
 
     def build_query(self, context: Context | None) -> sa.sql.Select:
         """tap-postgres's query (RECORD mode), each column whose source type differs cast to its analytics type.
@@ -122,7 +127,7 @@ class CopyStream(PostgresStream):
         return query.with_only_columns(*columns)
 
     def copy_statement(self) -> sql.Composed:
-        """``COPY (SELECT <selected columns, cast where needed> FROM [ONLY] <table>) TO STDOUT (FORMAT csv, HEADER)``.
+        """``COPY (SELECT <selected columns, cast where needed> FROM [ONLY] <table>) TO STDOUT (FORMAT csv)``.
 
         ``ONLY`` for every table but a partitioned one (see ``NativeTypesConnector.source_tables``).
         """
@@ -135,32 +140,35 @@ class CopyStream(PostgresStream):
                 items.append(sql.SQL("{}::" + cast + " AS {}").format(sql.Identifier(name), sql.Identifier(name)))
         schema, name = self.schema[SOURCE_SCHEMA_KEY], self.schema[SOURCE_TABLE_KEY]
         partitioned = self.connector.source_tables[(schema, name)].partitioned  # type: ignore[attr-defined]
-        return sql.SQL("COPY (SELECT {} FROM {}{}) TO STDOUT (FORMAT csv, HEADER true)").format(
+        return sql.SQL("COPY (SELECT {} FROM {}{}) TO STDOUT (FORMAT csv)").format(
             sql.SQL(", ").join(items), sql.SQL("" if partitioned else "ONLY "), sql.Identifier(schema, name)
         )
 
     def get_batches(
         self, batch_config: BatchConfig, context: Context | None = None
     ) -> t.Iterable[tuple[BaseBatchFileEncoding, list[str]]]:
-        """Write the table to one CSV file under the batch folder, in the run's snapshot, and yield it."""
+        """Write the table's day file once, in the run's snapshot, and hand it over with its rows and sha256.
+
+        Where, and what a failed or killed write leaves: ``pipeline.handover``.
+        """
+        del batch_config  # the place is the day file's (self.day_files), not a batch folder
         if not all(isinstance(stream_map, SameRecordTransform) for stream_map in self.stream_maps):
-            raise PipelineError(f"{self.name}: stream maps cannot be applied to CSV batches; unset csv_batch_dir")
-        folder = Path(batch_config.storage.root.removeprefix("file://"))
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"batch-{uuid.uuid4().hex}.csv"
-        snapshot: SourceSnapshot = self.connector.snapshot  # type: ignore[attr-defined]
+            raise PipelineError(f"{self.name}: stream maps cannot be applied to CSV batches; unset data_dir")
+        settings = t.cast(DayFileSettings, self.day_files)
         table = (self.schema[SOURCE_SCHEMA_KEY], self.schema[SOURCE_TABLE_KEY])
+        path = tap_file(settings, table_folder(*table))
+        snapshot: SourceSnapshot = self.connector.snapshot  # type: ignore[attr-defined]
+        started = time.perf_counter()
         try:
-            with path.open("wb") as out:
-                rows = snapshot.copy(table, self.copy_statement(), out)
+            with written_once(path) as digest:
+                digest.write(header_line(self.get_selected_schema()["properties"]))
+                rows = snapshot.copy(table, self.copy_statement(), digest)
+                sha256 = digest.sha256()
         except psycopg2.Error as exc:
-            path.unlink(missing_ok=True)
             raise copy_failure(*table, exc) from exc
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
-        self.logger.info("Copied %d rows of %s to %s", rows, self.name, path)
-        yield batch_config.encoding, [path.as_uri()]
+        seconds = time.perf_counter() - started
+        self.logger.info("Copied %d rows of %s to %s in %.3f s", rows, self.name, path, seconds)
+        yield CSV_ENCODING, [Handover(uri=file_uri(path), rows=rows, sha256=sha256).manifest_entry()]
 
 
 # Worth a retry: a lost connection, a table changed meanwhile, a statement stopped by a time limit.

@@ -20,6 +20,7 @@ from tap_postgres.client import PostgresConnector, PostgresLogBasedStream
 from tap_postgres.tap import TapPostgres
 
 from pipeline.errors import connection_failure, first_line, run_plugin_cli
+from pipeline.handover import SETTINGS as DAY_FILE_SETTINGS
 from pipeline.lfs import SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY
 from tap_postgres_native.copy_stream import CopyStream
 from tap_postgres_native.left_out import LeftOutTable, left_out_message, left_out_tables
@@ -126,14 +127,10 @@ class TapPostgresNative(TapPostgres):
         **TapPostgres.config_jsonschema,
         "properties": {
             **TapPostgres.config_jsonschema["properties"],
-            **th.Property(
-                "csv_batch_dir",
-                th.StringType,
-                description=(
-                    "Folder for CSV batch files (relative: to the Meltano project root). When set, each "
-                    "full-table stream is written there by COPY and emitted as a BATCH message (encoding csv)."
-                ),
-            ).to_dict(),
+            **{
+                name: th.Property(name, th.StringType, description=description).to_dict()[name]
+                for name, description in DAY_FILE_SETTINGS.items()
+            },
             **th.Property(
                 TABLES_SETTING,
                 th.CustomType({"type": ["object", "string", "null"]}),
@@ -182,12 +179,12 @@ class TapPostgresNative(TapPostgres):
             self.mapper.register_raw_stream_schema(name, schema, entry.get("key_properties") or [])
 
     def sync_all(self) -> None:
-        """Sync every selected stream; in batch mode all tables are locked and read in one snapshot.
+        """Sync every selected stream; with the day-file settings all tables are locked and read in one snapshot.
 
         The tables left out are sent first, as a ``LEFT_OUT`` message that target-lfs
-        records in the day's receipt (batch mode only: it is target-lfs's message).
+        records in the day's receipt (with the day-file settings only: it is target-lfs's message).
         """
-        if not self.config.get("csv_batch_dir"):
+        if not self.config.get("data_dir"):
             super().sync_all()
             return
         connector = self.connector

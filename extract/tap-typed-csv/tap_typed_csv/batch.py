@@ -55,11 +55,6 @@ def fast_pattern(columns: Sequence[Column]) -> re.Pattern[str]:
     return re.compile("(?:" + ",".join(fields) + r"\r?\n)*+")
 
 
-def header_line(columns: Sequence[Column]) -> bytes:
-    """The output header: the schema's columns in order."""
-    return (",".join(quote_text(column.name) for column in columns) + "\n").encode("utf-8")
-
-
 def write_batch(path: Path, columns: Sequence[Column], setting: str, out: BinaryIO) -> int:
     """Check every row of ``path`` and write the PostgreSQL-CSV body to ``out``; returns the rows."""
     with open_source(path, setting) as handle:

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from pathlib import Path
-from typing import Any
+from functools import cached_property
+from typing import Any, cast
 
 from singer_sdk import Stream, Tap
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig, StorageTarget
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.types import Context
 
-from pipeline.store import local_scratch
-from tap_typed_csv.batch import header_line, write_batch
+from pipeline.handover import DayFileSettings, Handover, file_uri, tap_file, written_once
+from pipeline.names import encode_name
+from pipeline.pgcsv import header_line
+from tap_typed_csv.batch import write_batch
 from tap_typed_csv.reader import read_records
 from tap_typed_csv.source import CSVSource
+
+CSV_ENCODING = BaseBatchFileEncoding(format="csv")
 
 
 class TypedCSVStream(Stream):
@@ -35,28 +38,27 @@ class TypedCSVStream(Stream):
         del context  # one file, no partitions
         yield from read_records(self._source.path, self._source.columns, self._source.path_setting)
 
+    @cached_property
+    def day_files(self) -> DayFileSettings | None:
+        """Where the file's day file goes (``pipeline.handover``); None: RECORD messages."""
+        return DayFileSettings.from_config(self.config, "tap-typed-csv")
+
     def get_batch_config(self, config: Mapping) -> BatchConfig | None:
-        """Batch mode (one PostgreSQL-CSV file, encoding ``csv``) when ``csv_batch_dir`` is set."""
-        folder = config.get("csv_batch_dir")
-        if not folder:
+        """Batch mode (the day file itself, encoding ``csv``) when the day-file settings are set."""
+        if self.day_files is None:
             return None
-        root = local_scratch(folder, Path(config.get("base_dir") or ""))
-        return BatchConfig(encoding=BaseBatchFileEncoding(format="csv"), storage=StorageTarget(root=root.as_uri()))
+        return BatchConfig(encoding=CSV_ENCODING, storage=StorageTarget(root=file_uri(self.day_files.data_dir)))
 
     def get_batches(
         self, batch_config: BatchConfig, context: Context | None = None
     ) -> Iterable[tuple[BaseBatchFileEncoding, list[str]]]:
-        """Check the whole file into one batch file (see tap_typed_csv.batch) and yield it."""
-        folder = Path(batch_config.storage.root.removeprefix("file://"))
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{self.name}-{uuid.uuid4().hex}.csv"
+        """Check the whole file into its day file, once (see tap_typed_csv.batch), and hand it over."""
+        del batch_config, context  # the place is the day file's; one file, no partitions
         source = self._source
-        try:
-            with path.open("wb") as out:
-                out.write(header_line(source.columns))
-                rows = write_batch(source.path, source.columns, source.path_setting, out)
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
+        path = tap_file(cast(DayFileSettings, self.day_files), encode_name(self.name))
+        with written_once(path) as digest:
+            digest.write(header_line(column.name for column in source.columns))
+            rows = write_batch(source.path, source.columns, source.path_setting, digest)
+            sha256 = digest.sha256()
         self.logger.info("Checked %d rows of %s into %s", rows, source.path, path)
-        yield batch_config.encoding, [path.as_uri()]
+        yield CSV_ENCODING, [Handover(uri=file_uri(path), rows=rows, sha256=sha256).manifest_entry()]

@@ -8,6 +8,7 @@ from singer_sdk import Tap
 from singer_sdk import typing as th
 
 from pipeline.errors import run_plugin_cli
+from pipeline.handover import SETTINGS as DAY_FILE_SETTINGS
 from tap_typed_csv.errors import TypedCSVError
 from tap_typed_csv.source import source_from_config
 from tap_typed_csv.streams import TypedCSVStream
@@ -32,14 +33,7 @@ class TapTypedCSV(Tap):
             th.StringType,
             description="Folder that relative paths in files[] start from; default: the working directory.",
         ),
-        th.Property(
-            "csv_batch_dir",
-            th.StringType,
-            description=(
-                "Folder for batch files (relative: to base_dir). When set, each file is checked into one "
-                "PostgreSQL-CSV file there and sent as a BATCH message (encoding csv) instead of RECORDs."
-            ),
-        ),
+        *(th.Property(name, th.StringType, description=text) for name, text in DAY_FILE_SETTINGS.items()),
     ).to_dict()
 
     def discover_streams(self) -> list[TypedCSVStream]:

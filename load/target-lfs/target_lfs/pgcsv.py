@@ -88,10 +88,6 @@ class RowEncoder:
         self.columns = list(properties)
         self._encoders = [(name, column_encoder(prop)) for name, prop in properties.items()]
 
-    def header(self) -> str:
-        """Return the header line: the column names in schema order."""
-        return ",".join(quote_text(name) for name in self.columns) + "\n"
-
     def line(self, record: Mapping[str, Any]) -> str:
         """Return one record as a CSV line; a missing key is NULL."""
         return ",".join(encode(record.get(name)) for name, encode in self._encoders) + "\n"

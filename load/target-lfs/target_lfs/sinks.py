@@ -1,10 +1,13 @@
 """The sink: one table's CSV file in its day folder under the job's staging root.
 
-Two ways in, one file out: RECORD messages are encoded here (``pgcsv``); a BATCH
-message of encoding ``csv`` (a file already in PostgreSQL's CSV form, written by the
-source's own ``COPY ... TO``, see tap-postgres-native) is appended as it is, block by
-block, after its header is checked against the schema. Either way the rows are
-counted and the bytes hashed as they are written, and the header line is ours.
+Two ways in, one file out, whose header line is always ours:
+
+* a BATCH message of encoding ``csv`` handing over a day file (``pipeline.handover``:
+  written once by tap-postgres-native's ``COPY ... TO`` or tap-typed-csv, with its row
+  count and sha256): the file is adopted by a rename, after its header line alone is
+  checked against the stream's schema; its bytes are never read again (a ``csv`` batch
+  file without the figures is refused);
+* RECORD messages are encoded here (``pgcsv``), counted and hashed as they are written.
 """
 
 from __future__ import annotations
@@ -12,16 +15,18 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from meltanolabs_target_csv.sinks import CSVSink
 from singer_sdk.helpers._batch import BaseBatchFileEncoding
+from upath import UPath
 
 from pipeline.crashpoints import pause_point
 from pipeline.errors import PipelineError
-from pipeline.files import batch_file_path
+from pipeline.handover import Handover, incoming_dir, path_of, read_header
 from pipeline.lfs import (
     SOURCE_SCHEMA_KEY,
     SOURCE_TABLE_KEY,
@@ -30,6 +35,8 @@ from pipeline.lfs import (
     day_folder,
 )
 from pipeline.names import CSV_SOURCE, encode_name, table_folder
+from pipeline.pgcsv import header_line
+from pipeline.runs import run_owner
 from target_lfs.pgcsv import RowEncoder
 
 if TYPE_CHECKING:
@@ -37,34 +44,6 @@ if TYPE_CHECKING:
 
 
 _BLOCK = 1 << 20
-
-
-class RowCounter:
-    r"""Counts the rows of PostgreSQL CSV text fed in blocks.
-
-    A line break ends a row unless it is inside a quoted field. In this form every
-    ``"`` belongs to a quoted field (and is doubled inside one), so a line break is
-    inside a field exactly when an odd number of ``"`` precede it in the row. Blocks
-    without any ``"`` (the common case) are counted at C speed.
-    """
-
-    def __init__(self) -> None:
-        self.rows = 0
-        self._quoted = False
-
-    def feed(self, block: bytes) -> None:
-        """Count the rows that end in ``block``."""
-        if not self._quoted and b'"' not in block:
-            self.rows += block.count(b"\n")
-            return
-        *lines, rest = block.split(b"\n")
-        for line in lines:
-            if line.count(b'"') % 2:
-                self._quoted = not self._quoted
-            if not self._quoted:
-                self.rows += 1
-        if rest.count(b'"') % 2:
-            self._quoted = not self._quoted
 
 
 def source_identity(source: str, stream_name: str, schema: dict[str, Any]) -> tuple[str | None, str]:
@@ -97,19 +76,11 @@ def table_key(source: str, source_schema: str | None, table: str) -> str:
 
 
 def contained_path(root: Path, relative: str) -> Path:
-    """``root / relative``, refusing any result outside ``root`` (whatever a name holds), on either backend."""
+    """``root / relative``, refusing any result outside ``root`` (whatever a name holds)."""
     path = (root / relative).resolve()
-    if not str(path).startswith(f"{str(root.resolve()).rstrip('/')}/"):
+    if not path.is_relative_to(root.resolve()):
         raise PipelineError(f"refused to write {path}: it is outside the staging folder {root}")
     return path
-
-
-def read_header(source: BinaryIO) -> bytes:
-    """The header line of a CSV file, even when a quoted column name holds a line break."""
-    header = source.readline()
-    while header.count(b'"') % 2 and (more := source.readline()):
-        header += more
-    return header
 
 
 class LFSSink(CSVSink):
@@ -130,79 +101,126 @@ class LFSSink(CSVSink):
         self.source = target.source
         self.source_schema, self.table = source_identity(self.source, stream_name, schema)
         self.key = table_key(self.source, self.source_schema, self.table)
-        self.folder = target.table_folder(day_folder(target.folder_template, self.key, target.day))
         try:
             file_name = data_file_name(self.key)
         except PipelineError as exc:
             raise PipelineError(f"table {self.table!r} (schema {self.source_schema!r}): {exc}") from exc
-        self._output_file = contained_path(self.folder, file_name)
+        self.day_path = target.day_files.day_path(self.key)
+        if target.object_store:
+            # The run's folder of the day folder; the adopted object's, once there is one.
+            self.folder = self.day_path / run_owner().token
+            self._output_file = self.folder / file_name
+        else:
+            self.folder = contained_path(target.staging, day_folder(target.folder_template, self.key, target.day))
+            self._output_file = contained_path(self.folder, file_name)
         self.rows = 0
         self._digest = hashlib.sha256()
-        self._out: BinaryIO | None = None
+        self._adopted: Handover | None = None  # the tap's day file, when it handed one over
         super().__init__(target, stream_name, schema, key_properties)
         self.encoder = RowEncoder(self.schema["properties"])
 
     @property
-    def output_file(self) -> Path:
+    def output_file(self) -> Path | UPath:
         """Return the table's file in its staged day folder (replaces target-csv's naming scheme)."""
         return self._output_file
 
     def setup(self) -> None:
-        """Claim the table for this stream, then create its file with the header line.
+        """Claim the table for this stream, then create its file with the header line (locally).
 
         The claim refuses a second sink for a table already written in this run (a
         changed SCHEMA, or two streams with the same table name) instead of
-        overwriting its file.
+        overwriting its file. In an object store the file is the tap's, adopted by key.
         """
         self.lfs_target.claim_table(self)
+        if self.lfs_target.object_store:
+            return
         self.logger.info("Writing %s to %s", self.stream_name, self.output_file)
         self.folder.mkdir(parents=True, exist_ok=True)
-        # One handle for the whole stream: an object cannot be appended to, only written once.
-        self._out = self.output_file.open("wb", **self.lfs_target.open_options)
-        self._write(self.encoder.header())
-
-    def close(self) -> None:
-        """Finish the table's file (in an object store: complete its upload); the stream has ended."""
-        if self._out is not None:
-            self._out.close()
-            self._out = None
+        self._write(header_line(self.encoder.columns), mode="wb")
 
     def process_batch(self, context: dict[str, Any]) -> None:
         """Append the batch's records to the file."""
         records = context.get("records") or []
-        self._write(self.encoder.lines(records))
+        if records:
+            self._refuse_after_adoption("RECORD messages")
+            self._refuse_in_object_store()
+        self._write(self.encoder.lines(records).encode("utf-8"), mode="ab")
         self.rows += len(records)
 
     def process_batch_files(self, encoding: BaseBatchFileEncoding, files: Sequence[str]) -> None:
-        """Append ``csv`` batch files (then delete them); other encodings go to the SDK."""
+        """Adopt a handed-over ``csv`` day file (``pipeline.handover``); other encodings go to the SDK."""
         if encoding.format != "csv":
             super().process_batch_files(encoding, files)
             return
-        for uri in files:
-            path = batch_file_path(uri)
-            rows = self._append_csv_file(path)
-            path.unlink()
-            self.record_counter_metric.increment(rows)
-            self.logger.info("Adopted %d rows of %s from %s", rows, self.stream_name, path)
+        for entry in files:
+            handover = Handover.from_manifest_entry(entry)
+            if handover is None:
+                raise PipelineError(
+                    f"table {self.table!r}: batch file {entry} comes without its row count and sha256; target-lfs "
+                    "adopts only day files handed over as pipeline/handover.py says (tap-postgres-native, "
+                    "tap-typed-csv)"
+                )
+            self._adopt(handover)
+            self.record_counter_metric.increment(handover.rows)
+            self.logger.info("Adopted %d rows of %s from %s", handover.rows, self.stream_name, handover.uri)
             pause_point("extract")
 
-    def _append_csv_file(self, path: Path) -> int:
-        """Append the rows of a PostgreSQL CSV file whose header is the schema's columns; returns them."""
-        counter = RowCounter()
-        out = self._output()
-        with path.open("rb") as source:
-            header = read_header(source)
-            columns = next(csv.reader(io.StringIO(header.decode("utf-8"), newline="")), [])
-            if columns != self.encoder.columns:
+    def _adopt(self, handover: Handover) -> None:
+        """Make the tap's file the table's day file, its header checked, its figures taken as sent.
+
+        Locally by a rename, only from this job and day's ``.incoming`` (the same file
+        system); in an object store by its key, only in a run's folder of the table's
+        day folder. Only as the table's one file.
+        """
+        self._refuse_after_adoption("a second file")
+        if self.rows:
+            raise PipelineError(f"table {self.table!r}: a day file handed over after RECORD messages; refused")
+        path = path_of(handover.uri)
+        if self.lfs_target.object_store:
+            if str(path.parent.parent) != str(self.day_path) or path.name != self.output_file.name:
                 raise PipelineError(
-                    f"{path}: header {columns} is not the columns of {self.stream_name} {self.encoder.columns}"
+                    f"table {self.table!r}: the tap wrote {path}, not {self.day_path}/<run>/{self.output_file.name}; "
+                    "give the tap the same data_dir, pipeline_date and folder_template as target-lfs"
                 )
-            while block := source.read(_BLOCK):
-                counter.feed(block)
-                self._digest.update(block)
-                out.write(block)
-        self.rows += counter.rows
-        return counter.rows
+            self._check_header(read_header(path), path)
+            self.folder, self._output_file = path.parent, path
+        else:
+            incoming = incoming_dir(self.lfs_target.staging)
+            if not path.resolve().is_relative_to(incoming.resolve()):
+                raise PipelineError(
+                    f"table {self.table!r}: the tap wrote {path}, not under {incoming}; give the tap the same "
+                    "data_dir, pipeline_date and job as target-lfs"
+                )
+            self._check_header(read_header(path), path)
+            os.replace(path, self.output_file)
+        self.rows = handover.rows
+        self._adopted = handover
+
+    def _refuse_in_object_store(self) -> None:
+        """Objects are written once: only a tap's handed-over day file can become one."""
+        if self.lfs_target.object_store:
+            raise PipelineError(
+                f"table {self.table!r}: target-lfs writes to an object store (DATA_DIR "
+                f"{self.lfs_target.day_files.data_dir}) only day files a tap hands over (pipeline/handover.py: "
+                "give the tap data_dir); RECORD messages need a local DATA_DIR"
+            )
+
+    def _refuse_after_adoption(self, what: str) -> None:
+        """A table has one day file: nothing may follow the adopted one."""
+        if self._adopted is not None:
+            raise PipelineError(
+                f"table {self.table!r}: {what} after its day file {self._adopted.uri} was adopted; refused"
+            )
+
+    def _check_header(self, header: bytes, path: Path | UPath) -> None:
+        """Refuse, in one line naming the table, a file whose header line is not exactly the stream's columns."""
+        if header == header_line(self.encoder.columns):
+            return
+        columns = next(csv.reader(io.StringIO(header.decode("utf-8", "replace"), newline="")), [])
+        raise PipelineError(
+            f"table {self.table!r} (stream {self.stream_name}): {path} has the header {columns}, "
+            f"not the stream's columns {self.encoder.columns}"
+        )
 
     def _parse_timestamps_in_record(self, record: dict[str, Any], schema: dict[str, Any], treatment: Any) -> None:
         """Keep date and time values as the text the tap sent.
@@ -211,20 +229,15 @@ class LFSSink(CSVSink):
         the text (e.g. drop the microseconds), never improve it.
         """
 
-    def _output(self) -> BinaryIO:
-        if self._out is None:
-            raise PipelineError(
-                f"{self.output_file} was already closed: stream {self.stream_name} sent data after its end"
-            )
-        return self._out
-
-    def _write(self, text: str) -> None:
-        data = text.encode("utf-8")
+    def _write(self, data: bytes, *, mode: str) -> None:
         self._digest.update(data)
-        self._output().write(data)
+        with self.output_file.open(mode) as handle:
+            handle.write(data)
 
     def table_file(self) -> TableFile:
         """Describe the written file for the folder's metadata (the schema without the identity keys)."""
+        if self._adopted is None:
+            self._refuse_in_object_store()
         schema = {k: v for k, v in self.schema.items() if k not in (SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY)}
         return TableFile(
             key=self.key,
@@ -233,7 +246,7 @@ class LFSSink(CSVSink):
             table=self.table,
             path=self.output_file,
             rows=self.rows,
-            sha256=self._digest.hexdigest(),
+            sha256=self._adopted.sha256 if self._adopted else self._digest.hexdigest(),
             schema={"type": "object", **schema},
             key_properties=list(self.key_properties),
         )

@@ -17,16 +17,16 @@ from singer_sdk.io_base import SingerReader
 from pipeline.dates import parse_pipeline_date
 from pipeline.errors import PipelineError, run_plugin_cli
 from pipeline.files import dump_json, write_text_atomic
-from pipeline.lfs import LEFT_OUT_FILE, LEFT_OUT_MESSAGE, resolve_data_dir, staging_root, write_folder_metadata
-from pipeline.locks import hold_run_lock, run_owner
+from pipeline.handover import DayFileSettings, incoming_dir
+from pipeline.lfs import LEFT_OUT_FILE, LEFT_OUT_MESSAGE, staging_root, write_folder_metadata
+from pipeline.locks import hold_run_lock
 from pipeline.names import CSV_SOURCE, POSTGRES_SOURCE
+from pipeline.runs import run_owner
 from pipeline.s3day import begin_run, finish_run
-from pipeline.store import is_object_store, verify
-from target_lfs.sinks import LFSSink, contained_path
+from pipeline.store import data_root, is_object_store, verify
+from target_lfs.sinks import LFSSink
 
 SOURCES = (POSTGRES_SOURCE, CSV_SOURCE)
-# The part size of a table's multipart upload to an object store: what one open file holds in memory.
-OBJECT_PART_BYTES = 8 << 20
 
 
 def required_setting(config: dict, name: str, variable: str) -> str:
@@ -37,11 +37,21 @@ def required_setting(config: dict, name: str, variable: str) -> str:
     return str(value)
 
 
-def reset_directory(path: Path) -> None:
-    """Delete ``path`` with whatever a crashed run left in it, and create it empty."""
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
+def reset_staging(staging: Path) -> None:
+    """Empty the staging tree of whatever a crashed run left in it, but its ``.incoming``.
+
+    The tap starts beside this target and may already be writing its day files there
+    (``pipeline.handover``); a crashed run's files in it are never adopted (only those
+    a BATCH message names are) and go with the tree at the publish or a prune.
+    """
+    staging.mkdir(parents=True, exist_ok=True)
+    for child in staging.iterdir():
+        if child == incoming_dir(staging):
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
 
 
 class LFSReader(SingerReader):
@@ -87,32 +97,22 @@ class TargetLFS(TargetCSV):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         # Everything is checked before anything is written.
         self.day = parse_pipeline_date(self.config.get("pipeline_date"))
-        data_dir = resolve_data_dir(required_setting(self.config, "data_dir", "DATA_DIR"))
+        data_dir = data_root(required_setting(self.config, "data_dir", "DATA_DIR"))
         self.job = required_setting(self.config, "job", "the plugin's config")
         self.folder_template = required_setting(self.config, "folder_template", "the plugin's config")
         self.source = required_setting(self.config, "source", "the plugin's config")
         if self.source not in SOURCES:
             raise PipelineError(f"target-lfs setting source is {self.source!r}; set it to one of {', '.join(SOURCES)}")
         verify(data_dir)
-        self.data_dir = data_dir
+        self.day_files = DayFileSettings(data_dir, self.day, self.job, self.folder_template)
+        self.object_store = is_object_store(data_dir)
         self.staging = staging_root(data_dir, self.job, self.day)
         self._tables: dict[str, LFSSink] = {}
         hold_run_lock(self.job, self.day)  # no other run of the job and day writes while this one does
-        self.run: str | None = None
-        self.open_options: dict[str, int] = {}
-        if is_object_store(data_dir):
-            # Objects at their final keys, in a folder of this run (see pipeline.s3day); parts of 8 MiB.
-            self.run = run_owner().token
-            self.open_options = {"block_size": OBJECT_PART_BYTES}
-            begin_run(data_dir, self.job, self.day, self.run)
+        if self.object_store:  # every run writes its own folders (pipeline.handover, pipeline.s3day)
+            begin_run(data_dir, self.job, self.day, run_owner().token)
         else:
-            reset_directory(self.staging)
-
-    def table_folder(self, relative: str) -> Path:
-        """Where a table's day folder ``relative`` is written: the staging tree, or its run folder in the bucket."""
-        if self.run is None:
-            return contained_path(self.staging, relative)
-        return contained_path(self.data_dir, relative) / self.run
+            reset_staging(self.staging)
 
     def claim_table(self, sink: LFSSink) -> None:
         """Register the sink that writes ``sink.key``; refuse a second one in the same run."""
@@ -125,22 +125,27 @@ class TargetLFS(TargetCSV):
         self._tables[sink.key] = sink
 
     def process_endofpipe(self) -> None:
-        """Drain every sink, then write each day folder's metadata, ``_SUCCESS`` last; and what was left out."""
+        """Drain every sink, then write each day folder's metadata, ``_SUCCESS`` last; and what was left out.
+
+        Locally in the staging tree; in an object store in the run's folders, which
+        the run's note then lists with what was left out, for the publish
+        (``pipeline.s3day.finish_run``).
+        """
         super().process_endofpipe()
         left_out = self.message_reader.left_out  # type: ignore[attr-defined]
-        if left_out is not None and self.run is None:
-            write_text_atomic(self.staging / LEFT_OUT_FILE, dump_json(left_out))
         folders: dict[str, list[LFSSink]] = defaultdict(list)
         for sink in self._tables.values():
-            sink.close()
             folders[str(sink.folder)].append(sink)
         for _, sinks in sorted(folders.items()):
             folder = sinks[0].folder
             write_folder_metadata(folder, [sink.table_file() for sink in sorted(sinks, key=lambda s: s.key)])
             self.logger.info("Staged %s (%s)", folder, ", ".join(sorted(s.key for s in sinks)))
-        if self.run is not None:
-            written = [name.removeprefix(f"{self.data_dir}/") for name in folders]
-            finish_run(self.data_dir, self.job, self.day, self.run, written, left_out)
+        if self.object_store:
+            root = str(self.day_files.data_dir).rstrip("/") + "/"
+            written = [name.removeprefix(root) for name in folders]
+            finish_run(self.day_files.data_dir, self.job, self.day, run_owner().token, written, left_out or [])
+        elif left_out is not None:
+            write_text_atomic(self.staging / LEFT_OUT_FILE, dump_json(left_out))
 
 
 def main() -> None:
