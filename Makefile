@@ -45,10 +45,12 @@ ui-test:  ## the Airflow UI in Debian's chromium (Playwright): log in, trigger a
 airflow-init:  ## only migrate Airflow's metadata DB
 	scripts/airflow.sh init
 
-compose-test:  ## docker-compose.yml for real: up, one day through Airflow's REST API, files, result, down -v (needs an engine; CI: .ci/docker.sh)
-	COMPOSE="$(COMPOSE)" tests/compose/test.sh
+compose-test:  ## docker-compose.yml for real: up, one day through Airflow's REST API, files, result, down -v; then the same on the distributed profile, workers on S3 (COMPOSE_TEST_DISTRIBUTED=0 skips it; needs an engine; CI: .ci/docker.sh)
+	COMPOSE="$(COMPOSE)" COMPOSE_TEST_DISTRIBUTED=0 tests/compose/test.sh
+	$(if $(filter 0,$(COMPOSE_TEST_DISTRIBUTED)),,COMPOSE="$(COMPOSE)" COMPOSE_TEST_DISTRIBUTED=1 tests/compose/test.sh)
 
-docker-lint:  ## hadolint the Dockerfiles, validate docker-compose.yml offline (with the celery profile)
+docker-lint:  ## hadolint the Dockerfiles, validate docker-compose.yml offline (with the celery and distributed profiles)
 	hadolint Dockerfile .ci/stand-ins/*/Dockerfile
 	$(COMPOSE) config -q
 	$(COMPOSE) --profile celery config -q
+	$(COMPOSE) --profile distributed config -q

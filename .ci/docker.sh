@@ -10,7 +10,8 @@
 #   - for each public base image that is not present, builds a test-only stand-in
 #     (.ci/stand-ins/README.md) under a local-only tag, localhost/northwind-stand-in/...,
 #     never the public name, and hands it to the compose file and the Dockerfile as
-#     PYTHON_IMAGE / POSTGRES_IMAGE / REDIS_IMAGE (their defaults are the public images);
+#     PYTHON_IMAGE / POSTGRES_IMAGE / REDIS_IMAGE / SEAWEEDFS_IMAGE (their defaults are
+#     the public images);
 # then runs COMMAND (e.g. tests/compose/test.sh) and exits with its status.
 #
 # Usage: .ci/docker.sh [--tools-only] COMMAND [ARGS...]
@@ -131,6 +132,7 @@ t=$SECONDS
 base_image PYTHON_IMAGE python:3.11-slim-bookworm python
 base_image POSTGRES_IMAGE postgres:15 postgres
 base_image REDIS_IMAGE redis:7-bookworm redis
+base_image SEAWEEDFS_IMAGE chrislusf/seaweedfs:4.48 seaweedfs
 say "engine and base images ready ($((SECONDS - t))s)"
 
 "$@"

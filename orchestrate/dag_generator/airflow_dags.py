@@ -70,7 +70,8 @@ def build_dag(spec: DagSpec) -> DAG:
         tags=list(spec.tags),
         doc_md=spec.doc_md,
         params=params,
-        default_args={"owner": spec.owner},
+        # The queue, for every task of the DAG: a worker that serves it runs the job and its sensors.
+        default_args={"owner": spec.owner, **({"queue": spec.queue} if spec.queue else {})},
     )
     with dag:
         run = MeltanoJobOperator(

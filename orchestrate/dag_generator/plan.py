@@ -19,6 +19,12 @@ Options, in ``annotations.airflow`` of a job, overridden by its schedule's:
 ``depends_on`` and ``assets`` (what the job writes, for Airflow's lineage; see
 :func:`asset_specs`).
 
+Where a job's tasks run, in a deployment with several Celery workers: ``PIPELINE_JOB_QUEUES``
+(environment or ``.env``), e.g. ``postgres-to-lfs=step1 lfs-to-analytics=step2``, puts every task of
+a job's DAG (the job's and its sensors) on that Celery queue; a job it does not name keeps Airflow's
+default queue. A deployment setting, not the project's: which workers serve which queue is the
+deployment's choice (docker-compose.yml's ``distributed`` profile pins the two steps to two workers).
+
 Every task is bounded (README "Operations"): a job's task by
 ``PIPELINE_JOB_TIMEOUT_MINUTES`` (the same bound ``make run`` applies), a sensor by
 ``sensor_timeout_minutes``, by default the longest its upstream job can take with all
@@ -85,6 +91,10 @@ JOB_TIMEOUT_ENV = "PIPELINE_JOB_TIMEOUT_MINUTES"
 # 2.16M exported), took 30-35 s on 2 cores; an hour is a hundred times that, for slower disks and
 # bigger sources, yet a hung job frees its day the same hour.
 DEFAULT_JOB_TIMEOUT = dt.timedelta(minutes=60)
+# Which Celery queue each job's tasks go to (job_queues); unnamed jobs: Airflow's default queue.
+JOB_QUEUES_ENV = "PIPELINE_JOB_QUEUES"
+# What Celery and Airflow accept in a queue name, and no separator of the setting.
+QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # Exponential backoff of a transient failure's retries: delay, 2x delay, 4x delay, ..., at most this.
 RETRY_BACKOFF = 2.0
 MAX_RETRY_DELAY = dt.timedelta(hours=1)
@@ -130,6 +140,8 @@ class DagSpec:
     poke_interval: dt.timedelta
     execution_timeout: dt.timedelta
     max_active_days: int
+    # The Celery queue of every task of the DAG (PIPELINE_JOB_QUEUES); None: Airflow's default.
+    queue: str | None
     root: Path
     meltano: Path
     writes: tuple[AssetSpec, ...]
@@ -239,6 +251,26 @@ def job_timeout(environ: Mapping[str, str]) -> dt.timedelta:
     return dt.timedelta(minutes=minutes)
 
 
+def job_queues(environ: Mapping[str, str], jobs: Mapping[str, Job]) -> dict[str, str]:
+    """The Celery queue of each job named in ``PIPELINE_JOB_QUEUES``, or a one-line refusal naming it.
+
+    The value is ``job=queue`` pairs separated by spaces or commas; a job that is not in
+    ``jobs``, a pair without ``=``, a job named twice or a queue name Celery would not take is refused.
+    """
+    value = (environ.get(JOB_QUEUES_ENV) or "").strip()
+    queues: dict[str, str] = {}
+    for pair in re.split(r"[\s,]+", value) if value else []:
+        job, sep, queue = pair.partition("=")
+        if not sep or not QUEUE_NAME.match(queue):
+            raise ProjectError(f"{JOB_QUEUES_ENV}: {pair!r} is not job=queue (a queue: letters, digits, '_', '.', '-')")
+        if job not in jobs:
+            raise ProjectError(f"{JOB_QUEUES_ENV}: {job!r} is not a job of this project ({', '.join(sorted(jobs))})")
+        if job in queues:
+            raise ProjectError(f"{JOB_QUEUES_ENV}: job {job} is given a queue twice")
+        queues[job] = queue
+    return queues
+
+
 def worst_case(retries: int, retry_delay: dt.timedelta, timeout: dt.timedelta) -> dt.timedelta:
     """The longest a job's task can take: every attempt up to its timeout, and the longest retry delays.
 
@@ -268,14 +300,20 @@ def _parse_start(schedule: Schedule) -> dt.datetime:
     return start if start.tzinfo else start.replace(tzinfo=dt.UTC)
 
 
-def plan_dags(project: Project, retries: int | None = None, timeout: dt.timedelta = DEFAULT_JOB_TIMEOUT) -> Plan:
+def plan_dags(
+    project: Project,
+    retries: int | None = None,
+    timeout: dt.timedelta = DEFAULT_JOB_TIMEOUT,
+    queues: Mapping[str, str] | None = None,
+) -> Plan:
     """One DagSpec per enabled schedule that runs a job; the others in ``skipped`` with why.
 
     Raises ProjectError for what Meltano itself would reject or what cannot run
     safely: a schedule naming an unknown job, a dependency on a job with no DAG of
     the same interval (or with several), a cycle, an unknown option. ``retries``,
     when given, replaces every DAG's (tests set 0: a failure then shows at once).
-    ``timeout`` bounds every job's task (:func:`job_timeout`).
+    ``timeout`` bounds every job's task (:func:`job_timeout`); ``queues`` gives a job's tasks
+    their Celery queue (:func:`job_queues`).
     """
     _check_acyclic(project)
     skipped: dict[str, str] = {}
@@ -343,6 +381,7 @@ def plan_dags(project: Project, retries: int | None = None, timeout: dt.timedelt
                 poke_interval=dt.timedelta(seconds=float(options["poke_interval_seconds"])),
                 execution_timeout=timeout,
                 max_active_days=_positive_int(options, "max_active_days", f"schedule {schedule.name}"),
+                queue=(queues or {}).get(job.name),
                 root=project.root,
                 meltano=project.root / ".venv" / "bin" / "meltano",
                 writes=asset_specs(job),

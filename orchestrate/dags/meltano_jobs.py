@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dag_generator.airflow_dags import build_dags
 from dag_generator.job_env import job_environment
-from dag_generator.plan import job_timeout, plan_dags
+from dag_generator.plan import job_queues, job_timeout, plan_dags
 from dag_generator.project import read_project
 
 PROJECT_ROOT = Path(os.environ.get("MELTANO_PROJECT_ROOT") or Path(__file__).resolve().parents[2])
@@ -21,9 +21,18 @@ PROJECT_ROOT = Path(os.environ.get("MELTANO_PROJECT_ROOT") or Path(__file__).res
 # ends at once instead of waiting out the retry delays.
 _RETRIES = os.environ.get("MELTANO_DAGS_RETRIES")
 
-# The jobs' timeout from the project's .env as it is now (as a task reads it), the environment winning.
-_TIMEOUT = job_timeout(job_environment(PROJECT_ROOT, os.environ))
+# The jobs' timeout and Celery queues from the project's .env as it is now (as a task reads it),
+# the environment winning.
+_ENV = job_environment(PROJECT_ROOT, os.environ)
+_PROJECT = read_project(PROJECT_ROOT)
 
 globals().update(
-    build_dags(plan_dags(read_project(PROJECT_ROOT), retries=int(_RETRIES) if _RETRIES else None, timeout=_TIMEOUT))
+    build_dags(
+        plan_dags(
+            _PROJECT,
+            retries=int(_RETRIES) if _RETRIES else None,
+            timeout=job_timeout(_ENV),
+            queues=job_queues(_ENV, _PROJECT.jobs),
+        )
+    )
 )

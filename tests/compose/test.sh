@@ -15,9 +15,18 @@
 # role, and the source's role cannot write the source; Meltano's run records are in
 # Postgres. Always ends with `down -v`.
 #
+# COMPOSE_TEST_DISTRIBUTED=1: the same on profile `distributed` instead, workers that
+# share no file system: the object store (its bucket and the CSV source put there by
+# object-store-init), two workers with no ./data and no log volume (checked from their
+# mounts), step 1's DAGs pinned to worker-a's queue and step 2's to worker-b's
+# (PIPELINE_JOB_QUEUES): the day's task instances ran where pinned, so step 1 and step 2
+# on different workers; each job task's log read through the REST API (from the worker's
+# log server); the day's receipts, objects and result read and checked in the bucket from
+# inside the network (tests/compose/check_bucket.py), nothing on the host's ./data.
+#
 # Needs an engine and compose (COMPOSE, default docker-compose). On our CI machines
 # .ci/docker.sh provides both and local stand-ins of the base images.
-# Knobs: COMPOSE_TEST_CELERY=1, COMPOSE_TEST_DAY (2024-01-02), COMPOSE_TEST_PORT (a
+# Knobs: COMPOSE_TEST_CELERY=1, COMPOSE_TEST_DISTRIBUTED=1, COMPOSE_TEST_DAY (2024-01-02), COMPOSE_TEST_PORT (a
 # free one), NORTHWIND_DATA_DIR (local source files; else downloaded, as in `make setup`).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -31,8 +40,19 @@ COMPOSE+=(--project-directory "$PWD" -p northwind-compose-test -f docker-compose
 SERVICES=(northwind-db analytics-db airflow-db airflow-apiserver airflow-scheduler airflow-dag-processor)
 UP=(up -d)
 WORKERS=0
-if [ "${COMPOSE_TEST_CELERY:-0}" = 1 ]; then
+DISTRIBUTED=${COMPOSE_TEST_DISTRIBUTED:-0}
+if [ "$DISTRIBUTED" = 1 ]; then
   WORKERS=2
+  WORKER_SERVICES=(worker-a worker-b)
+  COMPOSE+=(--profile distributed)
+  SERVICES+=(redis object-store "${WORKER_SERVICES[@]}")
+  export AIRFLOW_CORE_EXECUTOR=CeleryExecutor
+  # Step 1 on worker-a, step 2 on worker-b: each serves only its step's queue.
+  export PIPELINE_JOB_QUEUES="postgres-to-lfs=step1 csv-to-lfs=step1 lfs-to-analytics=step2"
+  export WORKER_A_QUEUES=step1 WORKER_B_QUEUES=step2
+elif [ "${COMPOSE_TEST_CELERY:-0}" = 1 ]; then
+  WORKERS=2
+  WORKER_SERVICES=(airflow-worker)
   COMPOSE+=(--profile celery)
   SERVICES+=(redis airflow-worker)
   UP+=(--scale "airflow-worker=$WORKERS")
@@ -92,6 +112,16 @@ for service in "${SERVICES[@]}"; do
   wait_for 300 "$service healthy" healthy "$service"
 done
 [ "$(docker inspect -f '{{.State.ExitCode}}' "$("${COMPOSE[@]}" ps -q setup)")" = 0 ] || fail "the setup service did not exit 0"
+if [ "$DISTRIBUTED" = 1 ]; then
+  [ "$(docker inspect -f '{{.State.ExitCode}}' "$("${COMPOSE[@]}" ps -q object-store-init)")" = 0 ] ||
+    fail "object-store-init did not exit 0"
+  # What a worker mounts: the secret keys only (read-only), no ./data, no log volume.
+  for service in "${WORKER_SERVICES[@]}"; do
+    mounts=$(docker inspect -f '{{range .Mounts}}{{.Destination}}:{{.RW}} {{end}}' "$("${COMPOSE[@]}" ps -q "$service")")
+    [ "$mounts" = "/var/lib/airflow-secrets:false " ] || fail "$service mounts more than the secret keys: $mounts"
+  done
+  say "object store up, bucket and CSV source in it; the workers mount nothing but the secret keys (read-only)"
+fi
 BASE=http://$AIRFLOW_PUBLISH
 API=$BASE/api/v2
 wait_for 30 "Airflow UI on the host at $BASE" curl -sf -m 5 "$API/monitor/health"
@@ -139,7 +169,7 @@ for db in northwind-db analytics-db airflow-db; do
     fail "$db: the administrator's password is not in the admin-secrets volume, mode 0600"
 done
 job_hosts=(airflow-scheduler)
-[ "$WORKERS" = 0 ] || job_hosts+=(airflow-worker)
+[ "$WORKERS" = 0 ] || job_hosts+=("${WORKER_SERVICES[@]}")
 for service in "${job_hosts[@]}"; do
   for id in $("${COMPOSE[@]}" ps -q "$service"); do
     [ -z "$(docker exec "$id" find /var/lib/admin-secrets /var/lib/airflow-login -type f)" ] ||
@@ -190,20 +220,50 @@ hostnames() { # SERVICE
   for id in $("${COMPOSE[@]}" ps -q "$1"); do docker inspect -f '{{.Config.Hostname}}' "$id"; done
 }
 scheduler_host=$(hostnames airflow-scheduler)
-if [ "$WORKERS" -gt 0 ]; then expected_hosts=$(hostnames airflow-worker); else expected_hosts=$scheduler_host; fi
+expected_hosts=$scheduler_host
+if [ "$WORKERS" -gt 0 ]; then
+  expected_hosts=$(for service in "${WORKER_SERVICES[@]}"; do hostnames "$service"; done)
+fi
 api "$API/dags/~/dagRuns/~/taskInstances?limit=1000" >"$RUN_DIR/task_instances.json" || fail "cannot list the task instances"
 python3 tests/compose/check_hosts.py "$RUN_DIR/task_instances.json" "$scheduler_host" "$WORKERS" $expected_hosts ||
   fail "tasks ran in the wrong place (above)"
 
+if [ "$DISTRIBUTED" = 1 ]; then
+  # ---- distributed: step 1 and step 2 on different workers, their logs, the day in the bucket ----
+  step1_host=$(hostnames worker-a) step2_host=$(hostnames worker-b)
+  python3 tests/compose/check_pinned.py "$RUN_DIR/task_instances.json" "$RUN_ID" "daily-postgres-to-lfs=$step1_host" \
+    "daily-csv-to-lfs=$step1_host" "daily-lfs-to-analytics=$step2_host" >"$RUN_DIR/job_tasks" ||
+    fail "the day's tasks did not run on the workers of their queues (above)"
+  say "step 1 ran on $step1_host, step 2 on $step2_host (queues step1, step2), from the task instances' hostnames"
+  # Each job task's log through the REST API: the api-server shares no volume with the
+  # workers, so it can only come from the worker's log server.
+  while read -r dag task try; do
+    api -H 'Accept: application/json' "$API/dags/$dag/dagRuns/$RUN_ID/taskInstances/$task/logs/$try?full_content=true" \
+      >"$RUN_DIR/log.json" || fail "cannot read the log of $dag/$task through the REST API"
+    grep -q "PIPELINE_DATE=$DAY .* run $task" "$RUN_DIR/log.json" ||
+      fail "the log of $dag/$task (try $try) from the REST API is not the task's: $(head -c 600 "$RUN_DIR/log.json")"
+  done <"$RUN_DIR/job_tasks"
+  say "task logs: each job task's log read through the REST API, served by its worker"
+  counts=$("${COMPOSE[@]}" exec -T worker-b .venv/bin/python - "$DAY" <tests/compose/check_bucket.py) ||
+    fail "the day in the bucket is missing or wrong (above)"
+  read -r csv_rows expected <<<"$counts"
+  for f in postgres csv results _runs; do
+    [ ! -e "$HOST_DATA_DIR/$f" ] || fail "the day reached the host's ./data ($HOST_DATA_DIR/$f): it must be only in the bucket"
+  done
+  say "bucket: the step-1 receipts, every object they name (sha256, rows) and the result; nothing in the host's ./data"
+fi
+
 # ---- files, result, roles, run records ---------------------------------------------
-result=$HOST_DATA_DIR/results/$DAY/orders_with_details.csv
-for f in "$HOST_DATA_DIR/postgres/orders/$DAY/orders.csv" "$HOST_DATA_DIR/postgres/orders/$DAY/_SUCCESS" \
-  "$HOST_DATA_DIR/csv/$DAY/order_details.csv" "$HOST_DATA_DIR/csv/$DAY/_SUCCESS" "$result" "${result%.csv}.json"; do
-  [ -e "$f" ] || fail "missing on the host: $f"
-done
-count_rows() { python3 -c 'import csv, sys; print(sum(1 for _ in csv.reader(open(sys.argv[1], newline=""))) - 1)' "$1"; }
-csv_rows=$(count_rows "$result")
-expected=$(count_rows "$HOST_DATA_DIR/csv/$DAY/order_details.csv")
+if [ "$DISTRIBUTED" != 1 ]; then
+  result=$HOST_DATA_DIR/results/$DAY/orders_with_details.csv
+  for f in "$HOST_DATA_DIR/postgres/orders/$DAY/orders.csv" "$HOST_DATA_DIR/postgres/orders/$DAY/_SUCCESS" \
+    "$HOST_DATA_DIR/csv/$DAY/order_details.csv" "$HOST_DATA_DIR/csv/$DAY/_SUCCESS" "$result" "${result%.csv}.json"; do
+    [ -e "$f" ] || fail "missing on the host: $f"
+  done
+  count_rows() { python3 -c 'import csv, sys; print(sum(1 for _ in csv.reader(open(sys.argv[1], newline=""))) - 1)' "$1"; }
+  csv_rows=$(count_rows "$result")
+  expected=$(count_rows "$HOST_DATA_DIR/csv/$DAY/order_details.csv")
+fi
 # As the jobs' roles, in the scheduler's container: the rows of the view, and the roles' rights.
 db_rows=$("${COMPOSE[@]}" exec -T airflow-scheduler .venv/bin/python - "$DAY" <tests/compose/check_databases.py | tr -d '[:space:]') ||
   fail "the analytics database or the jobs' roles are wrong (above)"

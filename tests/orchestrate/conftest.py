@@ -34,15 +34,15 @@ def airflow_venv() -> Path:
     return AIRFLOW_VENV
 
 
-@pytest.fixture(scope="session")
-def dagbag(airflow_venv: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The report on this project's DAG folder, as Airflow parses it (see dagbag_report.py)."""
+def dagbag_report(airflow_venv: Path, airflow_home: Path, **env: str) -> dict[str, Any]:
+    """The report on this project's DAG folder as Airflow parses it (dagbag_report.py), with ``env`` set."""
     env = {
         **os.environ,
-        "AIRFLOW_HOME": str(tmp_path_factory.mktemp("airflow_home")),
+        "AIRFLOW_HOME": str(airflow_home),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
         "MELTANO_PROJECT_ROOT": str(PROJECT_ROOT),
+        **env,
     }
     result = subprocess.run(
         [str(airflow_venv / "bin" / "python"), str(Path(__file__).with_name("dagbag_report.py")), str(DAGS_FOLDER)],
@@ -54,6 +54,12 @@ def dagbag(airflow_venv: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def dagbag(airflow_venv: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The report on this project's DAG folder, as Airflow parses it (see dagbag_report.py)."""
+    return dagbag_report(airflow_venv, tmp_path_factory.mktemp("airflow_home"))
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ def describe_task(task: Any) -> dict[str, Any]:
         "retries": task.retries,
         "retry_delay_seconds": task.retry_delay.total_seconds(),
         "owner": task.owner,
+        "queue": task.queue,
         "has_failure_callback": bool(task.on_failure_callback),
         "has_retry_callback": bool(task.on_retry_callback),
         "retry_exponential_backoff": task.retry_exponential_backoff,

@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
+from dag_generator.plan import JOB_QUEUES_ENV
 from dag_generator.project import read_project
+from tests.orchestrate.conftest import dagbag_report
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,9 +55,24 @@ def test_each_dag_runs_its_job_for_the_day(dagbag: dict[str, Any]) -> None:
         assert task["execution_timeout_seconds"] == 3600
         assert task["max_active_tis_per_dag"] == 1
         assert task["owner"]
+        # No PIPELINE_JOB_QUEUES here: Airflow's default queue, which every Celery worker serves.
+        assert {t["queue"] for t in dag["tasks"].values()} == {"default"}
         assert task["has_failure_callback"]
         assert task["has_retry_callback"]
         assert f".venv/bin/meltano run {schedule.job}" in dag["doc_md"]
+
+
+def test_the_queue_setting_puts_each_dags_tasks_on_its_jobs_queue(
+    airflow_venv: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # What the compose test's distributed run sets: each step on the queue of its own worker.
+    queues = {"postgres-to-lfs": "step1", "csv-to-lfs": "step1", "lfs-to-analytics": "step2"}
+    setting = " ".join(f"{job}={queue}" for job, queue in queues.items())
+    report = dagbag_report(airflow_venv, tmp_path_factory.mktemp("airflow_home"), **{JOB_QUEUES_ENV: setting})
+    assert report["import_errors"] == {}
+    for schedule in PROJECT.schedules:
+        tasks = report["dags"][schedule.name]["tasks"]
+        assert {t["queue"] for t in tasks.values()} == {queues[schedule.job]}, schedule.name
 
 
 def test_sensors_wait_for_existing_dags_and_fail_instead_of_skipping(dagbag: dict[str, Any]) -> None:

@@ -11,8 +11,10 @@ import pytest
 from dag_generator.plan import (
     DEFAULT_JOB_TIMEOUT,
     FORCE_OLD_DAY_ENV,
+    JOB_QUEUES_ENV,
     JOB_TIMEOUT_ENV,
     AssetSpec,
+    job_queues,
     job_timeout,
     plan_dags,
     worst_case,
@@ -220,6 +222,32 @@ def test_the_job_timeout_setting_is_minutes_above_zero() -> None:
     for bad in ("0", "-3", "ten", "nan"):
         with pytest.raises(ProjectError, match=f"^{JOB_TIMEOUT_ENV}='{bad}' is not a number of minutes above 0"):
             job_timeout({JOB_TIMEOUT_ENV: bad})
+
+
+def test_a_jobs_tasks_go_to_the_celery_queue_its_setting_names(make_project: Callable[..., Path]) -> None:
+    project = read_project(make_project(OTHER))
+    queues = job_queues({JOB_QUEUES_ENV: " ingest-a=step1, ingest-b=step1  report=step.2 "}, project.jobs)
+    assert queues == {"ingest-a": "step1", "ingest-b": "step1", "report": "step.2"}
+    dags = {d.dag_id: d for d in plan_dags(project, queues={"report": "step2"}).dags}
+    assert {k: d.queue for k, d in dags.items() if d.queue} == {"report-6h": "step2"}
+    assert job_queues({}, project.jobs) == job_queues({JOB_QUEUES_ENV: " "}, project.jobs) == {}
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("ingest-a", "'ingest-a' is not job=queue"),
+        ("ingest-a=", "'ingest-a=' is not job=queue"),
+        ("ingest-a=a/b", "'ingest-a=a/b' is not job=queue"),
+        ("nope=q", "'nope' is not a job of this project \\(ingest-a, ingest-b, report\\)"),
+        ("ingest-a=q ingest-a=r", "job ingest-a is given a queue twice"),
+    ],
+)
+def test_a_bad_queue_setting_is_refused_in_one_line(
+    make_project: Callable[..., Path], value: str, message: str
+) -> None:
+    with pytest.raises(ProjectError, match=f"^{JOB_QUEUES_ENV}: {message}"):
+        job_queues({JOB_QUEUES_ENV: value}, read_project(make_project(OTHER)).jobs)
 
 
 def test_a_forced_old_day_reaches_the_pipeline_by_its_setting() -> None:
