@@ -133,7 +133,6 @@ def make_pipeline(
     dump: Path,
     details_csv: Path | str,
     source_encoding: str | None = None,
-    store_env: dict[str, str] | None = None,
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[Pipeline]:
     """Throwaway databases, the source seeded from ``dump`` (plain SQL), the CSV source ``details_csv``.
