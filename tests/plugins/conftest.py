@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -12,8 +14,25 @@ from psycopg import sql
 
 from pipeline.databases import SOURCE, conninfo
 from pipeline.roles import grant_source_reader
+from tests.conftest import project_env
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def write_tap_config(path: Path, database: str, **settings: Any) -> Path:
+    """A tap-postgres-native config at ``path`` that reads ``database``'s schema public, with more ``settings``."""
+    env = project_env()
+    config = {
+        "host": env["TAP_POSTGRES_HOST"],
+        "port": int(env["TAP_POSTGRES_PORT"]),
+        "user": env["TAP_POSTGRES_USER"],
+        "password": env["TAP_POSTGRES_PASSWORD"],
+        "database": database,
+        "filter_schemas": ["public"],
+        **settings,
+    }
+    path.write_text(json.dumps(config))
+    return path
 
 
 def installed_plugin_executable(plugin_type: str, plugin: str, executable: str) -> Path:

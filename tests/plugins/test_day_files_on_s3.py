@@ -24,6 +24,7 @@ from pipeline import databases
 from pipeline.crashpoints import MARKER_ENV, PAUSE_AT_ENV
 from pipeline.handover import Handover
 from tests.conftest import project_env
+from tests.plugins.conftest import write_tap_config
 from tests.s3server import S3Server
 
 DAY = "2024-06-01"
@@ -64,20 +65,7 @@ def settings(data_dir: str) -> dict[str, str]:
 
 
 def run_tap(source_db: str, data_dir: str, env: dict[str, str], folder: Path) -> subprocess.Popen[str]:
-    config = folder / "tap.json"
-    config.write_text(
-        json.dumps(
-            {
-                "host": ENV["TAP_POSTGRES_HOST"],
-                "port": int(ENV["TAP_POSTGRES_PORT"]),
-                "user": ENV["TAP_POSTGRES_USER"],
-                "password": ENV["TAP_POSTGRES_PASSWORD"],
-                "database": source_db,
-                "filter_schemas": ["public"],
-                **settings(data_dir),
-            }
-        )
-    )
+    config = write_tap_config(folder / "tap.json", source_db, **settings(data_dir))
     exe = Path(__file__).resolve().parents[2] / ".meltano/extractors/tap-postgres/venv/bin/tap-postgres-native"
     return subprocess.Popen(
         [exe, "--config", config],

@@ -17,6 +17,7 @@ from psycopg import sql
 
 from pipeline import databases
 from tests.conftest import project_env
+from tests.plugins.conftest import write_tap_config
 
 SOURCE_DDL = r"""
 CREATE TABLE everything (
@@ -77,23 +78,21 @@ def source_db(throwaway_database) -> str:
 
 @pytest.fixture
 def tap_config(source_db: str, tmp_path: Path) -> Path:
-    path = tmp_path / "tap.json"
-    config = {
-        "host": ENV["TAP_POSTGRES_HOST"],
-        "port": int(ENV["TAP_POSTGRES_PORT"]),
-        "user": ENV["TAP_POSTGRES_USER"],
-        "password": ENV["TAP_POSTGRES_PASSWORD"],
-        "database": source_db,
-        "filter_schemas": ["public"],
-    }
-    path.write_text(json.dumps(config))
-    return path
+    return write_tap_config(tmp_path / "tap.json", source_db)
 
 
 def run_tap(exe: Path, config: Path, *args: str) -> str:
     result = subprocess.run([exe, "--config", config, *args], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+def load_day(exe: Path, config: Path, singer: str, cwd: Path) -> None:
+    """target-lfs on the tap's output; the analytics database holds its run lock (pipeline/locks.py)."""
+    load = subprocess.run(
+        [exe, "--config", config], input=singer, capture_output=True, text=True, cwd=cwd, timeout=120, env=project_env()
+    )
+    assert load.returncode == 0, load.stderr
 
 
 def records_by_id(singer_output: str, stream: str) -> dict[int, dict[str, Any]]:
@@ -194,16 +193,7 @@ def test_round_trip_copy_gives_back_the_source_rows(
     day = "2024-05-06"
     target_config = write_target_config(tmp_path, day)
     singer = run_tap(tap_postgres_native_exe, tap_config)
-    load = subprocess.run(
-        [target_lfs_exe, "--config", target_config],
-        input=singer,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-        env=project_env(),  # the analytics database, which holds the run lock (pipeline/locks.py)
-    )
-    assert load.returncode == 0, load.stderr
+    load_day(target_lfs_exe, target_config, singer, tmp_path)
     staging = tmp_path / "data" / ".staging" / "postgres-to-lfs" / day
 
     with psycopg.connect(conninfo(source_db), autocommit=True) as conn:
@@ -259,15 +249,7 @@ def test_batch_mode_round_trip_copy_gives_back_the_source_rows(
     assert "RECORD" not in kinds
     assert "BATCH" in kinds
     target_config = write_target_config(tmp_path, day)
-    load = subprocess.run(
-        [target_lfs_exe, "--config", target_config],
-        input=singer,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=project_env(),  # the analytics database, which holds the run lock (pipeline/locks.py)
-    )
-    assert load.returncode == 0, load.stderr
+    load_day(target_lfs_exe, target_config, singer, tmp_path)
     incoming = tmp_path / "data" / ".staging" / "postgres-to-lfs" / day / ".incoming"
     assert [list(run.iterdir()) for run in incoming.iterdir()] == [[]]  # adopted: renamed into place
     staging = tmp_path / "data" / ".staging" / "postgres-to-lfs" / day / "postgres"
@@ -296,20 +278,7 @@ def test_batch_mode_round_trip_copy_gives_back_the_source_rows(
 
 def discover_with_tables(exe: str, database: str, tables: dict, tmp_path: Path) -> subprocess.CompletedProcess:
     """The tap's discovery of ``database`` with TAP_POSTGRES_TABLES set to ``tables``."""
-    config = tmp_path / "tap.json"
-    config.write_text(
-        json.dumps(
-            {
-                "host": ENV["TAP_POSTGRES_HOST"],
-                "port": int(ENV["TAP_POSTGRES_PORT"]),
-                "user": ENV["TAP_POSTGRES_USER"],
-                "password": ENV["TAP_POSTGRES_PASSWORD"],
-                "database": database,
-                "filter_schemas": ["public"],
-                "tables": json.dumps(tables),
-            }
-        )
-    )
+    config = write_tap_config(tmp_path / "tap.json", database, tables=json.dumps(tables))
     return subprocess.run([exe, "--config", config, "--discover"], capture_output=True, text=True, timeout=120)
 
 
@@ -356,7 +325,7 @@ def test_a_key_declared_for_an_incremental_table_without_a_primary_key_is_its_st
     root = next(item["metadata"] for item in stream["metadata"] if item["breadcrumb"] == [])
     assert (stream["key_properties"], root["table-key-properties"]) == (["n"], ["n"])
     assert misnamed.returncode != 0
-    assert "table public.no_key: table-key-properties 'm' is no column (TAP_POSTGRES_TABLES)" in misnamed.stderr
+    assert "table public.no_key: table-key-properties 'm' is no column of it (TAP_POSTGRES_TABLES)" in misnamed.stderr
 
 
 def test_a_rerun_of_the_day_writes_the_same_bytes(tap_postgres_native_exe, target_lfs_exe, tap_config, tmp_path):
@@ -369,15 +338,7 @@ def test_a_rerun_of_the_day_writes_the_same_bytes(tap_postgres_native_exe, targe
     runs = []
     for _ in range(2):
         singer = run_tap(tap_postgres_native_exe, tap_config)
-        load = subprocess.run(
-            [target_lfs_exe, "--config", target_config],
-            input=singer,
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-            env=project_env(),
-        )
-        assert load.returncode == 0, load.stderr
+        load_day(target_lfs_exe, target_config, singer, tmp_path)
         runs.append({p.relative_to(staging).as_posix(): p.read_bytes() for p in staging.rglob("*") if p.is_file()})
     assert runs[0] == runs[1]
     assert {
