@@ -107,6 +107,7 @@ def test_every_table_keeps_its_exact_name_types_and_values(analytics: Analytics)
             ("pipeline", "migrated_columns", "r"),
             ("pipeline", "orders_with_details", "v"),
             ("pipeline", "run_claims", "r"),
+            ("pipeline", "table_days", "r"),
             ("postgres", 'Order "Lines"-2024', "p"),
             ("postgres", LONG, "p"),
             ("postgres", "order_details", "p"),
