@@ -144,23 +144,21 @@ def changes_bench(env: dict[str, str], work: Path, rows: int, say: Callable[[str
     return result
 
 
+def _mode_line(label: str, figures: dict[str, Any]) -> str:
+    """One mode's printed line: the data phase of steps 1 and 2 and the rows it read."""
+    return (
+        f"  {label:<12} step 1 {figures['step1_seconds']:.3f} s, step 2 {figures['step2_seconds']:.3f} s, "
+        f"{figures['rows_read']} rows read"
+    )
+
+
 def changes_lines(result: dict[str, Any]) -> list[str]:
     """The printed lines: each mode's data phase of steps 1 and 2, and the share."""
     lines = [f"a table of {result['rows']} rows, {result['changed']} changed since the previous day (data phase):"]
-    for mode, label in (("full_table", "FULL_TABLE"), ("incremental", "INCREMENTAL")):
-        figures = result[mode]
-        lines.append(
-            f"  {label:<12} step 1 {figures['step1_seconds']:.3f} s, step 2 {figures['step2_seconds']:.3f} s, "
-            f"{figures['rows_read']} rows read"
-        )
+    lines += [_mode_line("FULL_TABLE", result["full_table"]), _mode_line("INCREMENTAL", result["incremental"])]
     lines.append(f"  INCREMENTAL / FULL_TABLE: {result['incremental_share_of_full_table']:.2%} (goal <= 5%)")
     if "log_based" in result:  # bench.log_changes: on a wal_level=logical cluster of its own
         lines.append("  on a throwaway wal_level=logical cluster (the same table and changes):")
-        for mode, label in (("log_full_table", "FULL_TABLE"), ("log_based", "LOG_BASED")):
-            figures = result[mode]
-            lines.append(
-                f"  {label:<12} step 1 {figures['step1_seconds']:.3f} s, step 2 {figures['step2_seconds']:.3f} s, "
-                f"{figures['rows_read']} rows read"
-            )
+        lines += [_mode_line("FULL_TABLE", result["log_full_table"]), _mode_line("LOG_BASED", result["log_based"])]
         lines.append(f"  LOG_BASED / FULL_TABLE: {result['log_based_share_of_full_table']:.2%} (goal <= 5%)")
     return lines
