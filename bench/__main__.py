@@ -14,12 +14,13 @@ from bench.memory import PROJECT_ROOT
 from bench.page import page
 from bench.report import table
 from bench.runner import JOBS, Options, run_bench
-from pipeline.config import project_env
-from pipeline.databases import ANALYTICS, SOURCE, drop_database
-from pipeline.dates import RETENTION_OFF
-from pipeline.files import write_text_atomic
-from pipeline.lfs import resolve_data_dir
-from pipeline.store import is_object_store
+from pipeline.core.config import project_env
+from pipeline.core.connections import ANALYTICS, SOURCE
+from pipeline.core.dates import RETENTION_OFF
+from pipeline.core.files import write_text_atomic
+from pipeline.core.store import is_object_store
+from pipeline.days.layout import resolve_data_dir
+from pipeline.setup.databases import drop_database
 
 DEFAULT_STOCK_ROWS = 50_000  # the stock RECORD path moves a few thousand rows a second
 

@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.memory import PROJECT_ROOT, session_members, tree
-from pipeline.analytics import RESULT_VIEW
-from pipeline.results import result_files
+from pipeline.warehouse.result_view import RESULT_VIEW
+from pipeline.warehouse.results import result_files
 
 AIRFLOW_SH = PROJECT_ROOT / "scripts" / "airflow.sh"  # `make airflow`; it changes to the project root itself
 AIRFLOW = PROJECT_ROOT / ".meltano" / "utilities" / "airflow" / "venv" / "bin" / "airflow"

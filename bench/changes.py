@@ -28,7 +28,7 @@ import psycopg
 from psycopg import sql
 
 from bench.memory import PROJECT_ROOT, timed
-from pipeline.databases import SOURCE, conninfo
+from pipeline.core.connections import SOURCE, conninfo
 
 SCHEMA, TABLE, KEY = "bench_changes", "events", "version"
 CHANGED = 1_000

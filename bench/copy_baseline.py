@@ -17,8 +17,8 @@ import psycopg
 from psycopg import sql
 
 from bench.source import source_rows
-from pipeline.databases import ANALYTICS, SOURCE, conninfo
-from pipeline.export import export_queries
+from pipeline.core.connections import ANALYTICS, SOURCE, conninfo
+from pipeline.warehouse.export import export_queries
 
 
 def psql(env: dict[str, str], database_prefix: str, script: str) -> float:
@@ -79,7 +79,7 @@ def csv_copy_baseline(env: dict[str, str], scaled_csv: Path) -> dict[str, float]
 
 
 def export_baseline(env: dict[str, str], day: dt.date, folder: Path) -> float:
-    r"""The seconds of psql's ``\copy (<query>) TO <file>`` of the export's own two queries (pipeline.export)."""
+    r"""The seconds of psql's ``\copy (<query>) TO <file>`` of the export's own two queries (pipeline.warehouse.export)."""
     folder.mkdir(parents=True, exist_ok=True)
     with psycopg.connect(conninfo(ANALYTICS, env, admin=True), autocommit=True) as conn:
         script = "".join(

@@ -18,7 +18,7 @@ from psycopg import sql
 from bench.memory import Timing, timed
 from bench.peer_io import admin_url
 from bench.peer_venvs import peer_venv
-from pipeline.databases import ANALYTICS, SOURCE, conninfo
+from pipeline.core.connections import ANALYTICS, SOURCE, conninfo
 
 PEER = "dlt"
 SCHEMA = "bench_dlt"

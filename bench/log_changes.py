@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.changes import FIRST, FULL, MEASURED, SCHEMA, TABLE, _change_rows, _create_source, _day, _rows, base_env
-from pipeline.databases import ADMIN, ANALYTICS, SOURCE, drop_database, ensure_database
-from pipeline.log_based import LOG_BASED, REPLICATION
-from pipeline.replication import provision_log_based
-from pipeline.roles import grant_analytics_owner, grant_source_reader
+from pipeline.core.connections import ADMIN, ANALYTICS, SOURCE
+from pipeline.setup.databases import drop_database, ensure_database
+from pipeline.setup.replication import provision_log_based
+from pipeline.setup.roles import grant_analytics_owner, grant_source_reader
+from pipeline.source.log_based import LOG_BASED, REPLICATION
 from tests.integration.cluster import ADMIN as CLUSTER_ADMIN
 from tests.integration.cluster import throwaway_cluster
 

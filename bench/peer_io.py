@@ -9,7 +9,7 @@ import psycopg
 from psycopg import sql
 
 from bench.memory import Timing
-from pipeline.databases import ADMIN, ANALYTICS, SOURCE, conninfo
+from pipeline.core.connections import ADMIN, ANALYTICS, SOURCE, conninfo
 
 # The CSV source's key (extract/order_details.schema.json's key_properties).
 CSV_KEYS = {"order_details": ["order_id", "product_id"]}

@@ -24,8 +24,8 @@ import psycopg
 
 from bench.changes import changes_lines
 from bench.memory import PROJECT_ROOT, Timing
-from pipeline.config import project_env
-from pipeline.databases import SOURCE, conninfo
+from pipeline.core.config import project_env
+from pipeline.core.connections import SOURCE, conninfo
 
 RSS_GOAL_MB = 300
 

@@ -21,9 +21,9 @@ from bench.object_store import object_store_jobs
 from bench.report import job_entry, machine
 from bench.source import fresh_databases, scale_source, scaled_csv_env, source_tables, write_scaled_csv
 from bench.step2 import time_parts
-from pipeline.config import sources_dir
-from pipeline.databases import ANALYTICS, SOURCE
-from pipeline.lfs import receipt_path
+from pipeline.core.config import sources_dir
+from pipeline.core.connections import ANALYTICS, SOURCE
+from pipeline.days.layout import receipt_path
 
 DAY = dt.date(2024, 1, 2)
 AIRFLOW_DAY = dt.date(2024, 1, 3)  # a day of its own: a first run, as make run's is

@@ -18,9 +18,10 @@ import psycopg
 from psycopg import sql
 
 from bench.memory import PROJECT_ROOT
-from pipeline.databases import ANALYTICS, SOURCE, conninfo, drop_database
-from pipeline.files import write_text_atomic
-from pipeline.provision import provision
+from pipeline.core.connections import ANALYTICS, SOURCE, conninfo
+from pipeline.core.files import write_text_atomic
+from pipeline.setup.databases import drop_database
+from pipeline.setup.provision import provision
 
 ID_STRIDE = 10_000  # Northwind's order ids are 10248..11077: copy k gets order_id + k * 10000
 DETAILS_SCHEMA = PROJECT_ROOT / "extract" / "order_details.schema.json"

@@ -3,8 +3,8 @@ r"""Step 2's parts, each timed on its own: the load, the publish, the export.
 The job runs them as tasks of one ``meltano run`` whose names may change; the bench
 times what each part is, whatever its task is called: the load is ``meltano run
 tap-lfs target-analytics`` (the Singer pair, with the job's environment), the publish
-and the export are :func:`pipeline.analytics.publish_day` and
-:func:`pipeline.export.export_day` called in this process, as ``pipeline``'s command
+and the export are :func:`pipeline.warehouse.publish.publish_day` and
+:func:`pipeline.warehouse.export.export_day` called in this process, as ``pipeline``'s command
 line does. They run after the whole job, as a rerun of the same day, on the same
 files; the export is then set beside psql's ``\copy`` of the same two queries.
 """
@@ -19,11 +19,12 @@ from typing import Any
 from bench.copy_baseline import export_baseline
 from bench.memory import PROJECT_ROOT, timed
 from bench.source import line_count
-from pipeline.analytics import DEFAULT_LOCK_TIMEOUT, RESULT_VIEW, publish_day
-from pipeline.databases import ANALYTICS, connect
-from pipeline.export import export_day
-from pipeline.lfs import read_day
-from pipeline.results import result_files
+from pipeline.core.connections import ANALYTICS, connect
+from pipeline.days.receipts import read_day
+from pipeline.warehouse.export import export_day
+from pipeline.warehouse.publish import DEFAULT_LOCK_TIMEOUT, publish_day
+from pipeline.warehouse.result_view import RESULT_VIEW
+from pipeline.warehouse.results import result_files
 
 LOAD = ("tap-lfs", "target-analytics")
 

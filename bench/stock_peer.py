@@ -29,7 +29,7 @@ from bench.memory import timed_pipeline
 from bench.peer_io import hop
 from bench.peer_venvs import peer_venv
 from bench.source import BIG_TABLE
-from pipeline.databases import ADMIN, ANALYTICS, SOURCE, conninfo
+from pipeline.core.connections import ADMIN, ANALYTICS, SOURCE, conninfo
 
 PEER = "stock"
 CAPPED_TABLE = "bench_stock_capped"

@@ -8,7 +8,7 @@ network's object store. This one-shot, run on every ``up`` after ``setup``, crea
 the bucket of ``DATA_DIR`` when it is missing and puts ``LOCAL_CSV`` (the source
 file that ``setup`` obtained and checked by sha256) at ``ORDER_DETAILS_CSV`` unless an
 object with the same sha256 is already there. Idempotent; settings through
-``pipeline.store`` as every job reads them (the ``AWS_*`` settings, never logged).
+``pipeline.core.store`` as every job reads them (the ``AWS_*`` settings, never logged).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.errors import PipelineError, first_line
-from pipeline.store import bucket_key, data_root, failure, is_object_store, open_path, sha256_of
+from pipeline.core.errors import PipelineError, first_line
+from pipeline.core.store import bucket_key, data_root, failure, is_object_store, open_path, sha256_of
 
 
 def main(local_csv: str) -> int:

@@ -20,21 +20,21 @@ from pathlib import Path
 
 import psycopg
 
-from pipeline.dates import PRUNE_AFTER_RUN_ENV, parse_pipeline_date, refuse_expired_day
-from pipeline.errors import PipelineError, as_pipeline_error, first_line, report_failure
-from pipeline.locks import STEP2_JOB, check_run_holds, fenced, hold_run_lock
+from pipeline.core.dates import PRUNE_AFTER_RUN_ENV, parse_pipeline_date, refuse_expired_day
+from pipeline.core.errors import PipelineError, as_pipeline_error, first_line, report_failure
+from pipeline.runs.locks import STEP2_JOB, check_run_holds, fenced, hold_run_lock
 
 
 def _data_dir() -> Path:
-    from pipeline.lfs import resolve_data_dir
+    from pipeline.days.layout import resolve_data_dir
 
     return resolve_data_dir(os.environ.get("DATA_DIR") or "data")
 
 
 def _claim(args: argparse.Namespace) -> None:
     """Take the job's run lock for the day, then fail Meltano's records of its dead runs (see meltano_runs)."""
-    from pipeline.lfs import rerun_command
-    from pipeline.meltano_runs import DATABASE_URI_ENV, ENVIRONMENT_ENV, fail_running_records, state_id
+    from pipeline.runs.commands import rerun_command
+    from pipeline.runs.meltano_records import DATABASE_URI_ENV, ENVIRONMENT_ENV, fail_running_records, state_id
 
     day = parse_pipeline_date(os.environ.get("PIPELINE_DATE"))
     refuse_expired_day(day, os.environ, dt.datetime.now(dt.UTC).date())
@@ -47,8 +47,8 @@ def _claim(args: argparse.Namespace) -> None:
 
 
 def _publish_lfs(args: argparse.Namespace) -> None:
-    from pipeline.crashpoints import pause_point
-    from pipeline.lfs import publish_staged_day
+    from pipeline.core.crashpoints import pause_point
+    from pipeline.days.publish import publish_staged_day
 
     day = parse_pipeline_date(os.environ.get("PIPELINE_DATE"))
     hold_run_lock(args.job, day)
@@ -66,10 +66,10 @@ def _publish_analytics(args: argparse.Namespace) -> None:
     psycopg less on the day's critical path), but stay two transactions: the export
     reads the published day in a snapshot of its own, as ``pipeline export`` does.
     """
-    from pipeline.analytics import DEFAULT_LOCK_TIMEOUT, publish_day
-    from pipeline.crashpoints import pause_point
-    from pipeline.databases import ANALYTICS, connect
-    from pipeline.lfs import read_day
+    from pipeline.core.connections import ANALYTICS, connect
+    from pipeline.core.crashpoints import pause_point
+    from pipeline.days.receipts import read_day
+    from pipeline.warehouse.publish import DEFAULT_LOCK_TIMEOUT, publish_day
 
     day = parse_pipeline_date(os.environ.get("PIPELINE_DATE"))
     hold_run_lock(STEP2_JOB, day)
@@ -101,8 +101,8 @@ def _prune_after(day: dt.date) -> None:
 
 
 def _export(_: argparse.Namespace) -> None:
-    from pipeline.databases import ANALYTICS, connect
-    from pipeline.export import export_day
+    from pipeline.core.connections import ANALYTICS, connect
+    from pipeline.warehouse.export import export_day
 
     day = parse_pipeline_date(os.environ.get("PIPELINE_DATE"))
     hold_run_lock(STEP2_JOB, day)
@@ -111,10 +111,10 @@ def _export(_: argparse.Namespace) -> None:
 
 
 def _prune(args: argparse.Namespace) -> None:
-    from pipeline.analytics import DEFAULT_LOCK_TIMEOUT
-    from pipeline.databases import ANALYTICS, connect
-    from pipeline.dates import RETENTION_ENV, retention_days
+    from pipeline.core.connections import ANALYTICS, connect
+    from pipeline.core.dates import RETENTION_ENV, retention_days
     from pipeline.retention import prune
+    from pipeline.warehouse.publish import DEFAULT_LOCK_TIMEOUT
 
     keep_days = retention_days(os.environ.get(RETENTION_ENV))
     if keep_days is None:
@@ -129,10 +129,10 @@ def _prune(args: argparse.Namespace) -> None:
 
 def _migrate(args: argparse.Namespace) -> None:
     """Migrate an analytics table to the column types of the day's load, holding the day's step-2 run lock."""
-    from pipeline.analytics import DEFAULT_LOCK_TIMEOUT
-    from pipeline.databases import ANALYTICS, connect
-    from pipeline.lfs import rerun_command
-    from pipeline.migrate import migrate_table
+    from pipeline.core.connections import ANALYTICS, connect
+    from pipeline.runs.commands import rerun_command
+    from pipeline.warehouse.migrate import migrate_table
+    from pipeline.warehouse.publish import DEFAULT_LOCK_TIMEOUT
 
     day = parse_pipeline_date(args.date, "--date")
     hold_run_lock(STEP2_JOB, day)
@@ -144,8 +144,8 @@ def _migrate(args: argparse.Namespace) -> None:
 
 
 def _restore(args: argparse.Namespace) -> None:
-    from pipeline.history import restore
-    from pipeline.lfs import rerun_command
+    from pipeline.days.history import restore
+    from pipeline.runs.commands import rerun_command
 
     day = parse_pipeline_date(args.date, "--date")
     hold_run_lock(args.job, day)
@@ -157,8 +157,8 @@ def _restore(args: argparse.Namespace) -> None:
 
 
 def _slot_status(_: argparse.Namespace) -> None:
-    """Report the LOG_BASED slot (pipeline.replication); a stale one fails, so a scheduler can alert on it."""
-    from pipeline.replication import slot_report
+    """Report the LOG_BASED slot (pipeline.setup.replication); a stale one fails, so a scheduler can alert on it."""
+    from pipeline.setup.replication import slot_report
 
     line, stale = slot_report(os.environ, _data_dir(), dt.datetime.now(dt.UTC))
     if stale:
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.run(args)
     except Exception as exc:
-        # An object store's refusal or silence (pipeline.store.failure) is classed like a database's.
+        # An object store's refusal or silence (pipeline.core.store.failure) is classed like a database's.
         failure = as_pipeline_error(exc)
         if failure is None and not isinstance(exc, psycopg.Error):
             raise

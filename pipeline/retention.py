@@ -9,10 +9,10 @@ dropped with their load schemas, in one transaction with ``lock_timeout`` as a p
 its ``pipeline.loaded_tables`` rows and any load schema ``pipeline_{yyyymmdd}_...`` a
 failed load left. Unset, nothing is removed. A table whose later kept day holds only
 changes (an incremental table) keeps the pruned day's state as a base partition
-(``pipeline.as_of.fold_into_base``), so that its state as of every kept day still holds.
+(``pipeline.warehouse.as_of.fold_into_base``), so that its state as of every kept day still holds.
 
 A day is pruned while holding the run and writer locks of every job for it
-(``pipeline.locks.day_if_idle``; the jobs are those with anything under ``_runs``,
+(``pipeline.runs.locks.day_if_idle``; the jobs are those with anything under ``_runs``,
 ``_history`` or ``.staging``, and step 2), so a run of that day can neither be running
 nor start meanwhile; a day one of them is running for is skipped and said so, always.
 
@@ -37,17 +37,19 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from pipeline.analytics import detach_day, guard_day_change, locks_in_time
-from pipeline.as_of import attach_bases, fold_into_base, forget_day
-from pipeline.dates import oldest_kept_day
-from pipeline.errors import PipelineError
-from pipeline.files import read_json
-from pipeline.history import HISTORY_DIR, history_root
-from pipeline.lfs import RUNS_DIR, STAGING_DIR, receipt_path, rerun_command, staging_root
-from pipeline.locks import STEP2_JOB, day_if_idle
-from pipeline.results import RESULTS_DIR
-from pipeline.staging import LOAD_SCHEMA_PREFIX, LOADED_TABLES, PROJECT_SCHEMA, loaded_tables
-from pipeline.store import is_object_store, remove_tree
+from pipeline.core.dates import oldest_kept_day
+from pipeline.core.errors import PipelineError
+from pipeline.core.files import read_json
+from pipeline.core.store import is_object_store, remove_tree
+from pipeline.days.history import HISTORY_DIR, history_root
+from pipeline.days.layout import RUNS_DIR, STAGING_DIR, receipt_path, staging_root
+from pipeline.runs.commands import rerun_command
+from pipeline.runs.locks import STEP2_JOB, day_if_idle
+from pipeline.warehouse.as_of import attach_bases, fold_into_base, forget_day
+from pipeline.warehouse.loads import LOAD_SCHEMA_PREFIX, LOADED_TABLES, PROJECT_SCHEMA, loaded_tables
+from pipeline.warehouse.partitions import detach_day
+from pipeline.warehouse.publish import guard_day_change, locks_in_time
+from pipeline.warehouse.results import RESULTS_DIR
 
 # The day folders of the two sources, as the loaders' folder_template lays them out
 # (load/loaders.meltano.yml); a day is the last part.
@@ -228,9 +230,9 @@ def sweep_leftovers(data_dir: Path, days: set[dt.date], jobs: set[str]) -> list[
     """In an object store: remove the run folders of the kept ``days`` that runs which never published left.
 
     A day one of whose jobs is running is skipped (its run folders may be in use).
-    See ``pipeline.s3day.sweep``.
+    See ``pipeline.days.object_store.sweep``.
     """
-    from pipeline.s3day import sweep
+    from pipeline.days.object_store import sweep
 
     lines = []
     for day in sorted(days):

@@ -37,7 +37,7 @@ url="http://$client_host:$port"
 # the values `meltano invoke` put into Airflow's environment from .env at this start.
 # A key already set in this shell did not come from .env (it wins over .env, as in
 # Meltano): it is not listed, so the tasks keep it (the benchmark's databases do).
-PIPELINE_DOTENV_KEYS=$(.venv/bin/python -c 'import os; from pipeline.config import dotenv_file
+PIPELINE_DOTENV_KEYS=$(.venv/bin/python -c 'import os; from pipeline.core.config import dotenv_file
 print(",".join(k for k in dotenv_file(".env") if k not in os.environ))')
 export PIPELINE_DOTENV_KEYS
 if [[ -z "${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN:-}" && ,$PIPELINE_DOTENV_KEYS, != *,AIRFLOW__DATABASE__SQL_ALCHEMY_CONN,* ]]; then

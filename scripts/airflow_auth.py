@@ -16,7 +16,7 @@ refused. (Docker replaces both by a generated password, docker/entrypoint.sh.)
 Usage: airflow_auth.py PASSWORDS_FILE [DOTENV]
 Values come from the environment; a missing one is then read from DOTENV (the
 project's ``.env``) when given, read with python-dotenv as everywhere else
-(``pipeline.config``, the tasks' ``job_env``): any Python with python-dotenv runs it,
+(``pipeline.core.config``, the tasks' ``job_env``): any Python with python-dotenv runs it,
 the project's venv (``scripts/airflow.sh``, the Docker entrypoint) or Airflow's (tests).
 """
 

@@ -1,7 +1,7 @@
 """The one line that says why a job failed, for ``make run``'s closing FAILED line.
 
 It is the line the Airflow task log ends with (``CAUSE: ...``): the same failure file
-(``PIPELINE_FAILURE_FILE``, written by ``pipeline.errors.report_failure``) read by the
+(``PIPELINE_FAILURE_FILE``, written by ``pipeline.core.errors.report_failure``) read by the
 same code (``dag_generator.outcome``), so both say the same thing, with whether a
 rerun as it is may pass (transient) or the cause must be fixed first (permanent).
 

@@ -30,7 +30,7 @@ if ! [[ $timeout_minutes =~ ^[0-9]*[.]?[0-9]+$ ]] || ! [[ $timeout_minutes =~ [1
 fi
 bounded=(timeout --kill-after=10s "${timeout_minutes}m")
 
-# Each job's components record why they failed here (pipeline.errors.report_failure).
+# Each job's components record why they failed here (pipeline.core.errors.report_failure).
 failures=$(mktemp -d)
 trap 'rm -rf "$failures"' EXIT
 # `timeout` gives each job a process group of its own, which a Ctrl-C at the terminal does not reach: pass it on.

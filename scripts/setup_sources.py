@@ -5,23 +5,23 @@ Settings come from the environment, then from the project's ``.env`` and
 docker-compose.yml sets the environment).
 
 The files come from $NORTHWIND_DATA_DIR when set, else from upstream (see
-pipeline.sources). The databases are created if missing, the source database is
+pipeline.setup.source_files). The databases are created if missing, the source database is
 seeded from northwind.sql if it has no table yet, and the jobs' roles are created
-and granted (pipeline.provision), all with the administrator's connection
+and granted (pipeline.setup.provision), all with the administrator's connection
 (POSTGRES_ADMIN_*). The databases of Meltano, Airflow and Celery's results, when
 their URLs are PostgreSQL ones (as in docker-compose.yml), are created too, each
-owned by its URL's role (pipeline.service_databases).
+owned by its URL's role (pipeline.setup.service_databases).
 """
 
 import os
 import sys
 from pathlib import Path
 
-from pipeline.config import ADMIN_FILE, dotenv_file, sources_dir
-from pipeline.errors import PipelineError
-from pipeline.provision import provision
-from pipeline.service_databases import SERVICE_DATABASE_SETTINGS, ensure_service_database
-from pipeline.sources import obtain_sources
+from pipeline.core.config import ADMIN_FILE, dotenv_file, sources_dir
+from pipeline.core.errors import PipelineError
+from pipeline.setup.provision import provision
+from pipeline.setup.service_databases import SERVICE_DATABASE_SETTINGS, ensure_service_database
+from pipeline.setup.source_files import obtain_sources
 
 
 def setup_sources() -> None:

@@ -4,7 +4,7 @@ Every test that touches a database gets throwaway ones on the configured server
 (created, seeded from the source files that ``make setup`` obtained, and dropped),
 and its own DATA_DIR, so tests never see each other's days or the user's data.
 They are created by the administrator (``POSTGRES_ADMIN_*``, from ``.env.admin``) exactly
-as ``make setup`` does (``pipeline.provision``); the jobs then run as their own roles,
+as ``make setup`` does (``pipeline.setup.provision``); the jobs then run as their own roles,
 without the administrator's settings in their environment (as with ``make run``).
 """
 
@@ -20,18 +20,19 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pipeline import config
-from pipeline.databases import ADMIN, ANALYTICS, MAINTENANCE_DATABASE, SOURCE, connect, conninfo, drop_database
-from pipeline.dates import RETENTION_OFF
-from pipeline.provision import provision
-from pipeline.store import data_root
+from pipeline.core import config
+from pipeline.core.connections import ADMIN, ANALYTICS, SOURCE, connect, conninfo
+from pipeline.core.dates import RETENTION_OFF
+from pipeline.core.store import data_root
+from pipeline.setup.databases import MAINTENANCE_DATABASE, drop_database
+from pipeline.setup.provision import provision
 from tests.s3server import s3_server  # noqa: F401 (the session's S3 server, a fixture for every test)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def project_env() -> dict[str, str]:
-    """The project's configuration with the administrator's (see ``pipeline.config``).
+    """The project's configuration with the administrator's (see ``pipeline.core.config``).
 
     In a container the compose services' hosts win. Retention is off whatever ``.env``
     says: the tests run fixed past days, which a ``RETENTION_DAYS`` would refuse; the
@@ -41,7 +42,7 @@ def project_env() -> dict[str, str]:
 
 
 def unfenced(*_: object) -> None:
-    """The commit points' check (see ``pipeline.locks.fenced``) where a test calls them holding no run lock."""
+    """The commit points' check (see ``pipeline.runs.locks.fenced``) where a test calls them holding no run lock."""
 
 
 def _without_admin(env: dict[str, str]) -> dict[str, str]:

@@ -40,8 +40,8 @@ from dag_generator.plan import (
     AssetSpec,
 )
 from dag_generator.texts import failure_line
-from pipeline.lfs import receipt_path
-from pipeline.store import data_root
+from pipeline.core.store import data_root
+from pipeline.days.layout import receipt_path
 
 log = logging.getLogger(__name__)
 

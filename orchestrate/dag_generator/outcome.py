@@ -3,7 +3,7 @@
 ``meltano run`` exits 1 for every failure, so the class of a failure reaches the
 task through the file named by ``PIPELINE_FAILURE_FILE``: every project component
 appends ``{"component", "transient", "message"}`` to it when it fails
-(``pipeline.errors.report_failure``). The task reads it after the job:
+(``pipeline.core.errors.report_failure``). The task reads it after the job:
 
 - a permanent record (bad input, a refused gate, a type conflict): fail at once, no retry;
 - only transient records (a database that is down, a lock held by another run): retry with backoff;

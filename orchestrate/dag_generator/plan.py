@@ -82,7 +82,7 @@ JOB_ONLY_OPTIONS = frozenset({"depends_on", "assets"})
 # The placeholder of an asset URI that stands for each table a job's receipt lists.
 TABLE_PLACEHOLDER = "{folder}"
 # A run's conf {"force_old_day": true} runs a day older than RETENTION_DAYS all the same: its job
-# gets pipeline.dates.FORCE_OLD_DAY_ENV=1 (the same name: a test checks it).
+# gets pipeline.core.dates.FORCE_OLD_DAY_ENV=1 (the same name: a test checks it).
 FORCE_OLD_DAY_PARAM = "force_old_day"
 FORCE_OLD_DAY_ENV = "PIPELINE_FORCE_OLD_DAY"
 # The bound of every job's run, in Airflow and in `make run` (scripts/run_day.sh reads the same setting).

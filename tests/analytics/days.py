@@ -19,19 +19,15 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pipeline.bookmarks import BOOKMARKS_FILE, Window
-from pipeline.databases import ANALYTICS, drop_database, ensure_database
-from pipeline.files import dump_json, sha256_file, write_text_atomic
-from pipeline.lfs import (
-    TableFile,
-    data_file_name,
-    publish_staged_day,
-    read_folder,
-    staging_root,
-    write_folder_metadata,
-)
-from pipeline.names import encode_name, table_folder
-from pipeline.roles import grant_analytics_owner
+from pipeline.core.connections import ANALYTICS
+from pipeline.core.files import dump_json, sha256_file, write_text_atomic
+from pipeline.core.names import encode_name, table_folder
+from pipeline.days.bookmarks import BOOKMARKS_FILE, Window
+from pipeline.days.folder import TableFile, read_folder, write_folder_metadata
+from pipeline.days.layout import data_file_name, staging_root
+from pipeline.days.publish import publish_staged_day
+from pipeline.setup.databases import drop_database, ensure_database
+from pipeline.setup.roles import grant_analytics_owner
 from tests.conftest import Pipeline, project_env, unfenced
 
 # Built-in types as step 1 records them: (format_type text, oid, typmod).

@@ -13,11 +13,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pipeline.analytics import day_partitions
-from pipeline.databases import ANALYTICS
-from pipeline.history import HISTORY_DIR, kept_versions
-from pipeline.lfs import read_day, staging_root
-from pipeline.locks import lock_key
+from pipeline.core.connections import ANALYTICS
+from pipeline.days.history import HISTORY_DIR, kept_versions
+from pipeline.days.layout import staging_root
+from pipeline.days.receipts import read_day
+from pipeline.runs.advisory import lock_key
+from pipeline.warehouse.partitions import day_partitions
 from tests.analytics.days import JOBS, Analytics, write_day
 from tests.analytics.test_step2 import details, orders
 

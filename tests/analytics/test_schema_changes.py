@@ -1,6 +1,6 @@
 """Schema changes by contract (README "Schema changes"), by real Meltano on real Postgres.
 
-A lossless widening (``pipeline.widening``) is applied to the analytics table by the
+A lossless widening (``pipeline.warehouse.widening``) is applied to the analytics table by the
 day that brings it, every earlier day kept; an earlier day rerun afterwards loads into
 the wider type. Any other type change is refused in one line naming the table, the
 column, both types and the ``pipeline migrate`` command, which converts every day's
@@ -15,7 +15,7 @@ import shlex
 
 import pytest
 
-from pipeline.analytics import PUBLISH_LOCK
+from pipeline.warehouse.publish import PUBLISH_LOCK
 from tests.analytics.days import JOBS, Analytics, Table, write_day
 from tests.analytics.test_step2 import ORDERS, details, orders
 

@@ -12,9 +12,9 @@ import datetime as dt
 
 import pytest
 
-from pipeline.analytics import DEFAULT_LOCK_TIMEOUT, publish_day
-from pipeline.errors import TransientPipelineError
-from pipeline.lfs import read_day
+from pipeline.core.errors import TransientPipelineError
+from pipeline.days.receipts import read_day
+from pipeline.warehouse.publish import DEFAULT_LOCK_TIMEOUT, publish_day
 from tests.analytics.days import JOBS, Analytics, Table, as_date, csv_table, write_day
 from tests.conftest import unfenced
 

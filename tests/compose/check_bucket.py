@@ -19,8 +19,8 @@ import sys
 
 from upath import UPath
 
-from pipeline import store
-from pipeline.results import RESULT_RECEIPT, day_results, result_files
+from pipeline.core import store
+from pipeline.warehouse.results import RESULT_RECEIPT, day_results, result_files
 
 STEP1_JOBS = ("postgres-to-lfs", "csv-to-lfs")
 RESULT_FILES = ["orders_with_details.csv", "orders_with_details.json"]

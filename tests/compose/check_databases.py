@@ -12,7 +12,7 @@ import sys
 
 import psycopg
 
-from pipeline.databases import ANALYTICS, SOURCE, conninfo
+from pipeline.core.connections import ANALYTICS, SOURCE, conninfo
 
 OWNERS = """
 SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class c JOIN pg_namespace n ON n.oid = relnamespace

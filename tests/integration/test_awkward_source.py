@@ -27,8 +27,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pipeline.databases import ANALYTICS, SOURCE
-from pipeline.names import analytics_schema, table_folder
+from pipeline.core.connections import ANALYTICS, SOURCE
+from pipeline.core.names import analytics_schema, table_folder
 from tests.conftest import PROJECT_ROOT, Pipeline, make_pipeline
 
 pytestmark = pytest.mark.integration

@@ -32,7 +32,7 @@ def processes_of(data_dir: Path) -> list[int]:
 
 
 def test_a_job_past_its_timeout_is_stopped_with_its_plugins_and_said_so(pipeline: Pipeline, tmp_path: Path) -> None:
-    # The loaders pause mid-extract (a test-only hook, pipeline/crashpoints.py), as a hung job would.
+    # The loaders pause mid-extract (a test-only hook, pipeline/core/crashpoints.py), as a hung job would.
     marker = tmp_path / "paused"
     hang = {"PIPELINE_TEST_PAUSE_AT": "extract", "PIPELINE_TEST_PAUSE_MARKER": str(marker)}
     result = subprocess.run(

@@ -1,6 +1,6 @@
 """Each job killed with SIGKILL where a crash could leave a day half-done, then rerun at once.
 
-A job is stopped exactly at a point with the test-only pause (``pipeline.crashpoints``)
+A job is stopped exactly at a point with the test-only pause (``pipeline.core.crashpoints``)
 and killed: with all its processes (its session: Meltano, the plugins and the lock's
 keeper), or its ``meltano`` process alone (its plugins go on as orphans). After each
 kill, step 1 leaves the previous complete day or no receipt, and the analytics day
@@ -31,11 +31,13 @@ from urllib.parse import quote
 import pytest
 from psycopg import sql
 
-from pipeline.crashpoints import MARKER_ENV, PAUSE_AT_ENV
-from pipeline.databases import ADMIN, ANALYTICS, SOURCE, drop_database, ensure_database
-from pipeline.history import history_root, kept_versions
-from pipeline.lfs import read_day, receipt_path
-from pipeline.results import result_files
+from pipeline.core.connections import ADMIN, ANALYTICS, SOURCE
+from pipeline.core.crashpoints import MARKER_ENV, PAUSE_AT_ENV
+from pipeline.days.history import history_root, kept_versions
+from pipeline.days.layout import receipt_path
+from pipeline.days.receipts import read_day
+from pipeline.setup.databases import drop_database, ensure_database
+from pipeline.warehouse.results import result_files
 from tests.analytics.days import as_date
 from tests.conftest import PROJECT_ROOT, Pipeline
 from tests.integration.test_daily_pipeline import RESULT_NAMES, expected_result, source_tables

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.databases import ANALYTICS, SOURCE
-from pipeline.errors import FAILURE_FILE_ENV
-from pipeline.lfs import TableFile, read_day
-from pipeline.results import RESULT_RECEIPT, day_results, result_files
-from pipeline.store import is_object_store, sha256_of
+from pipeline.core.connections import ANALYTICS, SOURCE
+from pipeline.core.errors import FAILURE_FILE_ENV
+from pipeline.core.store import is_object_store, sha256_of
+from pipeline.days.folder import TableFile
+from pipeline.days.receipts import read_day
+from pipeline.warehouse.results import RESULT_RECEIPT, day_results, result_files
 from tests.conftest import Pipeline, make_pipeline
 from tests.s3server import free_ports
 

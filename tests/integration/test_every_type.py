@@ -21,8 +21,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pipeline.databases import ANALYTICS, SOURCE
-from pipeline.names import analytics_schema
+from pipeline.core.connections import ANALYTICS, SOURCE
+from pipeline.core.names import analytics_schema
 from tests.conftest import Pipeline, make_pipeline
 from tests.integration.test_awkward_source import DETAILS_CSV
 from tests.integration.test_awkward_source import connect as connect_with_fixed_text

@@ -1,7 +1,7 @@
 """Each step's failures in their class: what a retry may pass is transient, what it would meet again permanent.
 
 Airflow retries a transient failure and fails a permanent one at once, from the class
-the failing component records in ``PIPELINE_FAILURE_FILE`` (``pipeline.errors``).
+the failing component records in ``PIPELINE_FAILURE_FILE`` (``pipeline.core.errors``).
 Every connection failure, lock timeout and race with a concurrent rerun must be
 transient; bad data and bad settings permanent. Elsewhere: a run lock held by another
 run (``test_crash``), a lost run lock (``test_fencing``), the publish's lock_timeout
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.lfs import read_day
-from pipeline.locks import STEP2_JOB
+from pipeline.days.receipts import read_day
+from pipeline.runs.locks import STEP2_JOB
 from tests.analytics.days import as_date
 from tests.conftest import Pipeline
 from tests.integration.test_crash import DAY, REACH_TIMEOUT, PausedRun, start_paused

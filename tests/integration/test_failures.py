@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.databases import ANALYTICS, SOURCE
+from pipeline.core.connections import ANALYTICS, SOURCE
 from tests.conftest import PROJECT_ROOT, Pipeline
 
 pytestmark = pytest.mark.integration

@@ -1,7 +1,7 @@
 """A run that lost its run lock never publishes; a run that keeps it is never disturbed.
 
 On a throwaway cluster of the test's own (``tests/integration/cluster.py``), each job
-is stopped at its publish step (``pipeline.crashpoints``) with its lock held. Then:
+is stopped at its publish step (``pipeline.core.crashpoints``) with its lock held. Then:
 
 * the cluster restarts, which ends every session and so the run's lock, as a failover
   or a terminated backend would. A newcomer run of the same job and day takes over
@@ -31,9 +31,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pipeline.databases import ADMIN, ANALYTICS, SOURCE
-from pipeline.locks import STEP2_JOB
-from pipeline.provision import provision
+from pipeline.core.connections import ADMIN, ANALYTICS, SOURCE
+from pipeline.runs.locks import STEP2_JOB
+from pipeline.setup.provision import provision
 from tests.conftest import Pipeline, project_env
 from tests.integration import test_crash
 from tests.integration.cluster import Cluster, throwaway_cluster

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.history import RECEIPT_FILE, history_root, kept_versions
-from pipeline.lfs import read_day, read_json, receipt_path
+from pipeline.core.files import read_json
+from pipeline.days.history import RECEIPT_FILE, history_root, kept_versions
+from pipeline.days.layout import receipt_path
+from pipeline.days.receipts import read_day
 from tests.analytics.days import as_date
 from tests.conftest import PROJECT_ROOT, Pipeline
 

@@ -28,9 +28,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from pipeline.crashpoints import MARKER_ENV, PAUSE_AT_ENV
-from pipeline.databases import ANALYTICS, SOURCE
-from pipeline.names import analytics_schema
+from pipeline.core.connections import ANALYTICS, SOURCE
+from pipeline.core.crashpoints import MARKER_ENV, PAUSE_AT_ENV
+from pipeline.core.names import analytics_schema
 from tests.conftest import Pipeline, make_pipeline
 
 pytestmark = pytest.mark.integration
@@ -78,7 +78,7 @@ def receipt(pipeline: Pipeline) -> dict[str, Any] | None:
 
 
 def failures(path: Path) -> list[dict[str, Any]]:
-    """The failure records of ``PIPELINE_FAILURE_FILE`` (pipeline.errors.report_failure)."""
+    """The failure records of ``PIPELINE_FAILURE_FILE`` (pipeline.core.errors.report_failure)."""
     return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
 

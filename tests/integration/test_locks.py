@@ -14,17 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.databases import ANALYTICS, connect, drop_database, ensure_database
-from pipeline.errors import TransientPipelineError
-from pipeline.locks import day_if_idle, lock_key
-from pipeline.roles import grant_analytics_owner
+from pipeline.core.connections import ANALYTICS, connect
+from pipeline.core.errors import TransientPipelineError
+from pipeline.runs.advisory import lock_key
+from pipeline.runs.locks import day_if_idle
+from pipeline.setup.databases import drop_database, ensure_database
+from pipeline.setup.roles import grant_analytics_owner
 from tests.conftest import PROJECT_ROOT
 
 
 def hold(job: str, day: str) -> str:
     """Python code that takes ``job``'s locks for ``day`` (run by hand: this process is the run)."""
     return (
-        "import datetime; from pipeline.locks import hold_run_lock; "
+        "import datetime; from pipeline.runs.locks import hold_run_lock; "
         f"hold_run_lock({job!r}, datetime.date.fromisoformat({day!r})); print('held', flush=True)"
     )
 

@@ -1,4 +1,4 @@
-"""What set-up gives LOG_BASED tables (pipeline.replication): the publication, the replication role, the checks.
+"""What set-up gives LOG_BASED tables (pipeline.setup.replication): the publication, the replication role, the checks.
 
 On a throwaway cluster started with ``wal_level=logical``; the refusal of a server
 without it on one started with the default (``replica``).
@@ -15,8 +15,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pipeline.errors import PipelineError
-from pipeline.replication import provision_log_based, slot_report
+from pipeline.core.errors import PipelineError
+from pipeline.setup.replication import provision_log_based, slot_report
 from tests.integration.cluster import ADMIN, Cluster, throwaway_cluster
 
 TABLES = {"public": {"orders": {"replication-method": "LOG_BASED"}, "lines": {"replication-method": "LOG_BASED"}}}

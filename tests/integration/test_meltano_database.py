@@ -14,8 +14,9 @@ import uuid
 import psycopg
 from psycopg import sql
 
-from pipeline.databases import ANALYTICS, MAINTENANCE_DATABASE, conninfo
-from pipeline.service_databases import ensure_service_database
+from pipeline.core.connections import ANALYTICS, conninfo
+from pipeline.setup.databases import MAINTENANCE_DATABASE
+from pipeline.setup.service_databases import ensure_service_database
 from tests.conftest import PROJECT_ROOT
 
 SETTING = "MELTANO_DATABASE_URI"

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import FAILURE_FILE_ENV
-from pipeline.results import result_files
-from pipeline.store import data_root
+from pipeline.core.errors import FAILURE_FILE_ENV
+from pipeline.core.store import data_root
+from pipeline.warehouse.results import result_files
 from tests.conftest import Pipeline
 from tests.s3server import S3Server
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 from tests.integration.cluster import Cluster, throwaway_cluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "extract/tap-postgres-native"))

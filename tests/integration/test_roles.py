@@ -1,8 +1,8 @@
 """Least privilege, tried as an attacker would: each role can do its work and nothing more.
 
 The databases are made by the administrator as ``make setup`` makes them: the jobs'
-roles (pipeline.roles) and the roles of Meltano's, Airflow's and the Celery results'
-databases (pipeline.service_databases, as docker-compose.yml has them). Each check
+roles (pipeline.setup.roles) and the roles of Meltano's, Airflow's and the Celery results'
+databases (pipeline.setup.service_databases, as docker-compose.yml has them). Each check
 logs in as one of those roles and expects PostgreSQL itself to refuse: another
 database, another schema, a shell through ``COPY ... TO PROGRAM``, the server's files,
 new roles or databases.
@@ -18,10 +18,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pipeline.databases import ADMIN, ANALYTICS, MAINTENANCE_DATABASE, SOURCE, conninfo
-from pipeline.errors import PipelineError
-from pipeline.roles import grant_job_roles, grant_source_reader
-from pipeline.service_databases import ensure_service_database
+from pipeline.core.connections import ADMIN, ANALYTICS, SOURCE, conninfo
+from pipeline.core.errors import PipelineError
+from pipeline.setup.databases import MAINTENANCE_DATABASE
+from pipeline.setup.roles import grant_job_roles, grant_source_reader
+from pipeline.setup.service_databases import ensure_service_database
 from tests.conftest import Pipeline
 
 DAY = "2024-01-02"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.store import data_root
+from pipeline.core.store import data_root
 from tests.conftest import Pipeline, make_pipeline
 from tests.integration.test_crash import (
     DAY,

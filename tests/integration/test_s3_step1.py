@@ -1,6 +1,6 @@
 """Step 1 with ``DATA_DIR=s3://...`` on a real S3 server (SeaweedFS, tests/s3server.py), through real Meltano runs.
 
-The commit protocol of ``pipeline.s3day``: each object written once under the run's
+The commit protocol of ``pipeline.days.object_store``: each object written once under the run's
 folder, the receipt last; an identical rerun leaves every object and the receipt as
 they were; a changed rerun keeps the replaced receipt, which ``restore`` puts back;
 ``prune`` removes old days and what unpublished runs left; bad settings fail in one line.
@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.history import kept_versions
-from pipeline.lfs import read_day, receipt_path
-from pipeline.store import data_root
+from pipeline.core.store import data_root
+from pipeline.days.history import kept_versions
+from pipeline.days.layout import receipt_path
+from pipeline.days.receipts import read_day
 from tests.analytics.days import as_date
 from tests.conftest import Pipeline, make_pipeline
 from tests.s3server import S3Server, free_ports

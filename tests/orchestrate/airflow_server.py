@@ -25,9 +25,10 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from pipeline import config
-from pipeline.databases import ADMIN as DB_ADMIN
-from pipeline.databases import ANALYTICS, drop_database, ensure_database
+from pipeline.core import config
+from pipeline.core.connections import ADMIN as DB_ADMIN
+from pipeline.core.connections import ANALYTICS
+from pipeline.setup.databases import drop_database, ensure_database
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DAGS_FOLDER = PROJECT_ROOT / "orchestrate" / "dags"

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.databases import ANALYTICS
+from pipeline.core.connections import ANALYTICS
 from tests.conftest import Pipeline
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

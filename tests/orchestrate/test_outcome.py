@@ -17,7 +17,7 @@ from dag_generator.outcome import (
     read_failures,
     upstream_verdict,
 )
-from pipeline.errors import PipelineError, TransientPipelineError, report_failure
+from pipeline.core.errors import PipelineError, TransientPipelineError, report_failure
 
 
 def test_a_day_is_the_utc_date_of_the_logical_date_whatever_its_time() -> None:
@@ -33,7 +33,7 @@ def test_a_day_is_the_utc_date_of_the_logical_date_whatever_its_time() -> None:
 
 
 def record(path: Path, component: str, exc: BaseException, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Record a failure as the project's components do (pipeline.errors.report_failure)."""
+    """Record a failure as the project's components do (pipeline.core.errors.report_failure)."""
     monkeypatch.setenv("PIPELINE_FAILURE_FILE", str(path))
     report_failure(component, exc)
 

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pipeline.databases import SOURCE, conninfo
-from pipeline.roles import grant_source_reader
+from pipeline.core.connections import SOURCE, conninfo
+from pipeline.setup.roles import grant_source_reader
 from tests.conftest import project_env
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

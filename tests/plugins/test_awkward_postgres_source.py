@@ -22,9 +22,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pipeline import databases
-from pipeline.names import table_folder
-from pipeline.roles import grant_source_reader
+from pipeline.core import connections as databases
+from pipeline.core.names import table_folder
+from pipeline.setup.roles import grant_source_reader
 from tests.conftest import Pipeline, project_env
 
 DAY = "2024-03-04"

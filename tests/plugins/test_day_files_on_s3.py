@@ -1,6 +1,6 @@
 """Step 1 writes each byte once, on a real S3 server (SeaweedFS) and on local disk: tap-postgres-native and target-lfs.
 
-The tap writes each table's day file where it will stay (pipeline.handover): in an
+The tap writes each table's day file where it will stay (pipeline.days.handover): in an
 object store at its final key in the run's folder, adopted by key; the bytes are the
 same as on local disk, a rerun writes the same bytes again, a wrong header is refused,
 and a tap killed inside a day file leaves nothing where a reader looks.
@@ -20,9 +20,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from pipeline import databases
-from pipeline.crashpoints import MARKER_ENV, PAUSE_AT_ENV
-from pipeline.handover import Handover
+from pipeline.core import connections as databases
+from pipeline.core.crashpoints import MARKER_ENV, PAUSE_AT_ENV
+from pipeline.days.handover import Handover
 from tests.conftest import project_env
 from tests.plugins.conftest import write_tap_config
 from tests.s3server import S3Server

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pipeline import databases
+from pipeline.core import connections as databases
 from tests.conftest import project_env
 from tests.plugins.conftest import write_tap_config
 
@@ -88,7 +88,7 @@ def run_tap(exe: Path, config: Path, *args: str) -> str:
 
 
 def load_day(exe: Path, config: Path, singer: str, cwd: Path) -> None:
-    """target-lfs on the tap's output; the analytics database holds its run lock (pipeline/locks.py)."""
+    """target-lfs on the tap's output; the analytics database holds its run lock (pipeline/runs/locks.py)."""
     load = subprocess.run(
         [exe, "--config", config], input=singer, capture_output=True, text=True, cwd=cwd, timeout=120, env=project_env()
     )
@@ -171,7 +171,7 @@ def comparable(column: str, sql_type: str) -> sql.Composable:
 
 
 def day_file_settings(tmp_path: Path, day: str) -> dict[str, str]:
-    """pipeline.handover's settings, the same in the tap and target-lfs: postgres-to-lfs's day under tmp_path/data."""
+    """pipeline.days.handover's settings, the same in the tap and target-lfs: postgres-to-lfs's day under tmp_path/data."""
     return {
         "data_dir": str(tmp_path / "data"),
         "pipeline_date": day,

@@ -22,7 +22,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pipeline.databases import SOURCE, conninfo
+from pipeline.core.connections import SOURCE, conninfo
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ORDER_DETAILS_SCHEMA = PROJECT_ROOT / "extract" / "order_details.schema.json"
@@ -105,7 +105,7 @@ def run_tap(
     return Run(done.returncode, done.stdout, done.stderr)
 
 
-# pipeline.handover's settings, as csv-to-lfs gives them; the day file is written under INCOMING.
+# pipeline.days.handover's settings, as csv-to-lfs gives them; the day file is written under INCOMING.
 BATCH_SETTINGS = {
     "data_dir": "data",
     "pipeline_date": "2024-01-02",

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.handover import Handover
-from pipeline.names import encode_name
+from pipeline.core.names import encode_name
+from pipeline.days.handover import Handover
 from tests.conftest import project_env
 
 DAY = "2024-01-02"
@@ -85,7 +85,7 @@ def run_target(exe: Path, cwd: Path, lines: list[str], **overrides: Any) -> subp
     (cwd / "target.json").write_text(json.dumps(config))
     return subprocess.run(
         [exe, "--config", "target.json"],
-        env=project_env(),  # the analytics database, which holds the run lock (pipeline/locks.py)
+        env=project_env(),  # the analytics database, which holds the run lock (pipeline/runs/locks.py)
         input="".join(line + "\n" for line in lines),
         capture_output=True,
         text=True,
@@ -314,7 +314,7 @@ def test_date_time_text_is_written_as_the_tap_sent_it(target_lfs_exe, tmp_path):
 
 
 def handed_over(cwd: Path, text: bytes, *, folder: str = f".staging/{JOB}/{DAY}/.incoming/run1") -> tuple[Path, str]:
-    """A day file as a tap writes it (pipeline.handover), and the BATCH message handing it over."""
+    """A day file as a tap writes it (pipeline.days.handover), and the BATCH message handing it over."""
     path = cwd / "data" / folder / "items.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(text)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.bookmarks import (
+from pipeline.core.errors import PipelineError
+from pipeline.days.bookmarks import (
     BOOKMARKS_FILE,
     CHANGES,
     STATE,
@@ -18,8 +19,9 @@ from pipeline.bookmarks import (
     plan_window,
     refuse_moved_windows,
 )
-from pipeline.errors import PipelineError
-from pipeline.lfs import publish_staged_day, read_day, receipt_path, staging_root
+from pipeline.days.layout import receipt_path, staging_root
+from pipeline.days.publish import publish_staged_day
+from pipeline.days.receipts import read_day
 from tests.conftest import unfenced
 from tests.unit.test_lfs import stage_table
 

@@ -4,8 +4,8 @@ import datetime as dt
 
 import pytest
 
-from pipeline.dates import parse_pipeline_date, refuse_expired_day
-from pipeline.errors import PipelineError
+from pipeline.core.dates import parse_pipeline_date, refuse_expired_day
+from pipeline.core.errors import PipelineError
 
 
 def test_valid_day() -> None:

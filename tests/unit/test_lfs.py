@@ -8,20 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import PipelineError, TransientPipelineError
-from pipeline.files import sha256_file
-from pipeline.lfs import (
-    LEFT_OUT_FILE,
-    TableFile,
-    data_file_name,
-    day_folder,
-    publish_staged_day,
-    read_day,
-    receipt_path,
-    staging_root,
-    write_folder_metadata,
-)
-from pipeline.names import encode_name
+from pipeline.core.errors import PipelineError, TransientPipelineError
+from pipeline.core.files import sha256_file
+from pipeline.core.names import encode_name
+from pipeline.days.folder import TableFile, write_folder_metadata
+from pipeline.days.layout import LEFT_OUT_FILE, data_file_name, day_folder, receipt_path, staging_root
+from pipeline.days.publish import publish_staged_day
+from pipeline.days.receipts import read_day
 from tests.conftest import unfenced
 
 DAY = dt.date(2024, 1, 2)

@@ -2,8 +2,8 @@ import re
 
 import pytest
 
-from pipeline.errors import PipelineError
-from pipeline.names import analytics_schema, encode_name, table_folder
+from pipeline.core.errors import PipelineError
+from pipeline.core.names import analytics_schema, encode_name, table_folder
 
 AWKWARD = ["Orders", "orders", "order items", "a/b", "..", ".", "x-y", 'say "hi"', "заказы", "%41", "a%2fb", "ß" * 31]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.locks import STEP2_JOB
+from pipeline.runs.locks import STEP2_JOB
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

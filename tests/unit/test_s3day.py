@@ -1,4 +1,4 @@
-"""The S3 receipt's conditional put (pipeline.s3day.commit_receipt) on a real S3 server: one publisher commits."""
+"""The S3 receipt's conditional put (pipeline.days.object_store.commit_receipt) on a real S3 server: one publisher commits."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 
-from pipeline.errors import TransientPipelineError
-from pipeline.lfs import receipt_path
-from pipeline.s3day import commit_receipt
-from pipeline.store import data_root, read_versioned
+from pipeline.core.errors import TransientPipelineError
+from pipeline.core.store import data_root, read_versioned
+from pipeline.days.layout import receipt_path
+from pipeline.days.object_store import commit_receipt
 from tests.s3server import S3Server
 
 DAY = dt.date(2024, 1, 2)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import project_env
+from pipeline.core.config import project_env
 from tests.conftest import PROJECT_ROOT
 
 

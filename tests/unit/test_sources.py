@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import PipelineError
-from pipeline.sources import PINNED_SHA256, obtain_sources
+from pipeline.core.errors import PipelineError
+from pipeline.setup.source_files import PINNED_SHA256, obtain_sources
 
 
 def test_copies_from_a_local_folder_and_is_idempotent(tmp_path: Path, source_files: dict[str, Path]) -> None:

@@ -1,4 +1,4 @@
-"""pipeline.store on both backends: local disk and a real S3 server (SeaweedFS, tests/s3server.py)."""
+"""pipeline.core.store on both backends: local disk and a real S3 server (SeaweedFS, tests/s3server.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import store
-from pipeline.errors import PipelineError, TransientPipelineError, as_pipeline_error
+from pipeline.core import store
+from pipeline.core.errors import PipelineError, TransientPipelineError, as_pipeline_error
 from tests.s3server import ACCESS_KEY, SECRET_KEY, S3Server, free_ports
 
 

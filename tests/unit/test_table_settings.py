@@ -1,7 +1,7 @@
 """tap-postgres-native's per-table setting ``tables``: exact names, validated whole, empty meaning none.
 
 The module lives in the plugin's package, installed in the plugin's own virtualenv
-only, so it is loaded here from its file (it needs nothing but ``pipeline.errors``).
+only, so it is loaded here from its file (it needs nothing but ``pipeline.core.errors``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 PATH = Path(__file__).resolve().parents[2] / "extract/tap-postgres-native/tap_postgres_native/table_settings.py"
 _spec = importlib.util.spec_from_file_location("table_settings_under_test", PATH)

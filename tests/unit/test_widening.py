@@ -1,10 +1,10 @@
-"""The set of lossless widenings (``pipeline.widening``), pair by pair, on the typmods PostgreSQL uses."""
+"""The set of lossless widenings (``pipeline.warehouse.widening``), pair by pair, on the typmods PostgreSQL uses."""
 
 from __future__ import annotations
 
 import pytest
 
-from pipeline.widening import ColumnType, widens
+from pipeline.warehouse.widening import ColumnType, widens
 
 
 def varchar(n: int) -> tuple[int, int]:

@@ -18,10 +18,10 @@ import typing as t
 from singer_sdk import Stream
 from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig, StorageTarget
 
-from pipeline.errors import PipelineError, TransientPipelineError, first_line
-from pipeline.files import sha256_file
-from pipeline.lfs import TableFile
-from pipeline.store import is_object_store
+from pipeline.core.errors import PipelineError, TransientPipelineError, first_line
+from pipeline.core.files import sha256_file
+from pipeline.core.store import is_object_store
+from pipeline.days.folder import TableFile
 
 if t.TYPE_CHECKING:
     from singer_sdk import Tap

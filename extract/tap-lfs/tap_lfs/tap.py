@@ -9,9 +9,11 @@ from __future__ import annotations
 from singer_sdk import Tap
 from singer_sdk import typing as th
 
-from pipeline.dates import parse_pipeline_date
-from pipeline.errors import run_plugin_cli
-from pipeline.lfs import TableFile, read_day, resolve_data_dir
+from pipeline.core.dates import parse_pipeline_date
+from pipeline.core.errors import run_plugin_cli
+from pipeline.days.folder import TableFile
+from pipeline.days.layout import resolve_data_dir
+from pipeline.days.receipts import read_day
 from tap_lfs.streams import DayTableStream
 
 
@@ -42,7 +44,7 @@ class TapLFS(Tap):
             self.mapper.register_raw_stream_schema(stream.name, stream.schema, stream.primary_keys)
 
     def day_tables(self) -> list[TableFile]:
-        """The tables the day's receipts list now (refused as ``pipeline.lfs.read_day`` refuses)."""
+        """The tables the day's receipts list now (refused as ``pipeline.days.layout.read_day`` refuses)."""
         day = parse_pipeline_date(self.config.get("pipeline_date"))
         return read_day(resolve_data_dir(self.config["data_dir"]), day, list(self.config["jobs"]))
 

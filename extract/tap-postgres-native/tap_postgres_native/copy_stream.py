@@ -4,10 +4,10 @@ Why: through RECORD messages every value is read into Python, made JSON by the t
 parsed again by the loader and encoded back to CSV text: tens of thousands of rows
 per second at best (see docs/performance.md). ``COPY (SELECT ...) TO STDOUT (FORMAT
 csv)`` writes the day file's exact form at the speed of the server, in bounded
-memory. So with ``data_dir`` (and the other settings of ``pipeline.handover``) set,
+memory. So with ``data_dir`` (and the other settings of ``pipeline.days.handover``) set,
 each table is written once, where target-lfs adopts it without a copy: target-lfs's
 header line, then COPY's rows, hashed as they stream past; one BATCH message (encoding
-``csv``) hands the file over with its row count and sha256 (``pipeline.handover``).
+``csv``) hands the file over with its row count and sha256 (``pipeline.days.handover``).
 Every table's COPY runs in the run's one snapshot (``snapshot.SourceSnapshot``).
 
 The file is the contract's PostgreSQL CSV text form by construction: NULL unquoted
@@ -39,11 +39,11 @@ from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig, Storag
 from singer_sdk.mapper import SameRecordTransform
 from tap_postgres.client import PostgresStream
 
-from pipeline.errors import PipelineError, TransientPipelineError, first_line
-from pipeline.handover import DayFileSettings, Handover, file_uri, tap_file, written_once
-from pipeline.lfs import SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY
-from pipeline.names import table_folder
-from pipeline.pgcsv import header_line
+from pipeline.core.errors import PipelineError, TransientPipelineError, first_line
+from pipeline.core.names import table_folder
+from pipeline.days.handover import DayFileSettings, Handover, file_uri, tap_file, written_once
+from pipeline.days.layout import SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY
+from pipeline.days.pgcsv import header_line
 from tap_postgres_native.replication import kept_file, source, window_condition
 from tap_postgres_native.snapshot import STATEMENT_TIMEOUT
 from tap_postgres_native.table_settings import VARIABLE as TABLES_VARIABLE
@@ -55,7 +55,7 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
     from upath import UPath
 
-    from pipeline.bookmarks import Window
+    from pipeline.days.bookmarks import Window
     from tap_postgres_native.snapshot import SourceSnapshot
 
 CSV_ENCODING = BaseBatchFileEncoding(format="csv")
@@ -107,7 +107,7 @@ class CopyStream(PostgresStream):
 
     @cached_property
     def day_files(self) -> DayFileSettings | None:
-        """Where the tables' day files go (``pipeline.handover``); None: RECORD messages."""
+        """Where the tables' day files go (``pipeline.days.handover``); None: RECORD messages."""
         return DayFileSettings.from_config(self.config, "tap-postgres")
 
     def get_batch_config(self, config: t.Mapping) -> BatchConfig | None:
@@ -157,7 +157,7 @@ class CopyStream(PostgresStream):
     ) -> t.Iterable[tuple[BaseBatchFileEncoding, list[str]]]:
         """Write the table's day file once, in the run's snapshot, and hand it over with its rows and sha256.
 
-        Where, and what a failed or killed write leaves: ``pipeline.handover``.
+        Where, and what a failed or killed write leaves: ``pipeline.days.handover``.
         """
         del batch_config  # the place is the day file's (self.day_files), not a batch folder
         if not all(isinstance(stream_map, SameRecordTransform) for stream_map in self.stream_maps):
@@ -183,7 +183,7 @@ class CopyStream(PostgresStream):
         yield CSV_ENCODING, [Handover(uri=file_uri(path), rows=rows, sha256=sha256).manifest_entry()]
 
     def _republished(self, table: tuple[str, str], window: Window, path: Path | UPath) -> Handover:
-        """The day's kept file written again as this run's day file (a rerun of a past day, see ``pipeline.bookmarks``).
+        """The day's kept file written again as this run's day file (a rerun of a past day, see ``pipeline.days.bookmarks``).
 
         Its rows are the count its receipt recorded; its header must be the stream's columns (``kept_file``).
         """

@@ -5,7 +5,7 @@ out (the ``tables`` setting), it is a partition whose partitioned table lies in 
 schema that is not extracted (partitions are read through their parent only), or it
 is a foreign table. Each is named on a line of the job's log (``tap.py``) and sent to
 target-lfs as one ``LEFT_OUT`` message, which the publish records in the day's receipt
-(``pipeline.lfs``), where users and step 2 read what a day holds.
+(``pipeline.days.layout``), where users and step 2 read what a day holds.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from pipeline.lfs import LEFT_OUT_MESSAGE
+from pipeline.days.layout import LEFT_OUT_MESSAGE
 from tap_postgres_native.source_catalog import SkippedTable, SourceTable
 from tap_postgres_native.table_settings import SETTING, TableSettings
 

@@ -12,8 +12,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pipeline.bookmarks import Window
-from pipeline.log_based import LOG_BASED, SLOT_VARIABLE, slot_name
+from pipeline.days.bookmarks import Window
+from pipeline.source.log_based import LOG_BASED, SLOT_VARIABLE, slot_name
 from tap_postgres_native.log_slot import LogSlot
 from tap_postgres_native.log_window import TableChanges, TableName
 from tap_postgres_native.pgoutput import format_lsn, parse_lsn

@@ -24,7 +24,7 @@ removed) would skip changes: refused in one line.
 
 The replication role (``TAP_POSTGRES_REPLICATION_USER``) does all of this; it never
 reads a table. The server's ``wal_level`` is checked at discovery, before anything is
-locked (``pipeline.log_based.wal_level_problem``).
+locked (``pipeline.source.log_based.wal_level_problem``).
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ import psycopg2
 import psycopg2.extras
 from psycopg2 import sql
 
-from pipeline.errors import PipelineError, TransientPipelineError, first_line
-from pipeline.log_based import REPLICATION, SLOT_VARIABLE
+from pipeline.core.errors import PipelineError, TransientPipelineError, first_line
+from pipeline.source.log_based import REPLICATION, SLOT_VARIABLE
 from tap_postgres_native.log_window import TableChanges, TableName, fold_window
 from tap_postgres_native.pgoutput import format_lsn, parse_lsn
 

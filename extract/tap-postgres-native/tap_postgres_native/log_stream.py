@@ -1,6 +1,6 @@
 """A LOG_BASED table's day file: its changed keys' rows as the day's snapshot holds them, or the whole table.
 
-Every row starts with two columns (``pipeline.log_based``): ``_pipeline_op`` (the
+Every row starts with two columns (``pipeline.source.log_based``): ``_pipeline_op`` (the
 key's net operation in the day: ``insert``, ``update``, ``delete``; ``snapshot`` for
 a day that holds the whole table) and ``_pipeline_lsn`` (the commit LSN of the
 key's last change; on a whole day, the day's end). Then the table's own columns,
@@ -26,8 +26,8 @@ import typing as t
 
 from psycopg2 import sql
 
-from pipeline.lfs import SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY
-from pipeline.log_based import DELETE_OP, INSERT_OP, LSN_COLUMN, OP_COLUMN, SNAPSHOT_OP, UPDATE_OP
+from pipeline.days.layout import SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY
+from pipeline.source.log_based import DELETE_OP, INSERT_OP, LSN_COLUMN, OP_COLUMN, SNAPSHOT_OP, UPDATE_OP
 from tap_postgres_native.copy_stream import CopyStream, column_cast
 from tap_postgres_native.log_window import TableChanges
 from tap_postgres_native.pgoutput import format_lsn

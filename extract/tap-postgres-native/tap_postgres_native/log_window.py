@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 from tap_postgres_native.pgoutput import (
     UNCHANGED,
     Begin,

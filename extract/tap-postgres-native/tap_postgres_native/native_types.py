@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from pipeline.errors import PipelineError, TransientPipelineError
-from pipeline.lfs import SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY, data_file_name
-from pipeline.names import table_folder
+from pipeline.core.errors import PipelineError, TransientPipelineError
+from pipeline.core.names import table_folder
+from pipeline.days.layout import SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY, data_file_name
 from tap_postgres_native.source_catalog import SourceColumn, SourceTable
 from tap_postgres_native.type_mapping import BYTEA_OID, PgType, UnknownTypeError, json_schema, resolve
 

@@ -1,6 +1,6 @@
 """How each table of a run is read: whole (``FULL_TABLE``) or within its day's window (``INCREMENTAL``).
 
-The window (``pipeline.bookmarks``) is planned from the job's receipts before the
+The window (``pipeline.days.bookmarks``) is planned from the job's receipts before the
 snapshot, so that a day run out of order is refused before any table is locked; its
 end is read inside the run's one snapshot (``SourceSnapshot.value``), the maximum of
 the key, so that the COPY (``window_condition``, in the same snapshot) and the end
@@ -28,12 +28,12 @@ from typing import Any
 
 from psycopg2 import sql
 
-from pipeline.bookmarks import BOOKMARKS_MESSAGE, REEXTRACT_VARIABLE, ReceiptHistory, Window, plan_window
-from pipeline.dates import parse_pipeline_date
-from pipeline.errors import PipelineError
-from pipeline.lfs import resolve_data_dir
-from pipeline.log_based import LSN_COLUMN, OP_COLUMN
-from pipeline.names import table_folder
+from pipeline.core.dates import parse_pipeline_date
+from pipeline.core.errors import PipelineError
+from pipeline.core.names import table_folder
+from pipeline.days.bookmarks import BOOKMARKS_MESSAGE, REEXTRACT_VARIABLE, ReceiptHistory, Window, plan_window
+from pipeline.days.layout import resolve_data_dir
+from pipeline.source.log_based import LSN_COLUMN, OP_COLUMN
 from tap_postgres_native.source_catalog import SourceTable
 from tap_postgres_native.table_settings import FULL_TABLE, INCREMENTAL, LOG_BASED, VARIABLE, TableSettings
 

@@ -27,7 +27,7 @@ off (a table that policies would filter fails instead of coming out partial; see
 ``PIPELINE_TEST_PAUSE_AFTER_FIRST_TABLE`` is for tests only: when set to a path, the
 tap creates ``<path>.reached`` after the first table's COPY and waits (up to 5
 minutes) for ``<path>`` to exist, so that a test can commit writes between the first
-table and the last, deterministically. ``pipeline.crashpoints``' point
+table and the last, deterministically. ``pipeline.core.crashpoints``' point
 ``source-snapshot`` pauses between discovery and the locks.
 """
 
@@ -45,8 +45,8 @@ import psycopg2
 import sqlalchemy as sa
 from psycopg2 import sql
 
-from pipeline.crashpoints import pause_point
-from pipeline.errors import PipelineError, TransientPipelineError, first_line
+from pipeline.core.crashpoints import pause_point
+from pipeline.core.errors import PipelineError, TransientPipelineError, first_line
 from tap_postgres_native.source_catalog import SourceTable, quoted_user, read_row_security, read_tables
 from tap_postgres_native.table_settings import VARIABLE as TABLES_VARIABLE
 from tap_postgres_native.table_settings import leave_out_setting

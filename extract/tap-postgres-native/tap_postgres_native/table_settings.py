@@ -15,7 +15,7 @@ locked, not checked, and is named in the job's log and the day's receipt.
 table is read: ``FULL_TABLE`` (the default: the whole table every day),
 ``INCREMENTAL`` (the rows whose ``replication-key`` lies in the day's window; the key
 is required) or ``LOG_BASED`` (the day's changes from the logical replication slot).
-The window's bookmarks live in the day's receipt (``pipeline.bookmarks``). Meltano
+The window's bookmarks live in the day's receipt (``pipeline.days.bookmarks``). Meltano
 reads the setting from ``TAP_POSTGRES_TABLES`` as JSON; an empty value (a variable
 that is unset) means no per-table options.
 """
@@ -26,7 +26,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 SETTING = "tables"
 VARIABLE = "TAP_POSTGRES_TABLES"

@@ -20,11 +20,11 @@ from singer_sdk.helpers._catalog import get_selected_schema
 from tap_postgres.client import PostgresConnector
 from tap_postgres.tap import TapPostgres
 
-from pipeline.bookmarks import Window
-from pipeline.errors import PipelineError, connection_failure, first_line, run_plugin_cli
-from pipeline.handover import SETTINGS as DAY_FILE_SETTINGS
-from pipeline.lfs import SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY
-from pipeline.log_based import wal_level_problem
+from pipeline.core.errors import PipelineError, connection_failure, first_line, run_plugin_cli
+from pipeline.days.bookmarks import Window
+from pipeline.days.handover import SETTINGS as DAY_FILE_SETTINGS
+from pipeline.days.layout import SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY
+from pipeline.source.log_based import wal_level_problem
 from tap_postgres_native.copy_stream import CopyStream
 from tap_postgres_native.left_out import LeftOutTable, left_out_message, left_out_tables
 from tap_postgres_native.log_day import begin_log_day, reads_log

@@ -8,7 +8,7 @@ So each column's type is resolved once, by kind, never from a per-column list:
 - enum, composite, range, multirange and every non-built-in type become ``text``,
   their values written in their text form (``COPY`` of ``col::text``);
 - so do the built-in types that cannot travel as themselves
-  (``pipeline.builtin_types.TEXT_OIDS``: ``reg*``, ``aclitem``, the types without input);
+  (``pipeline.source.builtin_types.TEXT_OIDS``: ``reg*``, ``aclitem``, the types without input);
 - an array of one of those becomes ``text[]``; an array of a domain, its base's array;
 - every other (built-in) type stays exactly as it is, typmod included.
 
@@ -23,7 +23,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline.builtin_types import TEXT_OIDS
+from pipeline.source.builtin_types import TEXT_OIDS
 
 FIRST_NORMAL_OID = 16384
 TEXT_OID = 25

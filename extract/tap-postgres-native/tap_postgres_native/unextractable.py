@@ -2,7 +2,7 @@
 
 Why all at once: a user fixing a source should see every table and column at fault in
 one run, not one per run; the failure that ends the run then keeps the single line
-that the failure report (``pipeline.errors``) promises.
+that the failure report (``pipeline.core.errors``) promises.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 
 class UnextractableSourceError(PipelineError):

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from pipeline.pgcsv import quote_text
+from pipeline.days.pgcsv import quote_text
 from tap_typed_csv.errors import TypedCSVError
 from tap_typed_csv.reader import _check_header, _decoded_lines, _numbered_rows, _typed, open_source
 from tap_typed_csv.schema import Column

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 # Long field values are cut in messages so that one bad row gives one readable line.
 _MAX_SHOWN = 60

@@ -16,7 +16,7 @@ from typing import Any
 
 from upath import UPath
 
-from pipeline.store import open_path, scheme_of
+from pipeline.core.store import open_path, scheme_of
 from tap_typed_csv.errors import TypedCSVError
 from tap_typed_csv.schema import Column, annotated, columns_of, load_schema
 

@@ -11,9 +11,9 @@ from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig, Storag
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.types import Context
 
-from pipeline.handover import DayFileSettings, Handover, file_uri, tap_file, written_once
-from pipeline.names import encode_name
-from pipeline.pgcsv import header_line
+from pipeline.core.names import encode_name
+from pipeline.days.handover import DayFileSettings, Handover, file_uri, tap_file, written_once
+from pipeline.days.pgcsv import header_line
 from tap_typed_csv.batch import write_batch
 from tap_typed_csv.reader import read_records
 from tap_typed_csv.source import CSVSource
@@ -40,7 +40,7 @@ class TypedCSVStream(Stream):
 
     @cached_property
     def day_files(self) -> DayFileSettings | None:
-        """Where the file's day file goes (``pipeline.handover``); None: RECORD messages."""
+        """Where the file's day file goes (``pipeline.days.handover``); None: RECORD messages."""
         return DayFileSettings.from_config(self.config, "tap-typed-csv")
 
     def get_batch_config(self, config: Mapping) -> BatchConfig | None:

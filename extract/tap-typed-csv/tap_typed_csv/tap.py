@@ -7,8 +7,8 @@ from pathlib import Path
 from singer_sdk import Tap
 from singer_sdk import typing as th
 
-from pipeline.errors import run_plugin_cli
-from pipeline.handover import SETTINGS as DAY_FILE_SETTINGS
+from pipeline.core.errors import run_plugin_cli
+from pipeline.days.handover import SETTINGS as DAY_FILE_SETTINGS
 from tap_typed_csv.errors import TypedCSVError
 from tap_typed_csv.source import source_from_config
 from tap_typed_csv.streams import TypedCSVStream

@@ -5,12 +5,12 @@ Step 1 records each column's analytics type as ``x-sql-type-oid`` and ``x-sql-ty
 *this* database prints it, never the schema file's text, so a file cannot smuggle SQL
 into ``CREATE TABLE``; a type that is not built into PostgreSQL (oid >= 16384: an enum,
 a domain, an extension's type) would not exist here and is refused, as is a type that
-cannot travel as itself (``pipeline.builtin_types``: ``reg*`` and the like, which step 1
+cannot travel as itself (``pipeline.source.builtin_types``: ``reg*`` and the like, which step 1
 sends as text) and a source column named like the day column the pipeline adds.
 
 An earlier day (a rerun or backfill: its analytics table has later days) loads into
 the table's types where the table moved on from the file's: a column the table widened
-(``pipeline.widening``) is created in the table's type, so the COPY reads the values
+(``pipeline.warehouse.widening``) is created in the table's type, so the COPY reads the values
 straight into it; a column ``pipeline migrate`` changed from the file's type is
 converted after the COPY, as the migration converted the other days. Either way the
 publish attaches the day as it is.
@@ -23,9 +23,9 @@ import typing as t
 
 import psycopg
 
-from pipeline.builtin_types import TEXT_OIDS
-from pipeline.staging import DAY_COLUMN, FIRST_USER_OID, converts_into
-from pipeline.widening import ColumnType, widens
+from pipeline.source.builtin_types import TEXT_OIDS
+from pipeline.warehouse.loads import DAY_COLUMN, FIRST_USER_OID, converts_into
+from pipeline.warehouse.widening import ColumnType, widens
 
 
 @dataclasses.dataclass(frozen=True)

@@ -49,14 +49,14 @@ from singer_sdk.helpers._batch import BaseBatchFileEncoding
 from target_postgres.connector import PostgresConnector
 from target_postgres.sinks import PostgresSink
 
-from pipeline.crashpoints import pause_point
-from pipeline.errors import PipelineError, TransientPipelineError
-from pipeline.files import batch_file_path
-from pipeline.names import analytics_schema
-from pipeline.results import PART_BYTES
-from pipeline.staging import DAY_COLUMN, alter_column_type, is_earlier_day, loaded_tables, table_columns
-from pipeline.store import OBJECT_STORE_SCHEMES, is_object_store, open_path, scheme_of
-from pipeline.widening import ColumnType
+from pipeline.core.crashpoints import pause_point
+from pipeline.core.errors import PipelineError, TransientPipelineError
+from pipeline.core.files import batch_file_path
+from pipeline.core.names import analytics_schema
+from pipeline.core.store import OBJECT_STORE_SCHEMES, is_object_store, open_path, scheme_of
+from pipeline.warehouse.loads import DAY_COLUMN, alter_column_type, is_earlier_day, loaded_tables, table_columns
+from pipeline.warehouse.results import PART_BYTES
+from pipeline.warehouse.widening import ColumnType
 from target_analytics.columns import PublishedTable, resolve_columns
 
 if t.TYPE_CHECKING:

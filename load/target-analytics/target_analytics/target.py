@@ -13,7 +13,7 @@ checks of them and its SQL-target plumbing stay; ``TargetAnalytics`` adds the da
   the same day left behind. Nothing here changes a published table:
   ``pipeline publish-analytics`` does, after reconciling the counts this load recorded
   with the step-1 receipts;
-- the load uses one psycopg connection built by ``pipeline.databases.conninfo`` (the
+- the load uses one psycopg connection built by ``pipeline.core.connections.conninfo`` (the
   project's one way to reach the analytics database), not target-postgres's SQLAlchemy
   engine, which is never opened; target-postgres settings this load does not honour
   (another connection, another schema, record metadata, versions) are refused in one
@@ -37,11 +37,11 @@ from psycopg import sql
 from singer_sdk import typing as th
 from target_postgres.target import TargetPostgres
 
-from pipeline.databases import ANALYTICS, conninfo
-from pipeline.dates import parse_pipeline_date
-from pipeline.errors import PipelineError, connection_failure, first_line, run_plugin_cli
-from pipeline.locks import STEP2_JOB, hold_run_lock
-from pipeline.staging import ensure_project_schema, load_schema, loaded_tables, new_load_id
+from pipeline.core.connections import ANALYTICS, conninfo
+from pipeline.core.dates import parse_pipeline_date
+from pipeline.core.errors import PipelineError, connection_failure, first_line, run_plugin_cli
+from pipeline.runs.locks import STEP2_JOB, hold_run_lock
+from pipeline.warehouse.loads import ensure_project_schema, load_schema, loaded_tables, new_load_id
 from target_analytics.sinks import LoadSink
 
 _CONNECTION = ("host", "port", "user", "password", "database")

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from pipeline.pgcsv import quote_text
+from pipeline.days.pgcsv import quote_text
 
 Encoder = Callable[[Any], str]
 

@@ -2,7 +2,7 @@
 
 Two ways in, one file out, whose header line is always ours:
 
-* a BATCH message of encoding ``csv`` handing over a day file (``pipeline.handover``:
+* a BATCH message of encoding ``csv`` handing over a day file (``pipeline.days.handover``:
   written once by tap-postgres-native's ``COPY ... TO`` or tap-typed-csv, with its row
   count and sha256): the file is adopted by a rename, after its header line alone is
   checked against the stream's schema; its bytes are never read again (a ``csv`` batch
@@ -24,19 +24,14 @@ from meltanolabs_target_csv.sinks import CSVSink
 from singer_sdk.helpers._batch import BaseBatchFileEncoding
 from upath import UPath
 
-from pipeline.crashpoints import pause_point
-from pipeline.errors import PipelineError
-from pipeline.handover import Handover, incoming_dir, path_of, read_header
-from pipeline.lfs import (
-    SOURCE_SCHEMA_KEY,
-    SOURCE_TABLE_KEY,
-    TableFile,
-    data_file_name,
-    day_folder,
-)
-from pipeline.names import CSV_SOURCE, encode_name, table_folder
-from pipeline.pgcsv import header_line
-from pipeline.runs import run_owner
+from pipeline.core.crashpoints import pause_point
+from pipeline.core.errors import PipelineError
+from pipeline.core.names import CSV_SOURCE, encode_name, table_folder
+from pipeline.days.folder import TableFile
+from pipeline.days.handover import Handover, incoming_dir, path_of, read_header
+from pipeline.days.layout import SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY, data_file_name, day_folder
+from pipeline.days.pgcsv import header_line
+from pipeline.runs.owner import run_owner
 from target_lfs.pgcsv import RowEncoder
 
 if TYPE_CHECKING:
@@ -65,7 +60,7 @@ def source_identity(source: str, stream_name: str, schema: dict[str, Any]) -> tu
 
 
 def table_key(source: str, source_schema: str | None, table: str) -> str:
-    """The table's folder name: ``pipeline.names``' encoding, the one way a source name enters a path."""
+    """The table's folder name: ``pipeline.core.names``' encoding, the one way a source name enters a path."""
     if source == CSV_SOURCE:
         key = encode_name(table)
     elif source_schema:
@@ -148,7 +143,7 @@ class LFSSink(CSVSink):
         self.rows += len(records)
 
     def process_batch_files(self, encoding: BaseBatchFileEncoding, files: Sequence[str]) -> None:
-        """Adopt a handed-over ``csv`` day file (``pipeline.handover``); other encodings go to the SDK."""
+        """Adopt a handed-over ``csv`` day file (``pipeline.days.handover``); other encodings go to the SDK."""
         if encoding.format != "csv":
             super().process_batch_files(encoding, files)
             return
@@ -157,7 +152,7 @@ class LFSSink(CSVSink):
             if handover is None:
                 raise PipelineError(
                     f"table {self.table!r}: batch file {entry} comes without its row count and sha256; target-lfs "
-                    "adopts only day files handed over as pipeline/handover.py says (tap-postgres-native, "
+                    "adopts only day files handed over as pipeline/days/handover.py says (tap-postgres-native, "
                     "tap-typed-csv)"
                 )
             self._adopt(handover)
@@ -201,7 +196,7 @@ class LFSSink(CSVSink):
         if self.lfs_target.object_store:
             raise PipelineError(
                 f"table {self.table!r}: target-lfs writes to an object store (DATA_DIR "
-                f"{self.lfs_target.day_files.data_dir}) only day files a tap hands over (pipeline/handover.py: "
+                f"{self.lfs_target.day_files.data_dir}) only day files a tap hands over (pipeline/days/handover.py: "
                 "give the tap data_dir); RECORD messages need a local DATA_DIR"
             )
 

@@ -14,17 +14,18 @@ from meltanolabs_target_csv.target import TargetCSV
 from singer_sdk import typing as th
 from singer_sdk.io_base import SingerReader
 
-from pipeline.bookmarks import BOOKMARKS_FILE, BOOKMARKS_MESSAGE
-from pipeline.dates import parse_pipeline_date
-from pipeline.errors import PipelineError, run_plugin_cli
-from pipeline.files import dump_json, write_text_atomic
-from pipeline.handover import DayFileSettings, incoming_dir
-from pipeline.lfs import LEFT_OUT_FILE, LEFT_OUT_MESSAGE, staging_root, write_folder_metadata
-from pipeline.locks import hold_run_lock
-from pipeline.names import CSV_SOURCE, POSTGRES_SOURCE
-from pipeline.runs import run_owner
-from pipeline.s3day import begin_run, finish_run
-from pipeline.store import data_root, is_object_store, verify
+from pipeline.core.dates import parse_pipeline_date
+from pipeline.core.errors import PipelineError, run_plugin_cli
+from pipeline.core.files import dump_json, write_text_atomic
+from pipeline.core.names import CSV_SOURCE, POSTGRES_SOURCE
+from pipeline.core.store import data_root, is_object_store, verify
+from pipeline.days.bookmarks import BOOKMARKS_FILE, BOOKMARKS_MESSAGE
+from pipeline.days.folder import write_folder_metadata
+from pipeline.days.handover import DayFileSettings, incoming_dir
+from pipeline.days.layout import LEFT_OUT_FILE, LEFT_OUT_MESSAGE, staging_root
+from pipeline.days.object_store import begin_run, finish_run
+from pipeline.runs.locks import hold_run_lock
+from pipeline.runs.owner import run_owner
 from target_lfs.sinks import LFSSink
 
 SOURCES = (POSTGRES_SOURCE, CSV_SOURCE)
@@ -42,7 +43,7 @@ def reset_staging(staging: Path) -> None:
     """Empty the staging tree of whatever a crashed run left in it, but its ``.incoming``.
 
     The tap starts beside this target and may already be writing its day files there
-    (``pipeline.handover``); a crashed run's files in it are never adopted (only those
+    (``pipeline.days.handover``); a crashed run's files in it are never adopted (only those
     a BATCH message names are) and go with the tree at the publish or a prune.
     """
     staging.mkdir(parents=True, exist_ok=True)
@@ -59,7 +60,7 @@ class LFSReader(SingerReader):
     """The Singer messages, and tap-postgres-native's own two.
 
     ``LEFT_OUT``: the source's tables the run does not extract; ``BOOKMARKS``: each
-    incremental table's window of the day (``pipeline.bookmarks``).
+    incremental table's window of the day (``pipeline.days.bookmarks``).
     """
 
     def __init__(self) -> None:
@@ -117,7 +118,7 @@ class TargetLFS(TargetCSV):
         self.staging = staging_root(data_dir, self.job, self.day)
         self._tables: dict[str, LFSSink] = {}
         hold_run_lock(self.job, self.day)  # no other run of the job and day writes while this one does
-        if self.object_store:  # every run writes its own folders (pipeline.handover, pipeline.s3day)
+        if self.object_store:  # every run writes its own folders (pipeline.days.handover, pipeline.days.object_store)
             begin_run(data_dir, self.job, self.day, run_owner().token)
         else:
             reset_staging(self.staging)
@@ -137,7 +138,7 @@ class TargetLFS(TargetCSV):
 
         Locally in the staging tree; in an object store in the run's folders, which
         the run's note then lists with what was left out and the incremental tables'
-        windows, for the publish (``pipeline.s3day.finish_run``).
+        windows, for the publish (``pipeline.days.object_store.finish_run``).
         """
         super().process_endofpipe()
         reader: LFSReader = self.message_reader  # type: ignore[assignment]

@@ -1,0 +1,1 @@
+"""The analytics database: load schemas, partitions, the publish, the result view, the export."""

@@ -1,0 +1,126 @@
+"""Publishing one loaded day: reconcile it with the step-1 receipts, then swap its partitions in.
+
+Every analytics table of a source is partitioned by the day column, one partition per
+day. target-analytics has already COPYed each of the day's files into a fresh table
+(in a ``pipeline_...`` schema of its load, with the day column checked to be the day,
+and the source's key plus the day as primary key), and recorded its row counts in
+``pipeline.loaded_tables``. Publishing the day:
+
+1. refuses it unless every table the step-1 receipts list was loaded from the very file
+   they list, with exactly the manifest's row count (the refusal names the table and
+   both counts), and nothing else was loaded;
+2. refuses it if a column's type changed at the source in a way the analytics table
+   cannot follow (naming table, column, both types and the ``pipeline migrate``
+   command), or a table's key changed; the analytics table follows a lossless widening
+   (``pipeline.warehouse.widening``) by itself, and a day earlier than the table's latest loaded
+   in a type the table was widened or migrated from (a rerun) is converted to it;
+3. in one short transaction with ``lock_timeout`` set: creates missing parent tables,
+   adds new source columns to the parent (and missing ones to the new partition),
+   widens the parent's columns (which rewrites the earlier days only when the storage
+   changes, e.g. ``smallint`` -> ``integer``; ``varchar(40)`` -> ``varchar(200)`` is a
+   catalog change),
+   detaches the day's old partitions (also of tables the source no longer has),
+   attaches the new tables as the day's partitions, drops the old ones, and records
+   the load as published.
+
+Attaching moves no rows (the day's CHECK constraint spares the scan, the key's index
+is adopted), so publishing costs no second write of the day; readers see the old day
+or the new one, and other days are never touched. A lock not granted in time is a
+``TransientPipelineError``: another session was using the table, a retry may pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import psycopg
+
+from pipeline.core.crashpoints import pause_point
+from pipeline.core.errors import PipelineError, TransientPipelineError
+from pipeline.days.folder import TableFile
+from pipeline.runs.commands import rerun_command
+from pipeline.runs.locks import STEP2_JOB
+from pipeline.warehouse.as_of import ensure_as_of, record_day
+from pipeline.warehouse.loads import (
+    ensure_project_schema,
+)
+from pipeline.warehouse.partitions import check_table, swap_partitions
+from pipeline.warehouse.reconcile import reconcile, unpublished_load
+from pipeline.warehouse.result_view import ensure_result_view
+
+DEFAULT_LOCK_TIMEOUT = "10s"
+
+
+# One publish, prune or migration at a time: they would race on creating and altering the parents.
+PUBLISH_LOCK = 7_261_845_301
+
+
+@dataclasses.dataclass(frozen=True)
+class Published:
+    """What a publish did: rows per analytics table, and why there is no result view, if there is none."""
+
+    rows: dict[str, int]
+    note: str | None
+
+
+@contextmanager
+def locks_in_time(day: dt.date, lock_timeout: str, action: str = "publish") -> Iterator[None]:
+    """Turn a lock not granted within ``lock_timeout`` (or a lost server) into a transient failure."""
+    try:
+        yield
+    except psycopg.errors.LockNotAvailable as exc:
+        raise TransientPipelineError(
+            f"{action} of {day}: a table was locked by another session for longer than lock_timeout "
+            f"{lock_timeout} (a long query on it?); nothing changed, retry later"
+        ) from exc
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TransientPipelineError(f"{action} of {day}: the analytics database went away: {reason}") from exc
+
+
+def guard_day_change(conn: psycopg.Connection, lock_timeout: str) -> None:
+    """Begin changing a day's partitions: ``lock_timeout`` for this transaction, and its one-at-a-time lock.
+
+    Publishes and prunes of any day alter the same parent tables, so they take turns; a
+    ``lock_timeout`` that is no PostgreSQL duration is refused in one line.
+    """
+    try:
+        conn.execute("SELECT set_config('lock_timeout', %s, true)", (lock_timeout,))
+    except psycopg.errors.InvalidParameterValue as exc:
+        raise PipelineError(
+            f"PIPELINE_LOCK_TIMEOUT={lock_timeout!r} is not a PostgreSQL duration; use e.g. 10s"
+        ) from exc
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (PUBLISH_LOCK,))
+
+
+def publish_day(
+    conn: psycopg.Connection,
+    day: dt.date,
+    receipts: list[TableFile],
+    lock_timeout: str,
+    check: Callable[[psycopg.Connection], None],
+) -> Published:
+    """Publish the day's load (see the module docstring).
+
+    ``check`` runs first in the publish's transaction (``pipeline.runs.locks.check_run_holds``:
+    the run still holds the day, and no newer run can claim it before the commit).
+    """
+    with locks_in_time(day, lock_timeout), conn.transaction():
+        guard_day_change(conn, lock_timeout)
+        check(conn)
+        ensure_project_schema(conn)
+        loaded = unpublished_load(conn, day)
+        if not loaded and receipts:
+            raise PipelineError(f"nothing loaded for {day} awaits publishing; rerun: {rerun_command(STEP2_JOB, day)}")
+        reconcile(day, loaded, receipts)
+        if problems := [line for table in loaded for line in check_table(conn, day, table)]:
+            raise PipelineError(f"refused to publish {day}: {'; '.join(problems)}")
+        swap_partitions(conn, day, loaded)
+        ensure_as_of(conn)
+        record_day(conn, day, receipts)
+        note = ensure_result_view(conn)
+        pause_point("analytics-publish")
+    return Published({table.label: table.loaded_rows for table in loaded}, note)
