@@ -79,7 +79,7 @@ def csv_copy_baseline(env: dict[str, str], scaled_csv: Path) -> dict[str, float]
 
 
 def export_baseline(env: dict[str, str], day: dt.date, folder: Path) -> float:
-    r"""The seconds of psql's ``\copy (<query>) TO <file>`` of the export's own two queries (pipeline.warehouse.export)."""
+    r"""The seconds of psql's ``\copy (<query>) TO <file>`` of the export's own two queries (``warehouse.export``)."""
     folder.mkdir(parents=True, exist_ok=True)
     with psycopg.connect(conninfo(ANALYTICS, env, admin=True), autocommit=True) as conn:
         script = "".join(

@@ -144,13 +144,13 @@ def _migrate(args: argparse.Namespace) -> None:
 
 
 def _restore(args: argparse.Namespace) -> None:
-    from pipeline.days.history import restore
+    from pipeline.days.publish import restore_version
     from pipeline.runs.commands import rerun_command
 
     day = parse_pipeline_date(args.date, "--date")
     hold_run_lock(args.job, day)
     with fenced(args.job, day) as check:
-        version, replaced = restore(_data_dir(), args.job, day, args.version, check)
+        version, replaced = restore_version(_data_dir(), args.job, day, args.version, check)
     kept = f"; the version it replaced is kept as {replaced.name}" if replaced else ""
     print(f"{args.job} {day}: restored version {version}{kept}")
     print(f"step 2 must be rerun for {day}: {rerun_command(STEP2_JOB, day)}")

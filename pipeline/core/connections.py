@@ -20,11 +20,7 @@ import psycopg
 from pipeline.core.errors import PipelineError, connection_failure, first_line
 
 SOURCE = "TAP_POSTGRES"
-
-
 ANALYTICS = "TARGET_POSTGRES"
-
-
 ADMIN = "POSTGRES_ADMIN"
 
 

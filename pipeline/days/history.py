@@ -43,7 +43,6 @@ from typing import Any
 from pipeline.core.crashpoints import pause_point
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import read_json
-from pipeline.core.store import is_object_store
 from pipeline.days.bookmarks import refuse_moved_windows
 from pipeline.days.folder import metadata_checksums
 from pipeline.days.layout import TRASH_DIR, receipt_path
@@ -172,30 +171,26 @@ def drop_identical(data_dir: Path, job: str, day: dt.date, published: dict[str, 
     _remove_empty_tree(root)
 
 
-def restore(
-    data_dir: Path, job: str, day: dt.date, version: str | None, check: Callable[[], None]
-) -> tuple[str, Path | None]:
-    """Publish the kept ``version`` (None: the newest) of ``job``'s ``day`` again.
-
-    The version published until now is kept in turn. A version whose incremental
-    windows differ while a later day has a receipt is refused (``pipeline.days.bookmarks``). Returns the restored version and
-    where the replaced one was kept (None if the day had no receipt). ``check`` runs
-    before each move, as in a publish.
-    """
-    if not is_object_store(data_dir):
-        repair(data_dir, job, day, check)
+def chosen_version(data_dir: Path, job: str, day: dt.date, version: str | None) -> str:
+    """The kept ``version`` of ``job``'s ``day`` to restore (None: the newest); refuses one that is not kept."""
     available = kept_versions(data_dir, job, day)
-    root = history_root(data_dir, job, day)
     if not available:
-        raise PipelineError(f"{job} has no kept version of {day} (nothing under {root})")
+        raise PipelineError(f"{job} has no kept version of {day} (nothing under {history_root(data_dir, job, day)})")
     name = version or available[-1]
     if name not in available:
         raise PipelineError(f"{job} has no kept version {name!r} of {day}; kept: {', '.join(available)}")
-    if is_object_store(data_dir):
-        from pipeline.days.object_store import restore as restore_receipt
+    return name
 
-        return restore_receipt(data_dir, job, day, name, check)
-    source = root / name
+
+def restore(data_dir: Path, job: str, day: dt.date, name: str, check: Callable[[], None]) -> Path | None:
+    """Move the kept version ``name`` of ``job``'s ``day`` back in place (local disk; ``repair`` first).
+
+    The version published until now is kept in turn. A version whose incremental
+    windows differ while a later day has a receipt is refused (``pipeline.days.bookmarks``).
+    Returns where the replaced version was kept (None if the day had no receipt). ``check``
+    runs before each move, as in a publish.
+    """
+    source = history_root(data_dir, job, day) / name
     content = read_json(source / RECEIPT_FILE)
     if missing := [rel for rel, expected in sorted(folders_of(content).items()) if not matches(source / rel, expected)]:
         raise PipelineError(f"{source} cannot be restored: {', '.join(missing)} missing or changed")
@@ -214,4 +209,4 @@ def restore(
     os.replace(source / RECEIPT_FILE, receipt_path(data_dir, job, day))
     _remove_empty_tree(source)
     shutil.rmtree(trash, ignore_errors=True)
-    return name, replaced
+    return replaced

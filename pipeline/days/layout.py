@@ -46,39 +46,19 @@ from pipeline.core.names import within_bytes
 from pipeline.core.store import data_root
 
 SCHEMA_FILE = "_schema.json"
-
-
 MANIFEST_FILE = "_manifest.json"
-
-
 SUCCESS_FILE = "_SUCCESS"
-
-
 RUNS_DIR = "_runs"
-
-
 STAGING_DIR = ".staging"
-
-
 TRASH_DIR = ".trash"
-
-
 # Top-level keys of a stream's SCHEMA message by which tap-postgres-native names the
 # table exactly: its stream name ``<schema>-<table>`` cannot be split back.
 SOURCE_SCHEMA_KEY = "x-source-schema"
-
-
 SOURCE_TABLE_KEY = "x-source-table"
-
-
 # The message by which tap-postgres-native names the tables it does not extract; target-lfs
 # stages them in LEFT_OUT_FILE of the day's staging tree, the publish copies them into the receipt.
 LEFT_OUT_MESSAGE = "LEFT_OUT"
-
-
 LEFT_OUT_FILE = "_left_out.json"
-
-
 # NAME_MAX of Linux file systems: a longer file or folder name cannot be created.
 MAX_FILE_NAME_BYTES = 255
 

@@ -12,7 +12,7 @@ object once, at its final key, under a folder of its own inside the day folder::
                                          included) and sha256; the commit point
     _history/{job}/{date}/{version}/receipt.json   a replaced receipt (its objects stay)
 
-``{run}`` is ``pipeline.runs.locks.run_owner().token``, the same in every process of one
+``{run}`` is ``pipeline.runs.owner.run_owner().token``, the same in every process of one
 ``meltano run`` (claim, tap, target, publish). The publish writes the receipt last,
 after the fencing check, with a conditional put: ``If-None-Match: *`` for a first
 publish, ``If-Match`` on the ETag it read for a replace, so that two writers that
@@ -176,8 +176,8 @@ def drop_identical(data_dir: Path, job: str, day: dt.date, published: dict[str, 
             _remove_folders(data_dir, folders_of(kept), _named(data_dir, job, day, published))
 
 
-def restore(data_dir: Path, job: str, day: dt.date, name: str, check: Callable[[], None]) -> tuple[str, Path | None]:
-    """Put the kept receipt ``name`` back as the day's receipt; the one it replaces is kept in turn."""
+def restore(data_dir: Path, job: str, day: dt.date, name: str, check: Callable[[], None]) -> Path | None:
+    """Put the kept receipt ``name`` back as the day's receipt; the one it replaces is kept in turn (returned)."""
     kept_path = history_root(data_dir, job, day) / name / RECEIPT_FILE
     kept_bytes = kept_path.read_bytes()
     content = json.loads(kept_bytes)
@@ -193,7 +193,7 @@ def restore(data_dir: Path, job: str, day: dt.date, name: str, check: Callable[[
     check()
     commit_receipt(receipt, kept_bytes, current, job, day)
     kept_path.unlink()  # its objects now belong to the day's receipt
-    return name, replaced
+    return replaced
 
 
 def sweep(data_dir: Path, job: str, day: dt.date, parents: Iterable[str], check: Callable[[], None]) -> int:

@@ -1,4 +1,8 @@
-"""Publishing a job's staged day: its folders moved into place, then its receipt written."""
+"""Publishing a job's day: its staged folders moved into place, then its receipt written; or a kept version again.
+
+On local disk by renames (below, and ``pipeline.days.history`` for the versions a publish
+replaces); in an object store by the receipt alone (``pipeline.days.object_store``).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,10 @@ from pipeline.core.crashpoints import pause_point
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import dump_json, read_json, write_text_atomic
 from pipeline.core.store import is_object_store
+from pipeline.days import object_store
+from pipeline.days.bookmarks import add_windows, staged_bookmarks
 from pipeline.days.folder import describe_folders
+from pipeline.days.history import chosen_version, drop_identical, keep_published, repair, restore
 from pipeline.days.layout import LEFT_OUT_FILE, SUCCESS_FILE, TRASH_DIR, receipt_path, staging_root
 from pipeline.runs.commands import rerun_command
 
@@ -36,9 +43,7 @@ def publish_staged_day(data_dir: Path, job: str, day: dt.date, check: Callable[[
     In an object store nothing moves: see ``pipeline.days.object_store.publish``.
     """
     if is_object_store(data_dir):
-        from pipeline.days.object_store import publish
-
-        return publish(data_dir, job, day, check)
+        return object_store.publish(data_dir, job, day, check)
     staging = staging_root(data_dir, job, day)
     if not staging.is_dir():
         raise PipelineError(
@@ -48,8 +53,6 @@ def publish_staged_day(data_dir: Path, job: str, day: dt.date, check: Callable[[
     checksums, tables = describe_folders(job, day, [(f.relative_to(staging).as_posix(), f) for f in folders])
 
     # Here, not at the top: pipeline.days.history and pipeline.days.bookmarks build on this module.
-    from pipeline.days.bookmarks import add_windows, staged_bookmarks
-    from pipeline.days.history import drop_identical, keep_published
 
     add_windows(tables, staged_bookmarks(staging))
 
@@ -73,3 +76,19 @@ def publish_staged_day(data_dir: Path, job: str, day: dt.date, check: Callable[[
     shutil.rmtree(trash, ignore_errors=True)
     shutil.rmtree(staging, ignore_errors=True)
     return content
+
+
+def restore_version(
+    data_dir: Path, job: str, day: dt.date, version: str | None, check: Callable[[], None]
+) -> tuple[str, Path | None]:
+    """Publish the kept ``version`` (None: the newest) of ``job``'s ``day`` again; the published one is kept in turn.
+
+    Returns the restored version and where the replaced one was kept (None if the day
+    had no receipt). ``check`` runs before each change, as in a publish.
+    """
+    if is_object_store(data_dir):
+        name = chosen_version(data_dir, job, day, version)
+        return name, object_store.restore(data_dir, job, day, name, check)
+    repair(data_dir, job, day, check)  # a restore or publish cut short first completes its version
+    name = chosen_version(data_dir, job, day, version)
+    return name, restore(data_dir, job, day, name, check)

@@ -12,8 +12,6 @@ from pipeline.core.errors import TransientPipelineError
 from pipeline.runs.owner import RunOwner
 
 RUN_APP = "pipeline-run"
-
-
 WRITER_APP = "pipeline-writer"
 
 
@@ -50,6 +48,7 @@ def lock_holder(conn: psycopg.Connection, key: int) -> str | None:
 
 
 def try_lock(conn: psycopg.Connection, key: int) -> bool:
+    """Take the session-level advisory lock ``key`` if it is free; never wait."""
     return bool(conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0])
 
 

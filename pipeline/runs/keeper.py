@@ -20,11 +20,8 @@ from pipeline.runs.fencing import record_claim
 from pipeline.runs.owner import RunOwner, start_ticks
 
 _LIVENESS_SECONDS = 0.5
-
-
+# The keepers this process started as new interpreters: kept (not reaped) until the process exits.
 _keepers: list[subprocess.Popen[str]] = []
-
-
 # Exit code of a keeper whose session ended while its run lived.
 LOST_EXIT_CODE = 3
 

@@ -66,18 +66,14 @@ from pipeline.runs.owner import RunOwner, run_owner
 
 # The one job that writes the analytics day (its loader, publish and export take its locks).
 STEP2_JOB = "lfs-to-analytics"
-
-
 WAIT_ENV = "PIPELINE_LOCK_WAIT_SECONDS"
-
-
 DEFAULT_WAIT_SECONDS = 10.0
 
 
 _POLL_SECONDS = 0.25
 
 
-# This process's lock connection of each job and day it writes, and keeper: kept open until the process exits.
+# This process's lock connection of each job and day it writes: kept open until the process exits.
 _held: dict[tuple[str, dt.date], psycopg.Connection] = {}
 
 

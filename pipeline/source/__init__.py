@@ -1,1 +1,1 @@
-"""What the project knows of a Postgres source: log-based extraction's names and checks, types that cannot travel as themselves."""
+"""What the project knows of a Postgres source: log-based names and checks, types that cannot travel as themselves."""

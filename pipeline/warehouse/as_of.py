@@ -23,7 +23,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import secrets
-from pathlib import Path
 
 import psycopg
 from psycopg import sql
@@ -31,11 +30,11 @@ from psycopg import sql
 from pipeline.core.names import analytics_schema
 from pipeline.days.bookmarks import CHANGES, STATE, holds
 from pipeline.days.folder import TableFile
-from pipeline.warehouse.loads import DAY_COLUMN, PROJECT_SCHEMA
+from pipeline.warehouse.loads import DAY_COLUMN, PROJECT_SCHEMA, TRANSFORM_DIR
 
 TABLE_DAYS = "table_days"
 AS_OF_FUNCTION = "as_of"
-AS_OF_SQL = Path(__file__).resolve().parents[1] / "transform" / f"{AS_OF_FUNCTION}.sql"
+AS_OF_SQL = TRANSFORM_DIR / f"{AS_OF_FUNCTION}.sql"
 BASE_SCHEMA_PREFIX = "pipeline_base_"
 
 _TABLE_DAYS_DDL = """

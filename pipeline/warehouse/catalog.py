@@ -6,6 +6,7 @@ import psycopg
 
 
 def primary_key(conn: psycopg.Connection, schema: str, table: str) -> list[str]:
+    """The primary key's columns of ``schema.table``, in key order (empty: it has none)."""
     rows = conn.execute(
         """
         SELECT a.attname

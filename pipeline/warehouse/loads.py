@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
 from pipeline.warehouse.widening import ColumnType, widens
 
+# The SQL the project runs in the analytics database: the result query, the as-of function.
+TRANSFORM_DIR = Path(__file__).resolve().parents[2] / "transform"
 PROJECT_SCHEMA = "pipeline"
 LOAD_SCHEMA_PREFIX = "pipeline_"
 DAY_COLUMN = "pipeline_date"

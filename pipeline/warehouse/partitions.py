@@ -75,10 +75,10 @@ def _follows(
 
 def check_table(conn: psycopg.Connection, day: dt.date, table: LoadedTable) -> list[str]:
     """What stops ``table`` from becoming a partition of its existing parent (nothing if there is none)."""
-    partition_key = partition_key(conn, table.schema_name, table.table_name)
-    if partition_key is None:
+    partitioning = partition_key(conn, table.schema_name, table.table_name)
+    if partitioning is None:
         return []
-    if partition_key != f"LIST ({DAY_COLUMN})":
+    if partitioning != f"LIST ({DAY_COLUMN})":
         return [
             f"table {table.label} exists in the analytics database but is not partitioned by {DAY_COLUMN}; "
             "rename or drop it"

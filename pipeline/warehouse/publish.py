@@ -44,16 +44,12 @@ from pipeline.days.folder import TableFile
 from pipeline.runs.commands import rerun_command
 from pipeline.runs.locks import STEP2_JOB
 from pipeline.warehouse.as_of import ensure_as_of, record_day
-from pipeline.warehouse.loads import (
-    ensure_project_schema,
-)
+from pipeline.warehouse.loads import ensure_project_schema
 from pipeline.warehouse.partitions import check_table, swap_partitions
 from pipeline.warehouse.reconcile import reconcile, unpublished_load
 from pipeline.warehouse.result_view import ensure_result_view
 
 DEFAULT_LOCK_TIMEOUT = "10s"
-
-
 # One publish, prune or migration at a time: they would race on creating and altering the parents.
 PUBLISH_LOCK = 7_261_845_301
 

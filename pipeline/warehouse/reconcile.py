@@ -13,9 +13,7 @@ from pipeline.core.names import analytics_schema
 from pipeline.days.folder import TableFile
 from pipeline.runs.commands import rerun_command
 from pipeline.runs.locks import STEP2_JOB
-from pipeline.warehouse.loads import (
-    loaded_tables,
-)
+from pipeline.warehouse.loads import loaded_tables
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +35,7 @@ class LoadedTable:
 
 
 def unpublished_load(conn: psycopg.Connection, day: dt.date) -> list[LoadedTable]:
+    """The tables target-analytics loaded for ``day`` that no publish has attached yet."""
     rows = conn.execute(
         sql.SQL(
             "SELECT schema_name, table_name, load_schema, source, file_key, file_sha256, loaded_rows "

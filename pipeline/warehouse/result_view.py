@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
 from pipeline.warehouse.catalog import partition_key
-from pipeline.warehouse.loads import (
-    PROJECT_SCHEMA,
-)
+from pipeline.warehouse.loads import PROJECT_SCHEMA, TRANSFORM_DIR
 
 RESULT_VIEW = "orders_with_details"
-
-
-RESULT_QUERY = Path(__file__).resolve().parents[1] / "transform" / f"{RESULT_VIEW}.sql"
-
-
+RESULT_QUERY = TRANSFORM_DIR / f"{RESULT_VIEW}.sql"
 # The tables the result view joins: (analytics schema, table).
 RESULT_TABLES = (("postgres", "orders"), ("csv", "order_details"))
 

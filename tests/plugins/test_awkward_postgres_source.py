@@ -22,7 +22,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pipeline.core import connections as databases
+from pipeline.core import connections
 from pipeline.core.names import table_folder
 from pipeline.setup.roles import grant_source_reader
 from tests.conftest import Pipeline, project_env
@@ -153,7 +153,7 @@ EXPECTED_TYPED: dict[str, tuple[str, int, str | None, str | None]] = {
 
 def conninfo(env: dict[str, str], database: str | None = None) -> str:
     """The administrator's connection to the source: the tests build and write the source as its owner."""
-    return databases.conninfo(databases.SOURCE, env, database=database, admin=True)
+    return connections.conninfo(connections.SOURCE, env, database=database, admin=True)
 
 
 @pytest.fixture(scope="module")
@@ -240,7 +240,7 @@ def test_each_column_gets_its_analytics_type_from_the_catalog(awkward_day: Pipel
 def test_every_value_comes_back_when_the_files_are_copied_into_the_analytics_types(awkward_day: Pipeline) -> None:
     """COPY each file into a table of the recorded types (format_type of oid and typmod, as step 2 does),
     then compare every value, as text, with the source's value cast to that type."""
-    with awkward_day.connect(databases.SOURCE) as conn:
+    with awkward_day.connect(connections.SOURCE) as conn:
         conn.execute("CREATE SCHEMA roundtrip")
         try:
             for schema, name in sorted(EXPECTED_TABLES):

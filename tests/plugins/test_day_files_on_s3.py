@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from pipeline.core import connections as databases
+from pipeline.core import connections
 from pipeline.core.crashpoints import MARKER_ENV, PAUSE_AT_ENV
 from pipeline.days.handover import Handover
 from tests.conftest import project_env
@@ -41,7 +41,7 @@ TABLES = {"items": "items", "Odd Name": "%4fdd%20%4eame"}
 @pytest.fixture(scope="module")
 def source_db(throwaway_database) -> str:
     name = throwaway_database("day_files")
-    with psycopg.connect(databases.conninfo(databases.SOURCE, ENV, database=name, admin=True), autocommit=True) as conn:
+    with psycopg.connect(connections.conninfo(connections.SOURCE, ENV, database=name, admin=True), autocommit=True) as conn:
         conn.execute(SOURCE_DDL)
     return name
 

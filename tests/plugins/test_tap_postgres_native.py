@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pipeline.core import connections as databases
+from pipeline.core import connections
 from tests.conftest import project_env
 from tests.plugins.conftest import write_tap_config
 
@@ -65,7 +65,7 @@ ENV = project_env()
 
 
 def conninfo(dbname: str) -> str:
-    return databases.conninfo(databases.SOURCE, ENV, database=dbname, admin=True)
+    return connections.conninfo(connections.SOURCE, ENV, database=dbname, admin=True)
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +171,7 @@ def comparable(column: str, sql_type: str) -> sql.Composable:
 
 
 def day_file_settings(tmp_path: Path, day: str) -> dict[str, str]:
-    """pipeline.days.handover's settings, the same in the tap and target-lfs: postgres-to-lfs's day under tmp_path/data."""
+    """The day-file settings (pipeline.days.handover), the same in tap and target-lfs: the day under tmp_path/data."""
     return {
         "data_dir": str(tmp_path / "data"),
         "pipeline_date": day,

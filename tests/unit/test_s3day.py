@@ -1,4 +1,4 @@
-"""The S3 receipt's conditional put (pipeline.days.object_store.commit_receipt) on a real S3 server: one publisher commits."""
+"""The S3 receipt's conditional put (pipeline.days.object_store.commit_receipt) on a real S3 server: one commits."""
 
 from __future__ import annotations
 

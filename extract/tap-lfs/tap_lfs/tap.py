@@ -44,7 +44,7 @@ class TapLFS(Tap):
             self.mapper.register_raw_stream_schema(stream.name, stream.schema, stream.primary_keys)
 
     def day_tables(self) -> list[TableFile]:
-        """The tables the day's receipts list now (refused as ``pipeline.days.layout.read_day`` refuses)."""
+        """The tables the day's receipts list now (refused as ``pipeline.days.receipts.read_day`` refuses)."""
         day = parse_pipeline_date(self.config.get("pipeline_date"))
         return read_day(resolve_data_dir(self.config["data_dir"]), day, list(self.config["jobs"]))
 

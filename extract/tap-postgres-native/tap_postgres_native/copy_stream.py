@@ -183,7 +183,7 @@ class CopyStream(PostgresStream):
         yield CSV_ENCODING, [Handover(uri=file_uri(path), rows=rows, sha256=sha256).manifest_entry()]
 
     def _republished(self, table: tuple[str, str], window: Window, path: Path | UPath) -> Handover:
-        """The day's kept file written again as this run's day file (a rerun of a past day, see ``pipeline.days.bookmarks``).
+        """The day's kept file written again as this run's day file (a past day's rerun: ``pipeline.days.bookmarks``).
 
         Its rows are the count its receipt recorded; its header must be the stream's columns (``kept_file``).
         """
