@@ -41,7 +41,9 @@ TABLES = {"items": "items", "Odd Name": "%4fdd%20%4eame"}
 @pytest.fixture(scope="module")
 def source_db(throwaway_database) -> str:
     name = throwaway_database("day_files")
-    with psycopg.connect(connections.conninfo(connections.SOURCE, ENV, database=name, admin=True), autocommit=True) as conn:
+    with psycopg.connect(
+        connections.conninfo(connections.SOURCE, ENV, database=name, admin=True), autocommit=True
+    ) as conn:
         conn.execute(SOURCE_DDL)
     return name
 
