@@ -33,7 +33,7 @@ def _data_dir() -> Path:
 
 def _claim(args: argparse.Namespace) -> None:
     """Take the job's run lock for the day, then fail Meltano's records of its dead runs (see meltano_runs)."""
-    from pipeline.runs.commands import rerun_command
+    from pipeline.core.commands import rerun_command
     from pipeline.runs.meltano_records import DATABASE_URI_ENV, ENVIRONMENT_ENV, fail_running_records, state_id
 
     day = parse_pipeline_date(os.environ.get("PIPELINE_DATE"))
@@ -129,8 +129,8 @@ def _prune(args: argparse.Namespace) -> None:
 
 def _migrate(args: argparse.Namespace) -> None:
     """Migrate an analytics table to the column types of the day's load, holding the day's step-2 run lock."""
+    from pipeline.core.commands import rerun_command
     from pipeline.core.connections import ANALYTICS, connect
-    from pipeline.runs.commands import rerun_command
     from pipeline.warehouse.migrate import migrate_table
     from pipeline.warehouse.publish import DEFAULT_LOCK_TIMEOUT
 
@@ -144,8 +144,8 @@ def _migrate(args: argparse.Namespace) -> None:
 
 
 def _restore(args: argparse.Namespace) -> None:
+    from pipeline.core.commands import rerun_command
     from pipeline.days.publish import restore_version
-    from pipeline.runs.commands import rerun_command
 
     day = parse_pipeline_date(args.date, "--date")
     hold_run_lock(args.job, day)

@@ -37,13 +37,13 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from pipeline.core.commands import rerun_command
 from pipeline.core.dates import oldest_kept_day
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import read_json
 from pipeline.core.store import is_object_store, remove_tree
 from pipeline.days.history import HISTORY_DIR, history_root
 from pipeline.days.layout import RUNS_DIR, STAGING_DIR, receipt_path, staging_root
-from pipeline.runs.commands import rerun_command
 from pipeline.runs.locks import STEP2_JOB, day_if_idle
 from pipeline.warehouse.as_of import attach_bases, fold_into_base, forget_day
 from pipeline.warehouse.loads import LOAD_SCHEMA_PREFIX, LOADED_TABLES, PROJECT_SCHEMA, loaded_tables

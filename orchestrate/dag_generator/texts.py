@@ -15,7 +15,7 @@ from dag_generator.project import Job, Schedule
 def rerun_command(job: str, day: str) -> str:
     """Return the command, from the project root, that reruns ``job`` for ``day``.
 
-    The same text as ``pipeline.runs.commands.rerun_command`` (a test checks it), written
+    The same text as ``pipeline.core.commands.rerun_command`` (a test checks it), written
     again here because the generator must work for projects without that package.
     """
     return f"PIPELINE_DATE={day} .venv/bin/meltano run {shlex.quote(job)}"

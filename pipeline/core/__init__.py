@@ -1,1 +1,1 @@
-"""Foundations every part reads: errors, settings, files, dates, names, the data store, connections."""
+"""Foundations every part reads: errors, settings, files, dates, names, the store, connections, runs' identity."""

@@ -7,10 +7,10 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.commands import rerun_command
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import dump_json, read_json, sha256_file, write_text_atomic
 from pipeline.days.layout import MANIFEST_FILE, SCHEMA_FILE, SUCCESS_FILE
-from pipeline.runs.commands import rerun_command
 
 
 @dataclasses.dataclass(frozen=True)

@@ -48,9 +48,9 @@ from pipeline.core.crashpoints import pause_point
 from pipeline.core.dates import parse_pipeline_date
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import batch_file_path
+from pipeline.core.run_owner import run_owner
 from pipeline.core.store import data_root, is_object_store, open_path, verify
 from pipeline.days.layout import data_file_name, day_folder, staging_root
-from pipeline.runs.owner import run_owner
 
 INCOMING_DIR = ".incoming"
 # The settings a tap needs to write where target-lfs adopts from, named and meant as target-lfs's:

@@ -12,7 +12,7 @@ object once, at its final key, under a folder of its own inside the day folder::
                                          included) and sha256; the commit point
     _history/{job}/{date}/{version}/receipt.json   a replaced receipt (its objects stay)
 
-``{run}`` is ``pipeline.runs.owner.run_owner().token``, the same in every process of one
+``{run}`` is ``pipeline.core.run_owner.run_owner().token``, the same in every process of one
 ``meltano run`` (claim, tap, target, publish). The publish writes the receipt last,
 after the fencing check, with a conditional put: ``If-None-Match: *`` for a first
 publish, ``If-Match`` on the ETag it read for a replace, so that two writers that
@@ -36,15 +36,16 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.commands import rerun_command
 from pipeline.core.crashpoints import pause_point
 from pipeline.core.errors import PipelineError, TransientPipelineError
 from pipeline.core.files import dump_json, read_json
+from pipeline.core.run_owner import run_owner
 from pipeline.core.store import ConflictError, put_if_absent, put_if_match, read_versioned, remove_tree
 from pipeline.days.bookmarks import add_windows
 from pipeline.days.folder import describe_folders
 from pipeline.days.history import RECEIPT_FILE, folders_of, history_root, kept_versions, matches, new_version, same_day
 from pipeline.days.layout import receipt_path, staging_root
-from pipeline.runs.commands import rerun_command
 
 
 def run_note(data_dir: Path, job: str, day: dt.date, run: str) -> Path:
@@ -74,8 +75,6 @@ def _parse(read: tuple[bytes, str] | None) -> dict[str, Any] | None:
 
 def publish(data_dir: Path, job: str, day: dt.date, check: Callable[[], None]) -> dict[str, Any]:
     """Commit this run's day by its receipt (see the module's docstring); returns the receipt now published."""
-    from pipeline.runs.owner import run_owner
-
     run = run_owner().token
     note_path = run_note(data_dir, job, day, run)
     note = read_json(note_path) if note_path.exists() else None

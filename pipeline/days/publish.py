@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.commands import rerun_command
 from pipeline.core.crashpoints import pause_point
 from pipeline.core.errors import PipelineError
 from pipeline.core.files import dump_json, read_json, write_text_atomic
@@ -23,7 +24,6 @@ from pipeline.days.bookmarks import add_windows, staged_bookmarks
 from pipeline.days.folder import describe_folders
 from pipeline.days.history import chosen_version, drop_identical, keep_published, repair, restore
 from pipeline.days.layout import LEFT_OUT_FILE, SUCCESS_FILE, TRASH_DIR, receipt_path, staging_root
-from pipeline.runs.commands import rerun_command
 
 
 def publish_staged_day(data_dir: Path, job: str, day: dt.date, check: Callable[[], None]) -> dict[str, Any]:

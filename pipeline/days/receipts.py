@@ -9,11 +9,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.commands import rerun_command
 from pipeline.core.errors import PipelineError, TransientPipelineError
 from pipeline.core.store import verify
 from pipeline.days.folder import TableFile, tables_of
 from pipeline.days.layout import MANIFEST_FILE, SCHEMA_FILE, receipt_path, staging_root
-from pipeline.runs.commands import rerun_command
 
 
 def _read_bytes(path: Path) -> bytes | None:

@@ -1,1 +1,1 @@
-"""One run of a job and day: who it is, its locks, its claims, Meltano's records, the rerun commands."""
+"""One run of a job and day at a time: its locks and their keeper, its claims, Meltano's records of it."""

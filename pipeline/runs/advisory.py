@@ -9,7 +9,7 @@ import psycopg
 
 from pipeline.core.connections import ANALYTICS, connect
 from pipeline.core.errors import TransientPipelineError
-from pipeline.runs.owner import RunOwner
+from pipeline.core.run_owner import RunOwner
 
 RUN_APP = "pipeline-run"
 WRITER_APP = "pipeline-writer"

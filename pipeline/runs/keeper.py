@@ -15,9 +15,9 @@ from typing import TextIO
 import psycopg
 
 from pipeline.core.errors import PipelineError, TransientPipelineError, first_line
+from pipeline.core.run_owner import RunOwner, start_ticks
 from pipeline.runs.advisory import RUN_APP, connect_lock_session, lock_key, try_lock
 from pipeline.runs.fencing import record_claim
-from pipeline.runs.owner import RunOwner, start_ticks
 
 _LIVENESS_SECONDS = 0.5
 # The keepers this process started as new interpreters: kept (not reaped) until the process exits.

@@ -48,7 +48,9 @@ from collections.abc import Callable, Iterable, Iterator
 
 import psycopg
 
+from pipeline.core.commands import rerun_command
 from pipeline.core.errors import PipelineError, TransientPipelineError, first_line
+from pipeline.core.run_owner import RunOwner, run_owner
 from pipeline.runs.advisory import (
     SESSION_ENDED,
     WRITER_APP,
@@ -59,10 +61,8 @@ from pipeline.runs.advisory import (
     lock_key,
     try_lock,
 )
-from pipeline.runs.commands import rerun_command
 from pipeline.runs.fencing import has_claimed, latest_claimant, record_claim
 from pipeline.runs.keeper import start_keeper
-from pipeline.runs.owner import RunOwner, run_owner
 
 # The one job that writes the analytics day (its loader, publish and export take its locks).
 STEP2_JOB = "lfs-to-analytics"

@@ -21,8 +21,8 @@ import datetime as dt
 import psycopg
 from psycopg import sql
 
+from pipeline.core.commands import rerun_command
 from pipeline.core.errors import PipelineError, first_line
-from pipeline.runs.commands import rerun_command
 from pipeline.runs.locks import STEP2_JOB
 from pipeline.warehouse.loads import (
     DAY_COLUMN,

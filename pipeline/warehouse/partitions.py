@@ -8,7 +8,7 @@ import datetime as dt
 import psycopg
 from psycopg import sql
 
-from pipeline.runs.commands import migrate_command
+from pipeline.core.commands import migrate_command
 from pipeline.warehouse.catalog import partition_key, primary_key
 from pipeline.warehouse.loads import (
     DAY_COLUMN,

@@ -38,10 +38,10 @@ from contextlib import contextmanager
 
 import psycopg
 
+from pipeline.core.commands import rerun_command
 from pipeline.core.crashpoints import pause_point
 from pipeline.core.errors import PipelineError, TransientPipelineError
 from pipeline.days.folder import TableFile
-from pipeline.runs.commands import rerun_command
 from pipeline.runs.locks import STEP2_JOB
 from pipeline.warehouse.as_of import ensure_as_of, record_day
 from pipeline.warehouse.loads import ensure_project_schema

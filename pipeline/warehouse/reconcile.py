@@ -8,10 +8,10 @@ import datetime as dt
 import psycopg
 from psycopg import sql
 
+from pipeline.core.commands import rerun_command
 from pipeline.core.errors import PipelineError, TransientPipelineError
 from pipeline.core.names import analytics_schema
 from pipeline.days.folder import TableFile
-from pipeline.runs.commands import rerun_command
 from pipeline.runs.locks import STEP2_JOB
 from pipeline.warehouse.loads import loaded_tables
 

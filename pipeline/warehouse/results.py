@@ -7,7 +7,7 @@ Two protocols, one per kind of ``DATA_DIR`` (``pipeline.core.store``):
   renames), so a reader sees the old pair of files or the new pair;
 - **object storage**, where nothing is renamed: the files are written once, at their
   final keys under a folder of their run, ``results/{day}/{run}/{name}`` (``{run}`` is
-  ``pipeline.runs.owner.run_owner().token``), then the small *result receipt*
+  ``pipeline.core.run_owner.run_owner().token``), then the small *result receipt*
   ``results/{day}/_result.json`` naming that folder with each file's sha256 and size
   is written last, by a conditional put (on the ETag of the receipt it replaces, or
   absent). Readers trust only the receipt (:func:`result_files`). Once it is in
@@ -37,7 +37,7 @@ from typing import Any, BinaryIO
 from pipeline.core import store
 from pipeline.core.errors import PipelineError, TransientPipelineError, first_line
 from pipeline.core.files import dump_json
-from pipeline.runs.owner import run_owner
+from pipeline.core.run_owner import run_owner
 
 RESULTS_DIR = "results"
 RESULT_RECEIPT = "_result.json"

@@ -22,7 +22,7 @@ from dag_generator.plan import (
 from dag_generator.project import ProjectError, read_project
 from dag_generator.texts import failure_line, rerun_command
 from pipeline.core import dates as pipeline_dates
-from pipeline.runs.commands import rerun_command as pipeline_rerun_command
+from pipeline.core.commands import rerun_command as pipeline_rerun_command
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

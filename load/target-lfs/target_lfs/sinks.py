@@ -27,11 +27,11 @@ from upath import UPath
 from pipeline.core.crashpoints import pause_point
 from pipeline.core.errors import PipelineError
 from pipeline.core.names import CSV_SOURCE, encode_name, table_folder
+from pipeline.core.run_owner import run_owner
 from pipeline.days.folder import TableFile
 from pipeline.days.handover import Handover, incoming_dir, path_of, read_header
 from pipeline.days.layout import SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY, data_file_name, day_folder
 from pipeline.days.pgcsv import header_line
-from pipeline.runs.owner import run_owner
 from target_lfs.pgcsv import RowEncoder
 
 if TYPE_CHECKING:

@@ -18,6 +18,7 @@ from pipeline.core.dates import parse_pipeline_date
 from pipeline.core.errors import PipelineError, run_plugin_cli
 from pipeline.core.files import dump_json, write_text_atomic
 from pipeline.core.names import CSV_SOURCE, POSTGRES_SOURCE
+from pipeline.core.run_owner import run_owner
 from pipeline.core.store import data_root, is_object_store, verify
 from pipeline.days.bookmarks import BOOKMARKS_FILE, BOOKMARKS_MESSAGE
 from pipeline.days.folder import write_folder_metadata
@@ -25,7 +26,6 @@ from pipeline.days.handover import DayFileSettings, incoming_dir
 from pipeline.days.layout import LEFT_OUT_FILE, LEFT_OUT_MESSAGE, staging_root
 from pipeline.days.object_store import begin_run, finish_run
 from pipeline.runs.locks import hold_run_lock
-from pipeline.runs.owner import run_owner
 from target_lfs.sinks import LFSSink
 
 SOURCES = (POSTGRES_SOURCE, CSV_SOURCE)
