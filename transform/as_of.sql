@@ -36,14 +36,14 @@ BEGIN
     JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
     WHERE i.indrelid = rel AND i.indisprimary AND a.attname <> 'pipeline_date';
     IF key_columns IS NULL THEN
-        RAISE EXCEPTION 'pipeline.warehouse.as_of: table % has no primary key, so its changes cannot be merged; give the source table one', rel;
+        RAISE EXCEPTION 'pipeline.as_of: table % has no primary key, so its changes cannot be merged; give the source table one', rel;
     END IF;
     SELECT max(t.pipeline_date) INTO base
     FROM pipeline.table_days AS t
     WHERE t.schema_name = rel_schema AND t.table_name = rel_name
       AND t.pipeline_date < day AND t.holds = 'state';
     IF base IS NULL THEN
-        RAISE EXCEPTION 'pipeline.warehouse.as_of: table % has no whole state before %, which holds changes only', rel, day;
+        RAISE EXCEPTION 'pipeline.as_of: table % has no whole state before %, which holds changes only', rel, day;
     END IF;
     IF EXISTS (
         SELECT FROM pg_attribute WHERE attrelid = rel AND attname = '_pipeline_op' AND NOT attisdropped

@@ -1,6 +1,6 @@
 -- The challenge's final query: every order (Postgres source, schema postgres) as it was on
 -- the day, joined with the day's details (CSV source, schema csv). The orders are read
--- through pipeline.warehouse.as_of (transform/as_of.sql), so the result is the same whichever
+-- through pipeline.as_of (transform/as_of.sql), so the result is the same whichever
 -- replication mode orders is read in. Each publish keeps it as the view
 -- pipeline.orders_with_details; run it by hand with:
 --   psql analytics -c "SELECT * FROM pipeline.orders_with_details WHERE pipeline_date = '2024-01-02'"

@@ -17,7 +17,7 @@ and every encoded one does, so the two kinds never meet.
 Analytics schemas. The Postgres source's tables of schema ``public`` go to schema
 ``postgres``; those of another source schema ``S`` to ``postgres__S``; the CSV
 source's to ``csv``. The project's own objects (the result view, bookkeeping tables,
-staging) live in schemas whose names no source can produce, so a source name never
+the load schemas) live in schemas whose names no source can produce, so a source name never
 clashes with them.
 """
 

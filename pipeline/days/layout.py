@@ -1,8 +1,4 @@
-"""The day-folder contract between step 1 and step 2, on the local file system ("lfs").
-
-"lfs" in this project's names (this module, ``postgres-to-lfs``, tap-lfs,
-target-lfs, ``lfs://`` assets) means the local file system: the dated files under
-``DATA_DIR`` that step 1 writes and step 2 reads, not Git LFS.
+"""Where a day's files live under ``DATA_DIR``: the day-folder contract between step 1 and step 2.
 
 Layout under ``DATA_DIR`` (``{date}`` is the run's ``PIPELINE_DATE``)::
 

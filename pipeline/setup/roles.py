@@ -10,7 +10,7 @@
   switch it off, the privileges hold.
 - The analytics role (``TARGET_POSTGRES_USER``) may CONNECT to the analytics database
   and CREATE schemas in it; it owns the schemas it creates (the sources' schemas, the
-  project's ``pipeline`` schema and the ``pipeline_*`` staging schemas) and all in
+  project's ``pipeline`` schema and the ``pipeline_*`` load schemas) and all in
   them, and has no privilege on anything else.
 
 PUBLIC (every role of the server) loses CONNECT and TEMPORARY on both databases, so a

@@ -30,7 +30,7 @@ def slot_name(env: Mapping[str, str]) -> str:
 
 # The columns a LOG_BASED table's day file adds before the table's own: the key's net
 # operation in the day and the commit LSN of its last change (see the extractor's log_window).
-# A version whose operation is DELETE_OP is gone from the state (pipeline.warehouse.as_of).
+# A version whose operation is DELETE_OP is gone from the state (pipeline.as_of).
 OP_COLUMN = "_pipeline_op"
 LSN_COLUMN = "_pipeline_lsn"
 INSERT_OP, UPDATE_OP, DELETE_OP, SNAPSHOT_OP = "insert", "update", "delete", "snapshot"

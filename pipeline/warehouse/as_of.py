@@ -54,7 +54,7 @@ def table_days() -> sql.Composed:
 
 
 def ensure_as_of(conn: psycopg.Connection) -> None:
-    """Create ``pipeline.table_days``, and ``pipeline.warehouse.as_of`` when missing or its text changed."""
+    """Create ``pipeline.table_days``, and ``pipeline.as_of`` when missing or its text changed."""
     conn.execute(sql.SQL(_TABLE_DAYS_DDL).format(table=table_days()))
     text = AS_OF_SQL.read_text(encoding="utf-8")
     version = hashlib.sha256(text.encode()).hexdigest()

@@ -1,4 +1,4 @@
-"""Reading a table as of a day in every mode: ``pipeline.warehouse.as_of``, the result view, and retention's base.
+"""Reading a table as of a day in every mode: ``pipeline.as_of``, the result view, and retention's base.
 
 Step 1's days are written by hand (``write_day``) with the windows an incremental
 extract records, and loaded by real Meltano into real Postgres.

@@ -2,7 +2,7 @@
 
 Northwind's ``orders`` gets a ``version`` column that a trigger raises on every insert
 and update (an ``updated_at`` without clocks), and is read ``INCREMENTAL`` by it. Each
-day's state as of that day (``pipeline.warehouse.as_of``) is compared with a copy of the source
+day's state as of that day (``pipeline.as_of``) is compared with a copy of the source
 taken at the day's snapshot; a writer commits during the first day's extract (after
 its snapshot: those changes belong to the next day); past days are rerun (the kept
 file is republished, or with ``PIPELINE_REEXTRACT=1`` its window read again), and a

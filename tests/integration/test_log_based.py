@@ -1,7 +1,7 @@
 """LOG_BASED extraction over several days, by real Meltano, on a throwaway cluster started with wal_level=logical.
 
 Northwind's ``orders``, ``customers`` and ``us_states`` are read ``LOG_BASED`` through one slot
-(pgoutput); each day's state as of that day (``pipeline.warehouse.as_of``) is compared with a
+(pgoutput); each day's state as of that day (``pipeline.as_of``) is compared with a
 copy of the source taken at the day's snapshot. Day 1 is the initial copy, with a
 writer committing during its extract (those changes belong to day 2); day 2 has
 inserts, updates (one row twice), deletes and a primary key changed, in both tables,
