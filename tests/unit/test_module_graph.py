@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.module_graph import DEFAULT_ROOT, circles, main, mermaid, read_edges
+from scripts.module_graph import DEFAULT_ROOT, circle_line, circles, main, mermaid, read_edges
 
 
 def write_tree(root: Path, files: dict[str, str]) -> Path:
@@ -132,4 +132,6 @@ def test_the_graph_groups_sub_packages_and_dashes_lazy_imports(tmp_path: Path) -
 def test_pipeline_has_no_import_circle() -> None:
     paths, edges = read_edges(DEFAULT_ROOT)
 
-    assert circles(list(paths), edges) == []
+    found = circles(list(paths), edges)
+
+    assert not found, "\n".join(circle_line(circle, edges) for circle in found)
