@@ -3,7 +3,7 @@ SHELL := /bin/bash
 DATE ?= $(shell date -u +%Y-%m-%d)
 SCALE ?= 1000
 
-.PHONY: setup run prune slot-status restore migrate test lint bench airflow airflow-init ui-test compose-test docker-lint
+.PHONY: setup run prune slot-status restore migrate test lint modules bench airflow airflow-init ui-test compose-test docker-lint
 
 setup:  ## .env and .env.admin (0600), venv, plugins, source files, databases and roles (idempotent)
 	scripts/setup.sh
@@ -35,6 +35,9 @@ bench:  ## ours against COPY, Sling, dlt and the stock MeltanoLabs path at SCALE
 lint:
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+
+modules:  ## the import graph of pipeline/ as Mermaid, lazy imports dashed (docs/architecture.md: Module graph); scripts/module_graph.py --check lists its circles
+	@python3 scripts/module_graph.py
 
 airflow:  ## local Airflow on 127.0.0.1:8080 (AIRFLOW_API_PORT), login from .env: db migrate, api-server, dag-processor, scheduler
 	scripts/airflow.sh
