@@ -9,7 +9,10 @@ the modules, so ``--check`` counts it and fails on every circle, one line each.
 It reads the code with ``ast`` only (no import of the package, no dependency), so it
 runs before ``make setup`` and on a tree that does not import.
 
-Usage: ``module_graph.py [--check] [FOLDER]`` (default FOLDER: the repo's ``pipeline/``).
+With ``--packages`` each sub-package is one node (its modules' imports merged): the
+picture a newcomer reads first, and its circles, which the layout must not have either.
+
+Usage: ``module_graph.py [--check] [--packages] [FOLDER]`` (default FOLDER: the repo's ``pipeline/``).
 """
 
 from __future__ import annotations
@@ -105,6 +108,21 @@ def mermaid(root_name: str, paths: dict[str, Path], edges: Edges) -> str:
     return "\n".join(lines)
 
 
+def by_package(root_name: str, edges: Edges) -> tuple[dict[str, Path], Edges]:
+    """The graph with each sub-package of the root merged into one node (lazy only when every import is)."""
+
+    def package(module: str) -> str:
+        parts = module.split(".")
+        return ".".join(parts[:2]) if len(parts) > 2 else module  # root.pkg.module -> root.pkg
+
+    merged: Edges = {}
+    for (source, target), lazy in edges.items():
+        if (pair := (package(source), package(target)))[0] != pair[1]:
+            merged[pair] = merged.get(pair, True) and lazy
+    nodes = sorted({m for edge in merged for m in edge})
+    return {m: Path(m.replace(".", "/") + ".py") for m in nodes}, merged
+
+
 def circles(modules: list[str], edges: Edges) -> list[list[str]]:
     """The strongly connected components of more than one module, lazy imports included, each sorted."""
     after: dict[str, list[str]] = {}
@@ -133,9 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", nargs="?", type=Path, default=DEFAULT_ROOT, help="the package's folder")
     parser.add_argument("--check", action="store_true", help="list the import circles; exit 1 when there is one")
+    parser.add_argument("--packages", action="store_true", help="one node per sub-package")
     args = parser.parse_args(argv)
     root = args.folder.resolve()
     paths, edges = read_edges(root)
+    if args.packages:
+        paths, edges = by_package(root.name, edges)
     if not args.check:
         print(mermaid(root.name, paths, edges))
         return 0

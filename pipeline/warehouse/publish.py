@@ -43,7 +43,7 @@ from pipeline.core.crashpoints import pause_point
 from pipeline.core.errors import PipelineError, TransientPipelineError
 from pipeline.days.folder import TableFile
 from pipeline.runs.locks import STEP2_JOB
-from pipeline.as_of import ensure_as_of, record_day
+from pipeline.warehouse.as_of import ensure_as_of, record_day
 from pipeline.warehouse.loads import ensure_project_schema
 from pipeline.warehouse.partitions import check_table, swap_partitions
 from pipeline.warehouse.reconcile import reconcile, unpublished_load
