@@ -32,9 +32,15 @@ class TransientPipelineError(PipelineError):
     """A failure that a later retry may not meet: a database that is down, a lock held by another run."""
 
 
+def first_text_line(text: str, fallback: str) -> str:
+    """The first line of ``text`` that has anything on it (``fallback`` when none has): a message in one line."""
+    lines = text.strip().splitlines()
+    return lines[0] if lines else fallback
+
+
 def first_line(exc: BaseException) -> str:
     """The exception's message as one line (its type's name when it has none)."""
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return first_text_line(str(exc), type(exc).__name__)
 
 
 def connection_failure(message: str) -> PipelineError:

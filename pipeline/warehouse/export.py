@@ -31,7 +31,7 @@ import psycopg
 from psycopg import pq, sql
 
 from pipeline.core.crashpoints import pause_point
-from pipeline.core.errors import PipelineError
+from pipeline.core.errors import PipelineError, first_text_line
 from pipeline.warehouse.loads import DAY_COLUMN, PROJECT_SCHEMA
 from pipeline.warehouse.partitions import day_partitions
 from pipeline.warehouse.result_view import RESULT_TABLES, RESULT_VIEW
@@ -115,7 +115,7 @@ def _copy_out(conn: psycopg.Connection, statement: sql.Composable, write: Callab
 def _message(result: pq.abc.PGresult | None) -> str:
     if result is None:
         return "no result"
-    return (result.error_message or b"").decode("utf-8", "replace").strip().splitlines()[0] or str(result.status)
+    return first_text_line((result.error_message or b"").decode("utf-8", "replace"), str(result.status))
 
 
 def _finish(pgconn: pq.abc.PGconn) -> str | None:

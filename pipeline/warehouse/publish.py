@@ -40,7 +40,7 @@ import psycopg
 
 from pipeline.core.commands import rerun_command
 from pipeline.core.crashpoints import pause_point
-from pipeline.core.errors import PipelineError, TransientPipelineError
+from pipeline.core.errors import PipelineError, TransientPipelineError, first_line
 from pipeline.days.folder import TableFile
 from pipeline.runs.locks import STEP2_JOB
 from pipeline.warehouse.as_of import ensure_as_of, record_day
@@ -73,7 +73,7 @@ def locks_in_time(day: dt.date, lock_timeout: str, action: str = "publish") -> I
             f"{lock_timeout} (a long query on it?); nothing changed, retry later"
         ) from exc
     except psycopg.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise TransientPipelineError(f"{action} of {day}: the analytics database went away: {reason}") from exc
 
 

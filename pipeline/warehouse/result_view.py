@@ -7,6 +7,7 @@ import hashlib
 import psycopg
 from psycopg import sql
 
+from pipeline.core.errors import first_line
 from pipeline.warehouse.catalog import partition_key
 from pipeline.warehouse.loads import PROJECT_SCHEMA, TRANSFORM_DIR
 
@@ -46,6 +47,6 @@ def ensure_result_view(conn: psycopg.Connection) -> str | None:
             conn.execute(sql.SQL("CREATE OR REPLACE VIEW {} AS {}").format(view, sql.SQL(query)))
             conn.execute(sql.SQL("COMMENT ON VIEW {} IS {}").format(view, sql.Literal(version)))
     except (psycopg.errors.UndefinedColumn, psycopg.errors.DatatypeMismatch) as exc:
-        reason = str(exc).strip().splitlines()[0]
+        reason = first_line(exc)
         return f"no {PROJECT_SCHEMA}.{RESULT_VIEW} view: {RESULT_QUERY.name} does not fit the tables ({reason})"
     return None
