@@ -21,8 +21,9 @@ from bench.memory import PROJECT_ROOT, timed
 from bench.source import line_count
 from pipeline.core.connections import ANALYTICS, connect
 from pipeline.days.receipts import read_day
+from pipeline.warehouse.day_change import DEFAULT_LOCK_TIMEOUT
 from pipeline.warehouse.export import export_day
-from pipeline.warehouse.publish import DEFAULT_LOCK_TIMEOUT, publish_day
+from pipeline.warehouse.publish import publish_day
 from pipeline.warehouse.result_view import RESULT_VIEW
 from pipeline.warehouse.results import result_files
 

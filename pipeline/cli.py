@@ -69,7 +69,8 @@ def _publish_analytics(args: argparse.Namespace) -> None:
     from pipeline.core.connections import ANALYTICS, connect
     from pipeline.core.crashpoints import pause_point
     from pipeline.days.receipts import read_day
-    from pipeline.warehouse.publish import DEFAULT_LOCK_TIMEOUT, publish_day
+    from pipeline.warehouse.day_change import DEFAULT_LOCK_TIMEOUT
+    from pipeline.warehouse.publish import publish_day
 
     day = parse_pipeline_date(os.environ.get("PIPELINE_DATE"))
     hold_run_lock(STEP2_JOB, day)
@@ -114,7 +115,7 @@ def _prune(args: argparse.Namespace) -> None:
     from pipeline.core.connections import ANALYTICS, connect
     from pipeline.core.dates import RETENTION_ENV, retention_days
     from pipeline.retention import prune
-    from pipeline.warehouse.publish import DEFAULT_LOCK_TIMEOUT
+    from pipeline.warehouse.day_change import DEFAULT_LOCK_TIMEOUT
 
     keep_days = retention_days(os.environ.get(RETENTION_ENV))
     if keep_days is None:
@@ -131,8 +132,8 @@ def _migrate(args: argparse.Namespace) -> None:
     """Migrate an analytics table to the column types of the day's load, holding the day's step-2 run lock."""
     from pipeline.core.commands import rerun_command
     from pipeline.core.connections import ANALYTICS, connect
+    from pipeline.warehouse.day_change import DEFAULT_LOCK_TIMEOUT
     from pipeline.warehouse.migrate import migrate_table
-    from pipeline.warehouse.publish import DEFAULT_LOCK_TIMEOUT
 
     day = parse_pipeline_date(args.date, "--date")
     hold_run_lock(STEP2_JOB, day)

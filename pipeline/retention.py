@@ -46,9 +46,9 @@ from pipeline.days.history import HISTORY_DIR, history_root
 from pipeline.days.layout import RUNS_DIR, STAGING_DIR, receipt_path, staging_root
 from pipeline.runs.locks import STEP2_JOB, day_if_idle
 from pipeline.warehouse.as_of import attach_bases, fold_into_base, forget_day
+from pipeline.warehouse.day_change import guard_day_change, locks_in_time
 from pipeline.warehouse.loads import LOAD_SCHEMA_PREFIX, LOADED_TABLES, PROJECT_SCHEMA, loaded_tables
 from pipeline.warehouse.partitions import detach_day
-from pipeline.warehouse.publish import guard_day_change, locks_in_time
 from pipeline.warehouse.results import RESULTS_DIR
 
 # The day folders of the two sources, as the loaders' folder_template lays them out

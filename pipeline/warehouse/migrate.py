@@ -24,6 +24,7 @@ from psycopg import sql
 from pipeline.core.commands import rerun_command
 from pipeline.core.errors import PipelineError, first_line
 from pipeline.runs.locks import STEP2_JOB
+from pipeline.warehouse.day_change import guard_day_change, locks_in_time
 from pipeline.warehouse.loads import (
     DAY_COLUMN,
     alter_column_type,
@@ -32,7 +33,6 @@ from pipeline.warehouse.loads import (
     migrated_columns,
     table_columns,
 )
-from pipeline.warehouse.publish import guard_day_change, locks_in_time
 from pipeline.warehouse.result_view import ensure_result_view, release_result_view
 from pipeline.warehouse.widening import ColumnType
 

@@ -15,7 +15,7 @@ import shlex
 
 import pytest
 
-from pipeline.warehouse.publish import PUBLISH_LOCK
+from pipeline.warehouse.day_change import PUBLISH_LOCK
 from tests.analytics.days import JOBS, Analytics, Table, write_day
 from tests.analytics.test_step2 import ORDERS, details, orders
 

@@ -14,7 +14,8 @@ import pytest
 
 from pipeline.core.errors import TransientPipelineError
 from pipeline.days.receipts import read_day
-from pipeline.warehouse.publish import DEFAULT_LOCK_TIMEOUT, publish_day
+from pipeline.warehouse.day_change import DEFAULT_LOCK_TIMEOUT
+from pipeline.warehouse.publish import publish_day
 from tests.analytics.days import JOBS, Analytics, Table, as_date, csv_table, write_day
 from tests.conftest import unfenced
 
