@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.module_graph import DEFAULT_ROOT, circle_line, circles, main, mermaid, read_edges
+from scripts.module_graph import DEFAULT_ROOT, by_package, circle_line, circles, main, mermaid, read_edges
 
 
 def write_tree(root: Path, files: dict[str, str]) -> Path:
@@ -129,8 +129,26 @@ def test_the_graph_groups_sub_packages_and_dashes_lazy_imports(tmp_path: Path) -
     ]
 
 
-def test_pipeline_has_no_import_circle() -> None:
+def test_packages_merge_their_modules_imports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    package = write_tree(
+        tmp_path,
+        {
+            "pkg/top.py": "from pkg.low.a import f\n",
+            "pkg/low/a.py": "from pkg.low.b import g\n",
+            "pkg/low/b.py": "def g():\n    from pkg.high.c import h\n",
+            "pkg/high/c.py": "from pkg.low.a import f\n",
+        },
+    )
+
+    assert main(["--check", "--packages", str(package)]) == 1
+    assert capsys.readouterr().out == "import circle: pkg.high, pkg.low (lazy: pkg.low -> pkg.high)\n"
+
+
+@pytest.mark.parametrize("packages", [False, True], ids=["modules", "packages"])
+def test_pipeline_has_no_import_circle(packages: bool) -> None:
     paths, edges = read_edges(DEFAULT_ROOT)
+    if packages:
+        paths, edges = by_package(DEFAULT_ROOT.name, edges)
 
     found = circles(list(paths), edges)
 
