@@ -5,8 +5,8 @@ marks those rows, ``pipeline migrate`` records its type changes, the load and th
 publish read both tables to let an earlier day in, and retention forgets a day's rows.
 The tables' DDL and every statement on them live here, so their columns and the
 meaning of a row (``published_at`` NULL: loaded, not yet published) are read and
-changed in one place. Each function runs its statement on the caller's connection, in
-the caller's transaction (which holds whatever lock the caller needs); none commits.
+changed in one place. Each function runs its statements on the caller's connection, in
+the caller's transaction (with the caller's locks): none opens or ends a transaction.
 
 - ``pipeline.loaded_tables``: one row per day, load and table, with the manifest's and
   the loaded row counts; ``published_at`` is set when the publish attaches the load;
