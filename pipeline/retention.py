@@ -6,7 +6,7 @@ job's receipt (``_runs/{job}/{day}.json``), kept versions (``_history/{job}/{day
 staging left by a killed run (``.staging/{job}/{day}/``) and its result
 (``results/{day}/``); in the analytics database: the day's partitions (detached, then
 dropped with their load schemas, in one transaction with ``lock_timeout`` as a publish),
-its ``pipeline.loaded_tables`` rows and any load schema ``pipeline_{yyyymmdd}_...`` a
+its bookkeeping rows (``pipeline.warehouse.bookkeeping``) and any load schema ``pipeline_{yyyymmdd}_...`` a
 failed load left. Unset, nothing is removed. A table whose later kept day holds only
 changes (an incremental table) keeps the pruned day's state as a base partition
 (``pipeline.warehouse.as_of.fold_into_base``), so that its state as of every kept day still holds.
@@ -18,7 +18,7 @@ nor start meanwhile; a day one of them is running for is skipped and said so, al
 
 A day whose step-1 receipts have not reached the analytics database is kept too (one
 line says so): every table a receipt lists must be published for the day in
-``pipeline.loaded_tables`` with the receipt's sha256. Else a backfill of old days with
+the bookkeeping with the receipt's sha256. Else a backfill of old days with
 ``PRUNE_AFTER_RUN=1`` would have each step 2 prune the next day's freshly published
 step-1 files before its own step 2 loads them. ``force`` prunes such days all the same.
 
@@ -46,8 +46,9 @@ from pipeline.days.history import HISTORY_DIR, history_root
 from pipeline.days.layout import RUNS_DIR, STAGING_DIR, receipt_path, staging_root
 from pipeline.runs.locks import STEP2_JOB, day_if_idle
 from pipeline.warehouse.as_of import attach_bases, fold_into_base, forget_day
+from pipeline.warehouse.bookkeeping import forget_loads, loaded_days, published_files
 from pipeline.warehouse.day_change import guard_day_change, locks_in_time
-from pipeline.warehouse.loads import LOAD_SCHEMA_PREFIX, LOADED_TABLES, PROJECT_SCHEMA, loaded_tables
+from pipeline.warehouse.loads import LOAD_SCHEMA_PREFIX
 from pipeline.warehouse.partitions import detach_day
 from pipeline.warehouse.results import RESULTS_DIR
 
@@ -122,17 +123,9 @@ def remove_day_files(data_dir: Path, day: dt.date, jobs: set[str], check: Callab
     return removed
 
 
-def _has_bookkeeping(conn: psycopg.Connection) -> bool:
-    """Whether ``pipeline.loaded_tables`` exists (not before the first load)."""
-    return conn.execute("SELECT to_regclass(%s)", (f"{PROJECT_SCHEMA}.{LOADED_TABLES}",)).fetchone()[0] is not None
-
-
 def analytics_days(conn: psycopg.Connection) -> set[dt.date]:
     """Every day that owns something in the analytics database (bookkeeping rows or load schemas)."""
-    days: set[dt.date] = set()
-    if _has_bookkeeping(conn):
-        query = sql.SQL("SELECT DISTINCT pipeline_date FROM {}").format(loaded_tables())
-        days |= {day for (day,) in conn.execute(query).fetchall()}
+    days = loaded_days(conn)
     for (name,) in conn.execute(
         "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s)", (LOAD_SCHEMA_PREFIX,)
     ).fetchall():
@@ -156,21 +149,10 @@ def drop_analytics_day(conn: psycopg.Connection, day: dt.date, lock_timeout: str
         }
         for schema in sorted(schemas | {p.schema for p in partitions}):
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-        if _has_bookkeeping(conn):
-            conn.execute(sql.SQL("DELETE FROM {} WHERE pipeline_date = %s").format(loaded_tables()), (day,))
+        forget_loads(conn, day)
         forget_day(conn, day)
         attach_bases(conn, day, bases)
     return len(partitions)
-
-
-def published_files(conn: psycopg.Connection, day: dt.date) -> set[tuple[str, str]]:
-    """The (file key, sha256) of every table step 2 has published for ``day``."""
-    if not _has_bookkeeping(conn):
-        return set()
-    query = sql.SQL(
-        "SELECT file_key, file_sha256 FROM {} WHERE pipeline_date = %s AND published_at IS NOT NULL"
-    ).format(loaded_tables())
-    return set(conn.execute(query, (day,)).fetchall())
 
 
 def unloaded_receipts(data_dir: Path, day: dt.date, jobs: set[str], published: set[tuple[str, str]]) -> list[str]:

@@ -22,7 +22,8 @@ import datetime as dt
 import psycopg
 from psycopg import sql
 
-from pipeline.warehouse.loads import PROJECT_SCHEMA, ensure_project_schema
+from pipeline.warehouse.bookkeeping import ensure_project_schema
+from pipeline.warehouse.loads import PROJECT_SCHEMA
 
 RUN_CLAIMS = "run_claims"
 

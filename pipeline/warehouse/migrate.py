@@ -7,7 +7,7 @@ type in the day's load (left by the refused publish in its load schema) differs 
 the analytics table's is changed to it with ``USING CAST(column AS new type)``, every
 day's partition at once. A value that does not convert refuses the whole migration,
 naming the first such value and its day; then nothing has changed. Each change is
-recorded (``pipeline.migrated_columns``), so that an earlier day, rerun later with its
+recorded (``pipeline.warehouse.bookkeeping.record_migration``), so that an earlier day, rerun later with its
 old type, is converted on its way in. The day then runs as usual.
 
 It runs in one transaction that holds the lock every publish and prune takes
@@ -24,15 +24,9 @@ from psycopg import sql
 from pipeline.core.commands import rerun_command
 from pipeline.core.errors import PipelineError, first_line
 from pipeline.runs.locks import STEP2_JOB
+from pipeline.warehouse.bookkeeping import ensure_project_schema, record_migration, unpublished_schema
 from pipeline.warehouse.day_change import guard_day_change, locks_in_time
-from pipeline.warehouse.loads import (
-    DAY_COLUMN,
-    alter_column_type,
-    ensure_project_schema,
-    loaded_tables,
-    migrated_columns,
-    table_columns,
-)
+from pipeline.warehouse.loads import DAY_COLUMN, alter_column_type, table_columns
 from pipeline.warehouse.result_view import ensure_result_view, release_result_view
 from pipeline.warehouse.widening import ColumnType
 
@@ -42,19 +36,13 @@ _SHOWN_CHARACTERS = 80
 
 def _load_schema(conn: psycopg.Connection, day: dt.date, schema: str, table: str) -> str:
     """The schema of the day's unpublished load of ``schema.table``, or the refusal that says how to get one."""
-    row = conn.execute(
-        sql.SQL(
-            "SELECT load_schema FROM {} WHERE pipeline_date = %s AND published_at IS NULL "
-            "AND schema_name = %s AND table_name = %s"
-        ).format(loaded_tables()),
-        (day, schema, table),
-    ).fetchone()
-    if row is None:
+    load_schema = unpublished_schema(conn, day, schema, table)
+    if load_schema is None:
         raise PipelineError(
             f"migrate {schema!r}.{table!r}: no load of {day} awaits publishing, so no new types to migrate to; "
             f"run the day first (its publish names the change): {rerun_command(STEP2_JOB, day)}"
         )
-    return row[0]
+    return load_schema
 
 
 def _shown(value: str) -> str:
@@ -105,16 +93,7 @@ def _convert(conn: psycopg.Connection, table: tuple[str, str], column: str, old:
             f"migrate {label} from {old.name} to {new.name} refused: PostgreSQL has no such conversion "
             f"({first_line(exc)}); nothing changed (drop the analytics table to reload every day)"
         ) from exc
-    conn.execute(
-        sql.SQL(
-            "INSERT INTO {} "
-            "(table_oid, schema_name, table_name, column_name, from_oid, from_typmod, to_oid, to_typmod) "
-            "SELECT c.oid, n.nspname, c.relname, %s, %s, %s, %s, %s "
-            "FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = %s AND c.relname = %s"
-        ).format(migrated_columns()),
-        (column, old.oid, old.typmod, new.oid, new.typmod, *table),
-    )
+    record_migration(conn, table, column, old, new)
 
 
 def migrate_table(conn: psycopg.Connection, day: dt.date, schema: str, table: str, lock_timeout: str) -> list[str]:

@@ -9,17 +9,9 @@ import psycopg
 from psycopg import sql
 
 from pipeline.core.commands import migrate_command
+from pipeline.warehouse.bookkeeping import LoadedTable, converts_into, forget_replaced, is_earlier_day, mark_published
 from pipeline.warehouse.catalog import partition_key, primary_key
-from pipeline.warehouse.loads import (
-    DAY_COLUMN,
-    LOAD_SCHEMA_PREFIX,
-    alter_column_type,
-    converts_into,
-    is_earlier_day,
-    loaded_tables,
-    table_columns,
-)
-from pipeline.warehouse.reconcile import LoadedTable
+from pipeline.warehouse.loads import DAY_COLUMN, LOAD_SCHEMA_PREFIX, alter_column_type, table_columns
 from pipeline.warehouse.result_view import release_result_view
 from pipeline.warehouse.widening import ColumnType, widens
 
@@ -180,17 +172,7 @@ def swap_partitions(conn: psycopg.Connection, day: dt.date, loaded: list[LoadedT
                 sql.Literal(day),
             )
         )
-    replaced = conn.execute(
-        sql.SQL("DELETE FROM {} WHERE pipeline_date = %s AND published_at IS NOT NULL RETURNING load_schema").format(
-            loaded_tables()
-        ),
-        (day,),
-    ).fetchall()
-    for schema in sorted({p.schema for p in old} | {name for (name,) in replaced}):
+    replaced = forget_replaced(conn, day)
+    for schema in sorted({p.schema for p in old} | replaced):
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
-    conn.execute(
-        sql.SQL("UPDATE {} SET published_at = now() WHERE pipeline_date = %s AND published_at IS NULL").format(
-            loaded_tables()
-        ),
-        (day,),
-    )
+    mark_published(conn, day)

@@ -4,7 +4,7 @@ Every analytics table of a source is partitioned by the day column, one partitio
 day. target-analytics has already COPYed each of the day's files into a fresh table
 (in a ``pipeline_...`` schema of its load, with the day column checked to be the day,
 and the source's key plus the day as primary key), and recorded its row counts in
-``pipeline.loaded_tables``. Publishing the day:
+its bookkeeping (``pipeline.warehouse.bookkeeping``). Publishing the day:
 
 1. refuses it unless every table the step-1 receipts list was loaded from the very file
    they list, with exactly the manifest's row count (the refusal names the table and
@@ -43,10 +43,10 @@ from pipeline.core.errors import PipelineError
 from pipeline.days.folder import TableFile
 from pipeline.runs.locks import STEP2_JOB
 from pipeline.warehouse.as_of import ensure_as_of, record_day
+from pipeline.warehouse.bookkeeping import ensure_project_schema, unpublished_load
 from pipeline.warehouse.day_change import guard_day_change, locks_in_time
-from pipeline.warehouse.loads import ensure_project_schema
 from pipeline.warehouse.partitions import check_table, swap_partitions
-from pipeline.warehouse.reconcile import reconcile, unpublished_load
+from pipeline.warehouse.reconcile import reconcile
 from pipeline.warehouse.result_view import ensure_result_view
 
 

@@ -2,48 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-
-import psycopg
-from psycopg import sql
 
 from pipeline.core.commands import rerun_command
 from pipeline.core.errors import PipelineError, TransientPipelineError
 from pipeline.core.names import analytics_schema
 from pipeline.days.folder import TableFile
 from pipeline.runs.locks import STEP2_JOB
-from pipeline.warehouse.loads import loaded_tables
-
-
-@dataclasses.dataclass(frozen=True)
-class LoadedTable:
-    """One table of the day's load, as target-analytics recorded it."""
-
-    schema_name: str
-    table_name: str
-    load_schema: str
-    source: str
-    file_key: str
-    file_sha256: str
-    loaded_rows: int
-
-    @property
-    def label(self) -> str:
-        """The table's analytics name for messages."""
-        return f"{self.schema_name!r}.{self.table_name!r}"
-
-
-def unpublished_load(conn: psycopg.Connection, day: dt.date) -> list[LoadedTable]:
-    """The tables target-analytics loaded for ``day`` that no publish has attached yet."""
-    rows = conn.execute(
-        sql.SQL(
-            "SELECT schema_name, table_name, load_schema, source, file_key, file_sha256, loaded_rows "
-            "FROM {} WHERE pipeline_date = %s AND published_at IS NULL ORDER BY schema_name, table_name"
-        ).format(loaded_tables()),
-        (day,),
-    ).fetchall()
-    return [LoadedTable(*row) for row in rows]
+from pipeline.warehouse.bookkeeping import LoadedTable
 
 
 def reconcile(day: dt.date, loaded: list[LoadedTable], receipts: list[TableFile]) -> None:

@@ -24,7 +24,8 @@ import typing as t
 import psycopg
 
 from pipeline.source.builtin_types import TEXT_OIDS
-from pipeline.warehouse.loads import DAY_COLUMN, FIRST_USER_OID, converts_into
+from pipeline.warehouse.bookkeeping import converts_into
+from pipeline.warehouse.loads import DAY_COLUMN, FIRST_USER_OID
 from pipeline.warehouse.widening import ColumnType, widens
 
 

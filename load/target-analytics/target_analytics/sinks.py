@@ -54,7 +54,8 @@ from pipeline.core.errors import PipelineError, TransientPipelineError
 from pipeline.core.files import batch_file_path
 from pipeline.core.names import analytics_schema
 from pipeline.core.store import OBJECT_STORE_SCHEMES, is_object_store, open_path, scheme_of
-from pipeline.warehouse.loads import DAY_COLUMN, alter_column_type, is_earlier_day, loaded_tables, table_columns
+from pipeline.warehouse.bookkeeping import is_earlier_day, record_load
+from pipeline.warehouse.loads import DAY_COLUMN, alter_column_type, table_columns
 from pipeline.warehouse.results import PART_BYTES
 from pipeline.warehouse.widening import ColumnType
 from target_analytics.columns import PublishedTable, resolve_columns
@@ -249,22 +250,17 @@ class LoadSink(PostgresSink):
 
     def _record(self, schema: str, rows: int) -> None:
         """The table's counts in the bookkeeping table, for the publish step's reconciliation."""
-        self.target.connection.execute(
-            sql.SQL(
-                "INSERT INTO {} (pipeline_date, load_id, schema_name, table_name, load_schema, source, source_schema, "
-                "file_key, file_sha256, manifest_rows, loaded_rows) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            ).format(loaded_tables()),
-            (
-                self.target.day,
-                self.target.load_id,
-                self.schema_name,
-                self.table_name,
-                schema,
-                self.identity["source"],
-                self.identity["source_schema"],
-                self.identity["key"],
-                self.identity["sha256"],
-                self.identity["rows"],
-                rows,
-            ),
+        record_load(
+            self.target.connection,
+            day=self.target.day,
+            load_id=self.target.load_id,
+            schema_name=self.schema_name,
+            table_name=self.table_name,
+            load_schema=schema,
+            source=self.identity["source"],
+            source_schema=self.identity["source_schema"],
+            file_key=self.identity["key"],
+            file_sha256=self.identity["sha256"],
+            manifest_rows=self.identity["rows"],
+            loaded_rows=rows,
         )

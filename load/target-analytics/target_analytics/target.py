@@ -41,7 +41,8 @@ from pipeline.core.connections import ANALYTICS, conninfo
 from pipeline.core.dates import parse_pipeline_date
 from pipeline.core.errors import PipelineError, connection_failure, first_line, run_plugin_cli
 from pipeline.runs.locks import STEP2_JOB, hold_run_lock
-from pipeline.warehouse.loads import ensure_project_schema, load_schema, loaded_tables, new_load_id
+from pipeline.warehouse.bookkeeping import ensure_project_schema, forget_unpublished
+from pipeline.warehouse.loads import load_schema, new_load_id
 from target_analytics.sinks import LoadSink
 
 _CONNECTION = ("host", "port", "user", "password", "database")
@@ -124,13 +125,7 @@ class TargetAnalytics(TargetPostgres):
         """Drop the schemas of this day's loads that were never published (a failed earlier run)."""
         with self.connection.transaction():
             ensure_project_schema(self.connection)
-            stale = self.connection.execute(
-                sql.SQL(
-                    "DELETE FROM {} WHERE pipeline_date = %s AND published_at IS NULL RETURNING load_schema"
-                ).format(loaded_tables()),
-                (self.day,),
-            ).fetchall()
-            for schema in sorted({name for (name,) in stale}):
+            for schema in sorted(forget_unpublished(self.connection, self.day)):
                 self.connection.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
     def load_schema_for(self, schema_name: str) -> str:
