@@ -16,19 +16,16 @@ from __future__ import annotations
 import typing as t
 
 from singer_sdk import Stream
-from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig, StorageTarget
 
+from pipeline.adapters.singer import BaseBatchFileEncoding, BatchConfig, csv_batch_config
 from pipeline.errors import PipelineError, TransientPipelineError, first_line
 from pipeline.files import sha256_file
-from pipeline.lfs import TableFile
+from pipeline.lfs import TABLE_IDENTITY_KEY, TableFile
 from pipeline.store import is_object_store
 
 if t.TYPE_CHECKING:
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
-
-CSV_ENCODING = BaseBatchFileEncoding(format="csv")
-IDENTITY = "x-pipeline-table"
 
 
 def stream_schema(table: TableFile) -> dict[str, t.Any]:
@@ -41,7 +38,7 @@ def stream_schema(table: TableFile) -> dict[str, t.Any]:
         "sha256": table.sha256,
         "rows": table.rows,
     }
-    return {**table.schema, IDENTITY: identity}
+    return {**table.schema, TABLE_IDENTITY_KEY: identity}
 
 
 class DayTableStream(Stream):
@@ -54,7 +51,7 @@ class DayTableStream(Stream):
 
     def get_batch_config(self, config: t.Mapping) -> BatchConfig:
         """Always batch: the file is the batch."""
-        return BatchConfig(encoding=CSV_ENCODING, storage=StorageTarget(root=self.table.path.parent.as_uri()))
+        return csv_batch_config(self.table.path.parent.as_uri())
 
     def get_batches(
         self, batch_config: BatchConfig, context: Context | None = None
