@@ -24,8 +24,9 @@ from pipeline.lfs import TABLE_IDENTITY_KEY, TableFile
 from pipeline.store import is_object_store
 
 if t.TYPE_CHECKING:
-    from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
+
+    from tap_lfs.tap import TapLFS
 
 
 def stream_schema(table: TableFile) -> dict[str, t.Any]:
@@ -44,8 +45,9 @@ def stream_schema(table: TableFile) -> dict[str, t.Any]:
 class DayTableStream(Stream):
     """A table of the day, emitted as its CSV file."""
 
-    def __init__(self, tap: Tap, table: TableFile) -> None:
+    def __init__(self, tap: TapLFS, table: TableFile) -> None:
         self.table = table
+        self.lfs_tap = tap  # to read the day's receipt again (``_changed``)
         super().__init__(tap, schema=stream_schema(table), name=f"{table.source}-{table.key}")
         self.primary_keys = table.key_properties
 
@@ -82,7 +84,7 @@ class DayTableStream(Stream):
         file that changed behind the receipt's back is damaged.
         """
         try:
-            now = {(table.source, table.key): table.sha256 for table in self._tap.day_tables()}
+            now = {(table.source, table.key): table.sha256 for table in self.lfs_tap.day_tables()}
         except TransientPipelineError as exc:
             return TransientPipelineError(f"{message}; {first_line(exc)}")
         except PipelineError:
