@@ -8,9 +8,9 @@ is no day to process, and guessing one (the trigger time) would silently process
 day nobody asked for.
 
 The upstream runs are found through the task SDK's execution API
-(``GetPreviousDagRun``: the latest run of a DAG before an instant, by logical date,
-which is unique per DAG), asked for the instant the day ends: the answer is that
-DAG's latest run of the day if its logical date falls on the day.
+(``supervisor.previous_dag_run``: the latest run of a DAG before an instant, by
+logical date, which is unique per DAG), asked for the instant the day ends: the
+answer is that DAG's latest run of the day if its logical date falls on the day.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from dag_generator.plan import (
     TABLE_PLACEHOLDER,
     AssetSpec,
 )
+from dag_generator.supervisor import previous_dag_run, trigger_dag_run
 from dag_generator.texts import failure_line
 from pipeline.core.store import data_root
 from pipeline.days.layout import receipt_path
@@ -88,11 +89,7 @@ def run_day(context: Any) -> dt.date:
 
 def latest_run_of_day(dag_id: str, day: dt.date) -> Any | None:
     """The run of ``dag_id`` with the latest logical date on ``day`` (UTC), or None."""
-    from airflow.sdk.execution_time import task_runner
-    from airflow.sdk.execution_time.comms import GetPreviousDagRun
-
-    answer = task_runner.SUPERVISOR_COMMS.send(GetPreviousDagRun(dag_id=dag_id, logical_date=day_end(day)))
-    run = getattr(answer, "dag_run", None)
+    run = previous_dag_run(dag_id, day_end(day))
     if run is None or day_of(run.logical_date) != day:
         return None
     return run
@@ -276,9 +273,6 @@ class StartDayRuns(BaseOperator):
 
     def execute(self, context: Any) -> None:
         """Start or clear each upstream run of the day."""
-        from airflow.sdk.execution_time import task_runner
-        from airflow.sdk.execution_time.comms import ErrorResponse, TriggerDagRun
-
         day = run_day(context)
         if not context["params"].get(RERUN_PARAM):
             self.log.info("%s is false: waiting for the upstream runs of %s as they are", RERUN_PARAM, day)
@@ -289,17 +283,10 @@ class StartDayRuns(BaseOperator):
                 self.log.info("%s: run %s of %s is still %s: left alone", dag_id, run.run_id, day, run.state)
                 continue
             if run is None:
-                message = TriggerDagRun(
-                    dag_id=dag_id,
-                    run_id=f"{RERUN_PARAM}__{context['run_id']}",
-                    logical_date=context["dag_run"].logical_date,
-                    conf={},
-                )
+                run_id, logical_date = f"{RERUN_PARAM}__{context['run_id']}", context["dag_run"].logical_date
             else:
-                message = TriggerDagRun(
-                    dag_id=dag_id, run_id=run.run_id, logical_date=run.logical_date, conf={}, reset_dag_run=True
-                )
-            answer = task_runner.SUPERVISOR_COMMS.send(message)
-            if isinstance(answer, ErrorResponse):
-                raise AirflowException(f"could not start {dag_id} for {day}: {answer.error}")
-            self.log.info("%s: %s run %s for %s", dag_id, "cleared" if run else "started", message.run_id, day)
+                run_id, logical_date = run.run_id, run.logical_date
+            error = trigger_dag_run(dag_id, run_id, logical_date, reset=run is not None)
+            if error is not None:
+                raise AirflowException(f"could not start {dag_id} for {day}: {error}")
+            self.log.info("%s: %s run %s for %s", dag_id, "cleared" if run else "started", run_id, day)

@@ -51,6 +51,9 @@ TRASH_DIR = ".trash"
 # table exactly: its stream name ``<schema>-<table>`` cannot be split back.
 SOURCE_SCHEMA_KEY = "x-source-schema"
 SOURCE_TABLE_KEY = "x-source-table"
+# Top-level key of a stream's SCHEMA message by which tap-lfs hands target-analytics a
+# table's identity: source, source schema, exact table name, file key, sha256 and rows.
+TABLE_IDENTITY_KEY = "x-pipeline-table"
 # The message by which tap-postgres-native names the tables it does not extract; target-lfs
 # stages them in LEFT_OUT_FILE of the day's staging tree, the publish copies them into the receipt.
 LEFT_OUT_MESSAGE = "LEFT_OUT"

@@ -16,19 +16,18 @@ from __future__ import annotations
 import typing as t
 
 from singer_sdk import Stream
-from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig, StorageTarget
 
+from pipeline.adapters.singer import BaseBatchFileEncoding, BatchConfig, csv_batch_config
 from pipeline.core.errors import PipelineError, TransientPipelineError, first_line
 from pipeline.core.files import sha256_file
 from pipeline.core.store import is_object_store
 from pipeline.days.folder import TableFile
+from pipeline.days.layout import TABLE_IDENTITY_KEY
 
 if t.TYPE_CHECKING:
-    from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
 
-CSV_ENCODING = BaseBatchFileEncoding(format="csv")
-IDENTITY = "x-pipeline-table"
+    from tap_lfs.tap import TapLFS
 
 
 def stream_schema(table: TableFile) -> dict[str, t.Any]:
@@ -41,20 +40,21 @@ def stream_schema(table: TableFile) -> dict[str, t.Any]:
         "sha256": table.sha256,
         "rows": table.rows,
     }
-    return {**table.schema, IDENTITY: identity}
+    return {**table.schema, TABLE_IDENTITY_KEY: identity}
 
 
 class DayTableStream(Stream):
     """A table of the day, emitted as its CSV file."""
 
-    def __init__(self, tap: Tap, table: TableFile) -> None:
+    def __init__(self, tap: TapLFS, table: TableFile) -> None:
         self.table = table
+        self.lfs_tap = tap  # to read the day's receipt again (``_changed``)
         super().__init__(tap, schema=stream_schema(table), name=f"{table.source}-{table.key}")
         self.primary_keys = table.key_properties
 
     def get_batch_config(self, config: t.Mapping) -> BatchConfig:
         """Always batch: the file is the batch."""
-        return BatchConfig(encoding=CSV_ENCODING, storage=StorageTarget(root=self.table.path.parent.as_uri()))
+        return csv_batch_config(self.table.path.parent.as_uri())
 
     def get_batches(
         self, batch_config: BatchConfig, context: Context | None = None
@@ -85,7 +85,7 @@ class DayTableStream(Stream):
         file that changed behind the receipt's back is damaged.
         """
         try:
-            now = {(table.source, table.key): table.sha256 for table in self._tap.day_tables()}
+            now = {(table.source, table.key): table.sha256 for table in self.lfs_tap.day_tables()}
         except TransientPipelineError as exc:
             return TransientPipelineError(f"{message}; {first_line(exc)}")
         except PipelineError:

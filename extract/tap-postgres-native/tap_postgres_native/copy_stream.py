@@ -35,10 +35,10 @@ from functools import cached_property
 import psycopg2
 import sqlalchemy as sa
 from psycopg2 import sql
-from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig, StorageTarget
 from singer_sdk.mapper import SameRecordTransform
 from tap_postgres.client import PostgresStream
 
+from pipeline.adapters.singer import CSV_ENCODING, BaseBatchFileEncoding, BatchConfig, csv_batch_config
 from pipeline.core.errors import PipelineError, TransientPipelineError, first_line
 from pipeline.core.names import table_folder
 from pipeline.days.handover import DayFileSettings, Handover, file_uri, tap_file, written_once
@@ -57,8 +57,6 @@ if t.TYPE_CHECKING:
 
     from pipeline.days.bookmarks import Window
     from tap_postgres_native.snapshot import SourceSnapshot
-
-CSV_ENCODING = BaseBatchFileEncoding(format="csv")
 
 # The cast that gives a column the text form of its analytics type; others are copied as they are.
 _CASTS = {BOOL_OID: "text", TEXT_OID: "text", TEXT_ARRAY_OID: "text[]"}
@@ -114,7 +112,7 @@ class CopyStream(PostgresStream):
         """Batch mode, CSV encoding, when the day-file settings are set; else RECORD messages."""
         if self.day_files is None:
             return None
-        return BatchConfig(encoding=CSV_ENCODING, storage=StorageTarget(root=file_uri(self.day_files.data_dir)))
+        return csv_batch_config(file_uri(self.day_files.data_dir))
 
     def build_query(self, context: Context | None) -> sa.sql.Select:
         """tap-postgres's query (RECORD mode), each column whose source type differs cast to its analytics type.

@@ -16,10 +16,10 @@ from typing import Any, ClassVar
 import sqlalchemy
 from singer_sdk import Stream
 from singer_sdk import typing as th
-from singer_sdk.helpers._catalog import get_selected_schema
 from tap_postgres.client import PostgresConnector
 from tap_postgres.tap import TapPostgres
 
+from pipeline.adapters.singer import selected_schema
 from pipeline.core.errors import PipelineError, connection_failure, first_line, run_plugin_cli
 from pipeline.days.bookmarks import Window
 from pipeline.days.handover import SETTINGS as DAY_FILE_SETTINGS
@@ -250,7 +250,7 @@ class TapPostgresNative(TapPostgres):
         for entry in self.catalog_dict["streams"]:
             name = entry.get("stream") or entry["tap_stream_id"]
             selection = catalog.get_stream(entry["tap_stream_id"]).metadata.resolve_selection()
-            schema = get_selected_schema(name, entry["schema"], selection)
+            schema = selected_schema(name, entry["schema"], selection)
             self.mapper.register_raw_stream_schema(name, schema, entry.get("key_properties") or [])
 
     def sync_all(self) -> None:

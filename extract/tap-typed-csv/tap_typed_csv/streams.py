@@ -7,18 +7,16 @@ from functools import cached_property
 from typing import Any, cast
 
 from singer_sdk import Stream, Tap
-from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig, StorageTarget
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.types import Context
 
+from pipeline.adapters.singer import CSV_ENCODING, BaseBatchFileEncoding, BatchConfig, csv_batch_config
 from pipeline.core.names import encode_name
 from pipeline.days.handover import DayFileSettings, Handover, file_uri, tap_file, written_once
 from pipeline.days.pgcsv import header_line
 from tap_typed_csv.batch import write_batch
 from tap_typed_csv.reader import read_records
 from tap_typed_csv.source import CSVSource
-
-CSV_ENCODING = BaseBatchFileEncoding(format="csv")
 
 
 class TypedCSVStream(Stream):
@@ -47,7 +45,7 @@ class TypedCSVStream(Stream):
         """Batch mode (the day file itself, encoding ``csv``) when the day-file settings are set."""
         if self.day_files is None:
             return None
-        return BatchConfig(encoding=CSV_ENCODING, storage=StorageTarget(root=file_uri(self.day_files.data_dir)))
+        return csv_batch_config(file_uri(self.day_files.data_dir))
 
     def get_batches(
         self, batch_config: BatchConfig, context: Context | None = None

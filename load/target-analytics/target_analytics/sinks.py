@@ -45,15 +45,16 @@ from psycopg import sql
 from psycopg.abc import Buffer
 from psycopg.copy import LibpqWriter
 from psycopg.generators import copy_to
-from singer_sdk.helpers._batch import BaseBatchFileEncoding
 from target_postgres.connector import PostgresConnector
 from target_postgres.sinks import PostgresSink
 
+from pipeline.adapters.singer import BaseBatchFileEncoding
 from pipeline.core.crashpoints import pause_point
 from pipeline.core.errors import PipelineError, TransientPipelineError
 from pipeline.core.files import batch_file_path
 from pipeline.core.names import analytics_schema
 from pipeline.core.store import OBJECT_STORE_SCHEMES, is_object_store, open_path, scheme_of
+from pipeline.days.layout import TABLE_IDENTITY_KEY
 from pipeline.warehouse.bookkeeping import is_earlier_day, record_load
 from pipeline.warehouse.loads import DAY_COLUMN, alter_column_type, table_columns
 from pipeline.warehouse.results import PART_BYTES
@@ -63,7 +64,6 @@ from target_analytics.columns import PublishedTable, resolve_columns
 if t.TYPE_CHECKING:
     from target_analytics.target import TargetAnalytics
 
-IDENTITY = "x-pipeline-table"
 _BLOCK = 1 << 20
 # psycopg's own largest piece for one libpq call (a larger one can make libpq loop, psycopg #255).
 _CHUNK = 128 << 10
@@ -109,9 +109,11 @@ class LoadSink(PostgresSink):
         key_properties: t.Any,
         connector: PostgresConnector | None = None,
     ) -> None:
-        identity = schema.get(IDENTITY)
+        identity = schema.get(TABLE_IDENTITY_KEY)
         if not isinstance(identity, dict):
-            raise PipelineError(f"stream {stream_name!r} has no {IDENTITY} in its SCHEMA message; use tap-lfs")
+            raise PipelineError(
+                f"stream {stream_name!r} has no {TABLE_IDENTITY_KEY} in its SCHEMA message; use tap-lfs"
+            )
         self.target = target
         self.identity = identity
         self.label = _label(self.schema_name, self.table_name)

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from meltanolabs_target_csv.sinks import CSVSink
-from singer_sdk.helpers._batch import BaseBatchFileEncoding
 from upath import UPath
 
+from pipeline.adapters.singer import BaseBatchFileEncoding, KeepsDateText
 from pipeline.core.crashpoints import pause_point
 from pipeline.core.errors import PipelineError
 from pipeline.core.names import CSV_SOURCE, encode_name, table_folder
@@ -78,8 +78,11 @@ def contained_path(root: Path, relative: str) -> Path:
     return path
 
 
-class LFSSink(CSVSink):
-    """Writes a stream as PostgreSQL CSV, counting rows and hashing the bytes as they are written."""
+class LFSSink(KeepsDateText, CSVSink):
+    """Writes a stream as PostgreSQL CSV, counting rows and hashing the bytes as they are written.
+
+    Date and time values are written as the text the tap sent (``KeepsDateText``).
+    """
 
     # target-csv holds the whole stream in memory unless batch_size_rows is set; a
     # bounded default keeps a large table from exhausting memory.
@@ -216,13 +219,6 @@ class LFSSink(CSVSink):
             f"table {self.table!r} (stream {self.stream_name}): {path} has the header {columns}, "
             f"not the stream's columns {self.encoder.columns}"
         )
-
-    def _parse_timestamps_in_record(self, record: dict[str, Any], schema: dict[str, Any], treatment: Any) -> None:
-        """Keep date and time values as the text the tap sent.
-
-        The SDK parses them to datetime objects; writing those back can only change
-        the text (e.g. drop the microseconds), never improve it.
-        """
 
     def _write(self, data: bytes, *, mode: str) -> None:
         self._digest.update(data)

@@ -7,8 +7,10 @@ the whole Meltano job succeeded, so a failed run cannot replace a good day.
 from __future__ import annotations
 
 import shutil
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from meltanolabs_target_csv.target import TargetCSV
 from singer_sdk import typing as th
@@ -68,13 +70,17 @@ class LFSReader(SingerReader):
         self.left_out: list[dict[str, str]] | None = None  # None: the tap sent no such message
         self.bookmarks: dict[str, dict] | None = None
 
-    def _process_unknown_message(self, message_dict: dict) -> None:
-        if message_dict["type"] == LEFT_OUT_MESSAGE:
-            self.left_out = message_dict["tables"]
-        elif message_dict["type"] == BOOKMARKS_MESSAGE:
-            self.bookmarks = message_dict["tables"]
-        else:
-            super()._process_unknown_message(message_dict)
+    def process_lines(self, file_input: IO[str] | None, callbacks: dict[str, Callable[[dict], None]]) -> Counter[str]:
+        """The SDK's reading of the messages, with a callback for each of the two more; others are refused as before."""
+        return super().process_lines(
+            file_input, {**callbacks, LEFT_OUT_MESSAGE: self._left_out, BOOKMARKS_MESSAGE: self._bookmarks}
+        )
+
+    def _left_out(self, message_dict: dict) -> None:
+        self.left_out = message_dict["tables"]
+
+    def _bookmarks(self, message_dict: dict) -> None:
+        self.bookmarks = message_dict["tables"]
 
 
 class TargetLFS(TargetCSV):
