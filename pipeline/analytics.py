@@ -44,8 +44,8 @@ from psycopg import sql
 from pipeline.as_of import ensure_as_of, record_day
 from pipeline.crashpoints import pause_point
 from pipeline.errors import PipelineError, TransientPipelineError
+from pipeline.jobs import STEP2_JOB
 from pipeline.lfs import TableFile, migrate_command, rerun_command
-from pipeline.locks import STEP2_JOB
 from pipeline.names import analytics_schema
 from pipeline.staging import (
     DAY_COLUMN,

@@ -60,8 +60,6 @@ from pipeline.fencing import has_claimed, latest_claimant, record_claim
 from pipeline.lfs import rerun_command
 from pipeline.runs import RunOwner, run_owner, start_ticks
 
-# The one job that writes the analytics day (its loader, publish and export take its locks).
-STEP2_JOB = "lfs-to-analytics"
 WAIT_ENV = "PIPELINE_LOCK_WAIT_SECONDS"
 DEFAULT_WAIT_SECONDS = 10.0
 RUN_APP = "pipeline-run"

@@ -23,8 +23,8 @@ from psycopg import sql
 
 from pipeline.analytics import ensure_result_view, guard_day_change, locks_in_time, release_result_view
 from pipeline.errors import PipelineError, first_line
+from pipeline.jobs import STEP2_JOB
 from pipeline.lfs import rerun_command
-from pipeline.locks import STEP2_JOB
 from pipeline.staging import (
     DAY_COLUMN,
     alter_column_type,

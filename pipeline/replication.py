@@ -41,6 +41,7 @@ from psycopg import sql
 
 from pipeline.databases import MAINTENANCE_DATABASE, SOURCE, connect
 from pipeline.errors import PipelineError
+from pipeline.jobs import DAY_JOBS
 from pipeline.lfs import RUNS_DIR
 from pipeline.log_based import (
     LOG_BASED,
@@ -53,7 +54,7 @@ from pipeline.log_based import (
 )
 from pipeline.roles import ensure_login_role
 
-STEP1_SOURCE_JOB = "postgres-to-lfs"
+STEP1_SOURCE_JOB = DAY_JOBS.running("tap-postgres")
 
 
 def log_based_tables(env: Mapping[str, str]) -> list[tuple[str, str]]:

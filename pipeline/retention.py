@@ -43,15 +43,13 @@ from pipeline.dates import oldest_kept_day
 from pipeline.errors import PipelineError
 from pipeline.files import read_json
 from pipeline.history import HISTORY_DIR, history_root
+from pipeline.jobs import DAY_FOLDER_PARENTS, STEP2_JOB
 from pipeline.lfs import RUNS_DIR, STAGING_DIR, receipt_path, rerun_command, staging_root
-from pipeline.locks import STEP2_JOB, day_if_idle
+from pipeline.locks import day_if_idle
 from pipeline.results import RESULTS_DIR
 from pipeline.staging import LOAD_SCHEMA_PREFIX, LOADED_TABLES, PROJECT_SCHEMA, loaded_tables
 from pipeline.store import is_object_store, remove_tree
 
-# The day folders of the two sources, as the loaders' folder_template lays them out
-# (load/loaders.meltano.yml); a day is the last part.
-DAY_FOLDER_PARENTS = ("postgres/*", "csv")
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _LOAD_SCHEMA_DAY = re.compile(re.escape(LOAD_SCHEMA_PREFIX) + r"(\d{8})_")
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.jobs import STEP2_JOB
 from pipeline.lfs import read_day
-from pipeline.locks import STEP2_JOB
 from tests.analytics.days import as_date
 from tests.conftest import Pipeline
 from tests.integration.test_crash import DAY, REACH_TIMEOUT, PausedRun, start_paused

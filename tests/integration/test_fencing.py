@@ -32,7 +32,7 @@ import psycopg
 import pytest
 
 from pipeline.databases import ADMIN, ANALYTICS, SOURCE
-from pipeline.locks import STEP2_JOB
+from pipeline.jobs import STEP2_JOB
 from pipeline.provision import provision
 from tests.conftest import Pipeline, project_env
 from tests.integration import test_crash

@@ -40,7 +40,8 @@ from target_postgres.target import TargetPostgres
 from pipeline.databases import ANALYTICS, conninfo
 from pipeline.dates import parse_pipeline_date
 from pipeline.errors import PipelineError, connection_failure, first_line, run_plugin_cli
-from pipeline.locks import STEP2_JOB, hold_run_lock
+from pipeline.jobs import STEP2_JOB
+from pipeline.locks import hold_run_lock
 from pipeline.staging import ensure_project_schema, load_schema, loaded_tables, new_load_id
 from target_analytics.sinks import LoadSink
 
