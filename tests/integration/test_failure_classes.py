@@ -61,7 +61,7 @@ CASES = [
     ("step 2", (STEP2_JOB,), {"TARGET_POSTGRES_PORT": CLOSED_PORT}, True, "cannot reach the analytics database"),
     (
         "publish",
-        ("invoke", "publish-analytics", "--jobs", "postgres-to-lfs", "csv-to-lfs"),
+        ("invoke", "publish-analytics"),
         {"PIPELINE_DATE": DAY, "TARGET_POSTGRES_PORT": CLOSED_PORT},
         True,
         "cannot reach the analytics database",
