@@ -1,13 +1,13 @@
 """The jobs that make up a day, as ``meltano.yml`` defines them: the one place they are written.
 
 Step 2 is the one job whose ``annotations.airflow.depends_on`` names others (the
-DAGs' sensors read the same list): the jobs it names are step 1, in that order, and
-step 1 is every other job. Everything else that needs a job's name or role reads it
+DAGs' sensors read the same list): the jobs it names, in that order, are step 1, and
+must be every other job. Everything else that needs a job's name or role reads it
 here: the run locks and the publish (``STEP2_JOB``), tap-lfs's gate and the step-2
 publish's reconciliation (``STEP1_JOBS``), the claim's Meltano state IDs
 (``DayJobs.pairs``), retention (``DAY_FOLDER_PARENTS``, from the step-1 loaders'
 ``folder_template``), ``scripts/run_day.sh`` and the benchmark. Adding a source is then
-a job in ``meltano.yml`` with its plugins, and nothing else to keep in step.
+its plugins, its commands and its job in the YAML, with no list of jobs to extend elsewhere.
 
 The constants are read once, when this module is first imported, from the project
 at ``MELTANO_PROJECT_ROOT`` (Meltano sets it for every plugin and command it runs),
