@@ -33,13 +33,15 @@ from pathlib import Path
 from typing import Any
 
 from bench.memory import PROJECT_ROOT, session_members, tree
+from pipeline.jobs import DAY_JOBS, STEP1_JOBS, STEP2_JOB
 from pipeline.warehouse.result_view import RESULT_VIEW
 from pipeline.warehouse.results import result_files
 
 AIRFLOW_SH = PROJECT_ROOT / "scripts" / "airflow.sh"  # `make airflow`; it changes to the project root itself
 AIRFLOW = PROJECT_ROOT / ".meltano" / "utilities" / "airflow" / "venv" / "bin" / "airflow"
-STEP1_DAGS = ("daily-postgres-to-lfs", "daily-csv-to-lfs")
-STEP2_DAG = "daily-lfs-to-analytics"
+# One DAG per schedule, named by it (orchestrate/dag_generator).
+STEP1_DAGS = tuple(DAY_JOBS.schedules[job] for job in STEP1_JOBS)
+STEP2_DAG = DAY_JOBS.schedules[STEP2_JOB]
 START_TIMEOUT, DAY_TIMEOUT, STOP_GRACE = 300.0, 900.0, 120.0
 POLL_SECONDS = 0.5
 

@@ -29,11 +29,12 @@ from psycopg import sql
 
 from bench.memory import PROJECT_ROOT, timed
 from pipeline.core.connections import SOURCE, conninfo
+from pipeline.jobs import DAY_JOBS, STEP2_JOB
+from pipeline.setup.replication import STEP1_SOURCE_JOB
 
 SCHEMA, TABLE, KEY = "bench_changes", "events", "version"
 CHANGED = 1_000
 DEFAULT_ROWS = 2_000_000
-JOBS = ("postgres-to-lfs", "csv-to-lfs", "lfs-to-analytics")
 FIRST, MEASURED, FULL = dt.date(2024, 2, 1), dt.date(2024, 2, 2), dt.date(2024, 2, 3)
 INCREMENTAL_TABLES = {SCHEMA: {TABLE: {"replication-method": "INCREMENTAL", "replication-key": KEY}}}
 _SECONDS = re.compile(r" in (\d+\.\d+) s")
@@ -87,21 +88,21 @@ def _seconds(log: Path, *texts: str) -> float:
 def _day(env: dict[str, str], day: dt.date, logs: Path, mode: str) -> dict[str, float]:
     """The three jobs for ``day``; the table's data phase of step 1 and step 2 from their logs."""
     paths = {}
-    for job in JOBS:
+    for job in DAY_JOBS.order:
         paths[job] = logs / f"changes-{mode}-{day}-{job}.log"
         meltano = str(PROJECT_ROOT / ".venv" / "bin" / "meltano")
         timed([meltano, "run", job], {**env, "PIPELINE_DATE": day.isoformat()}, paths[job])
-    step1 = _seconds(paths["postgres-to-lfs"], "Copied ", f"of {SCHEMA}-{TABLE} to ")
+    step1 = _seconds(paths[STEP1_SOURCE_JOB], "Copied ", f"of {SCHEMA}-{TABLE} to ")
     if mode == "INCREMENTAL":
-        step1 += _seconds(paths["postgres-to-lfs"], "Read the end bookmarks")
+        step1 += _seconds(paths[STEP1_SOURCE_JOB], "Read the end bookmarks")
     if mode == "LOG_BASED":
-        step1 += _seconds(paths["postgres-to-lfs"], "Read the LOG_BASED changes")
-    step2 = _seconds(paths["lfs-to-analytics"], "Copied ", f".{TABLE}.csv into ")
+        step1 += _seconds(paths[STEP1_SOURCE_JOB], "Read the LOG_BASED changes")
+    step2 = _seconds(paths[STEP2_JOB], "Copied ", f".{TABLE}.csv into ")
     return {"step1_seconds": round(step1, 3), "step2_seconds": round(step2, 3)}
 
 
 def _rows(data_dir: Path, day: dt.date) -> int:
-    receipt = json.loads((data_dir / "_runs" / "postgres-to-lfs" / f"{day}.json").read_text())
+    receipt = json.loads((data_dir / "_runs" / STEP1_SOURCE_JOB / f"{day}.json").read_text())
     return sum(entry["rows"] for entry in receipt["tables"].values())
 
 

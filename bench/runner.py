@@ -24,11 +24,14 @@ from bench.step2 import time_parts
 from pipeline.core.config import sources_dir
 from pipeline.core.connections import ANALYTICS, SOURCE
 from pipeline.days.layout import receipt_path
+from pipeline.jobs import DAY_JOBS, STEP1_JOBS, STEP2_JOB
+from pipeline.setup.replication import STEP1_SOURCE_JOB
 
 DAY = dt.date(2024, 1, 2)
 AIRFLOW_DAY = dt.date(2024, 1, 3)  # a day of its own: a first run, as make run's is
-STEP1_JOBS = ["postgres-to-lfs", "csv-to-lfs"]
-JOBS = (*STEP1_JOBS, "lfs-to-analytics")
+JOBS = DAY_JOBS.order
+# The step-1 job compared with a COPY FROM of its CSV source (STEP1_SOURCE_JOB's is a COPY TO).
+CSV_JOB = DAY_JOBS.running("tap-order-details")
 
 
 def receipt_rows(data_dir: Path, job: str) -> int:
@@ -139,22 +142,22 @@ def run_bench(env: dict[str, str], bench_dir: Path, options: Options, say: Calla
         f"in {copy_pg['in_seconds']:.2f} s; CSV source {copy_csv['rows']} rows in {copy_csv['in_seconds']:.2f} s"
     )
     measured = run_jobs(scaled_env, work, say)
-    pg_rows = receipt_rows(data_dir, "postgres-to-lfs")
-    csv_job_rows = receipt_rows(data_dir, "csv-to-lfs")
+    pg_rows = receipt_rows(data_dir, STEP1_SOURCE_JOB)
+    csv_job_rows = receipt_rows(data_dir, CSV_JOB)
     if csv_job_rows != csv_rows or pg_rows != copy_pg["rows"]:
         sys.exit(f"bench: row counts differ: jobs {pg_rows}/{csv_job_rows}, sources {copy_pg['rows']}/{csv_rows}")
     say("step 2's parts: load, publish, export ...")
-    parts = time_parts(scaled_env, data_dir, DAY, STEP1_JOBS, work / "logs")
+    parts = time_parts(scaled_env, data_dir, DAY, list(STEP1_JOBS), work / "logs")
     copy_in_all = (copy_pg["rows"] + copy_csv["rows"]) / (copy_pg["in_seconds"] + copy_csv["in_seconds"])
     copy_to_rate = copy_pg["rows"] / copy_pg["out_seconds"]
     jobs = [
         {
-            **job_entry("postgres-to-lfs", pg_rows, measured["postgres-to-lfs"], copy_to_rate),
-            "parts": [data_phase(work / "logs" / "postgres-to-lfs.log", copy_pg["out_seconds"])],
+            **job_entry(STEP1_SOURCE_JOB, pg_rows, measured[STEP1_SOURCE_JOB], copy_to_rate),
+            "parts": [data_phase(work / "logs" / f"{STEP1_SOURCE_JOB}.log", copy_pg["out_seconds"])],
         },
-        job_entry("csv-to-lfs", csv_rows, measured["csv-to-lfs"], copy_csv["rows"] / copy_csv["in_seconds"]),
+        job_entry(CSV_JOB, csv_rows, measured[CSV_JOB], copy_csv["rows"] / copy_csv["in_seconds"]),
         {
-            **job_entry("lfs-to-analytics", pg_rows + csv_rows, measured["lfs-to-analytics"], copy_in_all),
+            **job_entry(STEP2_JOB, pg_rows + csv_rows, measured[STEP2_JOB], copy_in_all),
             "parts": parts,
         },
     ]
@@ -182,7 +185,7 @@ def run_bench(env: dict[str, str], bench_dir: Path, options: Options, say: Calla
         say(f"memory at SCALE={other}: the jobs again on a source {other} times Northwind's")
         other_env, _, other_csv_rows = scaled_source(other, run_env, work, dump, details)
         other_measured = run_jobs(other_env, work, say)
-        memory.append(memory_entry(other, receipt_rows(data_dir, "postgres-to-lfs") + other_csv_rows, other_measured))
+        memory.append(memory_entry(other, receipt_rows(data_dir, STEP1_SOURCE_JOB) + other_csv_rows, other_measured))
         shutil.rmtree(data_dir)
     scaled_csv.unlink()
     return {

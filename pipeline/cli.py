@@ -22,7 +22,8 @@ import psycopg
 
 from pipeline.core.dates import PRUNE_AFTER_RUN_ENV, parse_pipeline_date, refuse_expired_day
 from pipeline.core.errors import PipelineError, as_pipeline_error, first_line, report_failure
-from pipeline.runs.locks import STEP2_JOB, check_run_holds, fenced, hold_run_lock
+from pipeline.jobs import DAY_JOBS, STEP1_JOBS, STEP2_JOB
+from pipeline.runs.locks import check_run_holds, fenced, hold_run_lock
 
 
 def _data_dir() -> Path:
@@ -41,7 +42,7 @@ def _claim(args: argparse.Namespace) -> None:
     hold_run_lock(args.job, day)
     database_uri, environment = os.environ.get(DATABASE_URI_ENV), os.environ.get(ENVIRONMENT_ENV)
     if database_uri and environment:
-        state_ids = [state_id(environment, pair, day) for pair in args.pair]
+        state_ids = [state_id(environment, pair, day) for pair in DAY_JOBS.pairs(args.job)]
         if failed := fail_running_records(database_uri, state_ids, rerun_command(args.job, day)):
             print(f"{args.job} {day}: an earlier run was killed; marked its {failed} Meltano run record(s) failed")
 
@@ -75,7 +76,7 @@ def _publish_analytics(args: argparse.Namespace) -> None:
     day = parse_pipeline_date(os.environ.get("PIPELINE_DATE"))
     hold_run_lock(STEP2_JOB, day)
     pause_point("before-publish")
-    receipts = read_day(_data_dir(), day, args.jobs)
+    receipts = read_day(_data_dir(), day, list(STEP1_JOBS))
     lock_timeout = os.environ.get("PIPELINE_LOCK_TIMEOUT") or DEFAULT_LOCK_TIMEOUT
     still_holds = functools.partial(check_run_holds, job=STEP2_JOB, day=day)
     with connect(ANALYTICS) as conn:
@@ -172,17 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pipeline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     claim = commands.add_parser("claim", help="take a job's run lock for the day; fail records of its dead runs")
-    claim.add_argument("--job", required=True)
-    claim.add_argument("--pair", action="append", default=[], help="the job's <tap>-to-<target> (repeatable)")
+    claim.add_argument("--job", required=True, choices=DAY_JOBS.order)
     claim.set_defaults(run=_claim)
     publish_lfs = commands.add_parser("publish-lfs", help="move a step-1 job's staged day into place")
     publish_lfs.add_argument("--job", required=True)
     publish_lfs.set_defaults(run=_publish_lfs)
     publish_analytics = commands.add_parser(
         "publish-analytics", help="reconcile the day's load with the step-1 receipts, then swap its partitions in"
-    )
-    publish_analytics.add_argument(
-        "--jobs", nargs="+", required=True, help="the step-1 jobs whose receipts the day must match"
     )
     publish_analytics.add_argument(
         "--export", action="store_true", help="then export the day's result (as `export`), in the same process"

@@ -44,7 +44,8 @@ from pipeline.core.files import read_json
 from pipeline.core.store import is_object_store, remove_tree
 from pipeline.days.history import HISTORY_DIR, history_root
 from pipeline.days.layout import RUNS_DIR, STAGING_DIR, receipt_path, staging_root
-from pipeline.runs.locks import STEP2_JOB, day_if_idle
+from pipeline.jobs import DAY_FOLDER_PARENTS, STEP2_JOB
+from pipeline.runs.locks import day_if_idle
 from pipeline.warehouse.as_of import attach_bases, fold_into_base, forget_day
 from pipeline.warehouse.bookkeeping import forget_loads, loaded_days, published_files
 from pipeline.warehouse.day_change import guard_day_change, locks_in_time
@@ -52,9 +53,6 @@ from pipeline.warehouse.loads import LOAD_SCHEMA_PREFIX
 from pipeline.warehouse.partitions import detach_day
 from pipeline.warehouse.results import RESULTS_DIR
 
-# The day folders of the two sources, as the loaders' folder_template lays them out
-# (load/loaders.meltano.yml); a day is the last part.
-DAY_FOLDER_PARENTS = ("postgres/*", "csv")
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _LOAD_SCHEMA_DAY = re.compile(re.escape(LOAD_SCHEMA_PREFIX) + r"(\d{8})_")
 

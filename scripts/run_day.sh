@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make run [DATE=YYYY-MM-DD]`: the three jobs for one day. The two step-1 jobs read
-# different sources and write different folders, so they run side by side (on two
-# cores that hides most of one job's start-up); step 2 runs once both succeeded.
+# `make run [DATE=YYYY-MM-DD]`: the jobs for one day, as meltano.yml defines them
+# (pipeline/jobs.py). The step-1 jobs read different sources and write different
+# folders, so they run side by side (on two cores that hides most of one job's
+# start-up); step 2 runs once all of them succeeded.
 # On a failure its last lines say which step failed, why (the one-line cause its
 # components recorded, as the Airflow task log's CAUSE: line says it) and the exact
 # command that reruns it.
@@ -52,14 +53,20 @@ failed() {
   echo "  rerun it with: PIPELINE_DATE=$day .venv/bin/meltano run $1   (then the later steps, or: make run DATE=$day)" >&2
 }
 
+# The day's jobs, one a line: step 1's, then step 2.
+order=$(.venv/bin/python -m pipeline.jobs) || exit 2
+mapfile -t order <<<"$order"
+step1_jobs=("${order[@]:0:${#order[@]}-1}")
+step2_job=${order[-1]}
+
 declare -A pids
-for job in postgres-to-lfs csv-to-lfs; do
+for job in "${step1_jobs[@]}"; do
   echo "== $job for $day"
   run_job "$job"
   pids[$job]=$!
 done
 status=0
-for job in postgres-to-lfs csv-to-lfs; do
+for job in "${step1_jobs[@]}"; do
   wait "${pids[$job]}"
   code=$?
   if [ "$code" -ne 0 ]; then
@@ -69,12 +76,12 @@ for job in postgres-to-lfs csv-to-lfs; do
 done
 [ "$status" -eq 0 ] || exit 1
 
-echo "== lfs-to-analytics for $day"
-run_job lfs-to-analytics
+echo "== $step2_job for $day"
+run_job "$step2_job"
 wait $!
 code=$?
 if [ "$code" -ne 0 ]; then
-  failed lfs-to-analytics "$code"
+  failed "$step2_job" "$code"
   exit 1
 fi
 data_dir=$(setting DATA_DIR)

@@ -1,6 +1,6 @@
 """Airflow DAGs generated from a Meltano project's schedules, one DAG per schedule.
 
-``project`` reads the YAML, ``plan`` decides what each DAG is (pure, no Airflow),
+``pipeline.project`` reads the YAML, ``plan`` decides what each DAG is (pure, no Airflow),
 ``texts`` words the commands, log lines and docs it shows to people, ``airflow_dags``
 (with ``operators``) builds the Airflow objects. Installed as a package (its
 ``pyproject.toml`` is in ``orchestrate/``), so no importer edits ``sys.path``. The DAG

@@ -40,10 +40,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dag_generator.project import Job, Project, ProjectError, Schedule
 from dag_generator.texts import dag_doc
+from pipeline.project import ANNOTATION_KEY, Job, Project, ProjectError, Schedule, depends_on
 
-ANNOTATION_KEY = "airflow"
 # Meltano's presets that mean "never on a timer": a DAG that runs when triggered.
 MANUAL_INTERVALS = frozenset({"@manual", "@none"})
 # Spellings of one cron schedule, so `@daily` and `0 0 * * *` count as the same interval.
@@ -186,14 +185,6 @@ def _options(project: Project, schedule: Schedule) -> dict[str, Any]:
             raise ProjectError(f"{where}: unknown annotations.{ANNOTATION_KEY} keys {sorted(unknown)}")
     job_ann.pop("depends_on", None)
     return {**DEFAULTS, **job_ann, **sched_ann}
-
-
-def depends_on(job: Job) -> tuple[str, ...]:
-    """Return the jobs whose output for the same day ``job`` reads."""
-    value = (job.annotations.get(ANNOTATION_KEY) or {}).get("depends_on") or []
-    if isinstance(value, str) or not all(isinstance(v, str) for v in value):
-        raise ProjectError(f"job {job.name}: annotations.{ANNOTATION_KEY}.depends_on must be a list of job names")
-    return tuple(value)
 
 
 def asset_specs(job: Job) -> tuple[AssetSpec, ...]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shlex
 
-from dag_generator.project import Job, Schedule
+from pipeline.project import Job, Schedule
 
 
 def rerun_command(job: str, day: str) -> str:

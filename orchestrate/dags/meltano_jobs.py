@@ -14,7 +14,7 @@ from pathlib import Path
 from dag_generator.airflow_dags import build_dags
 from dag_generator.job_env import job_environment
 from dag_generator.plan import job_queues, job_timeout, plan_dags
-from dag_generator.project import read_project
+from pipeline.project import read_project
 
 PROJECT_ROOT = Path(os.environ.get("MELTANO_PROJECT_ROOT") or Path(__file__).resolve().parents[2])
 # For tests and debugging only: e.g. 0, so that `airflow dags test` of a failing job

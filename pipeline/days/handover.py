@@ -17,7 +17,7 @@ stream past, and tells the target the row count and the sha256 (``tap_file``):
   upload, completed only when the whole file is written (``written_once``): a failed
   or killed write leaves no object, a completed one no receipt names until the publish.
 
-``{run}`` is ``pipeline.runs.run_owner().token``, the same in every process of one
+``{run}`` is ``pipeline.core.run_owner.run_owner().token``, the same in every process of one
 ``meltano run``. The hand-over is the BATCH message of singer-sdk's public API (a
 stream's ``get_batches`` yields a manifest of URIs, a sink's ``process_batch_files``
 gets them): each URI carries the row count and the sha256 in its fragment

@@ -64,8 +64,6 @@ from pipeline.runs.advisory import (
 from pipeline.runs.fencing import has_claimed, latest_claimant, record_claim
 from pipeline.runs.keeper import start_keeper
 
-# The one job that writes the analytics day (its loader, publish and export take its locks).
-STEP2_JOB = "lfs-to-analytics"
 WAIT_ENV = "PIPELINE_LOCK_WAIT_SECONDS"
 DEFAULT_WAIT_SECONDS = 10.0
 

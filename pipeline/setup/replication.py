@@ -42,6 +42,7 @@ from psycopg import sql
 from pipeline.core.connections import SOURCE, connect
 from pipeline.core.errors import PipelineError
 from pipeline.days.layout import RUNS_DIR
+from pipeline.jobs import DAY_JOBS
 from pipeline.setup.databases import MAINTENANCE_DATABASE
 from pipeline.setup.roles import ensure_login_role
 from pipeline.source.log_based import (
@@ -54,7 +55,7 @@ from pipeline.source.log_based import (
     wal_level_problem,
 )
 
-STEP1_SOURCE_JOB = "postgres-to-lfs"
+STEP1_SOURCE_JOB = DAY_JOBS.running("tap-postgres")
 
 
 def log_based_tables(env: Mapping[str, str]) -> list[tuple[str, str]]:

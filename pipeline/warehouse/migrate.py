@@ -23,7 +23,7 @@ from psycopg import sql
 
 from pipeline.core.commands import rerun_command
 from pipeline.core.errors import PipelineError, first_line
-from pipeline.runs.locks import STEP2_JOB
+from pipeline.jobs import STEP2_JOB
 from pipeline.warehouse.bookkeeping import ensure_project_schema, record_migration, unpublished_schema
 from pipeline.warehouse.day_change import guard_day_change, locks_in_time
 from pipeline.warehouse.loads import DAY_COLUMN, alter_column_type, table_columns

@@ -41,7 +41,7 @@ from pipeline.core.commands import rerun_command
 from pipeline.core.crashpoints import pause_point
 from pipeline.core.errors import PipelineError
 from pipeline.days.folder import TableFile
-from pipeline.runs.locks import STEP2_JOB
+from pipeline.jobs import STEP2_JOB
 from pipeline.warehouse.as_of import ensure_as_of, record_day
 from pipeline.warehouse.bookkeeping import ensure_project_schema, unpublished_load
 from pipeline.warehouse.day_change import guard_day_change, locks_in_time

@@ -8,7 +8,7 @@ from pipeline.core.commands import rerun_command
 from pipeline.core.errors import PipelineError, TransientPipelineError
 from pipeline.core.names import analytics_schema
 from pipeline.days.folder import TableFile
-from pipeline.runs.locks import STEP2_JOB
+from pipeline.jobs import STEP2_JOB
 from pipeline.warehouse.bookkeeping import LoadedTable
 
 

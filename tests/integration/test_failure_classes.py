@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.days.receipts import read_day
-from pipeline.runs.locks import STEP2_JOB
+from pipeline.jobs import STEP2_JOB
 from tests.analytics.days import as_date
 from tests.conftest import Pipeline
 from tests.integration.test_crash import DAY, REACH_TIMEOUT, PausedRun, start_paused
@@ -61,7 +61,7 @@ CASES = [
     ("step 2", (STEP2_JOB,), {"TARGET_POSTGRES_PORT": CLOSED_PORT}, True, "cannot reach the analytics database"),
     (
         "publish",
-        ("invoke", "publish-analytics", "--jobs", "postgres-to-lfs", "csv-to-lfs"),
+        ("invoke", "publish-analytics"),
         {"PIPELINE_DATE": DAY, "TARGET_POSTGRES_PORT": CLOSED_PORT},
         True,
         "cannot reach the analytics database",

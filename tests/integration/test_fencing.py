@@ -32,7 +32,7 @@ import psycopg
 import pytest
 
 from pipeline.core.connections import ADMIN, ANALYTICS, SOURCE
-from pipeline.runs.locks import STEP2_JOB
+from pipeline.jobs import STEP2_JOB
 from pipeline.setup.provision import provision
 from tests.conftest import Pipeline, project_env
 from tests.integration import test_crash

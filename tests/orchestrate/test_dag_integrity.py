@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from dag_generator.plan import JOB_QUEUES_ENV
-from dag_generator.project import read_project
+from pipeline.jobs import STEP1_JOBS
+from pipeline.project import read_project
 from tests.orchestrate.conftest import dagbag_report
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -101,12 +101,10 @@ def test_sensors_wait_for_existing_dags_and_fail_instead_of_skipping(dagbag: dic
 
 
 def test_step_2_waits_for_both_step_1_dags_as_its_tap_gates(dagbag: dict[str, Any]) -> None:
-    extractors = yaml.safe_load((PROJECT_ROOT / "extract" / "extractors.meltano.yml").read_text())
-    tap_lfs = next(p for p in extractors["plugins"]["extractors"] if p["name"] == "tap-lfs")
     job_of = {s.name: s.job for s in PROJECT.schedules}
     step2 = dagbag["dags"]["daily-lfs-to-analytics"]
     waited = {t["upstream_dag_id"] for t in step2["tasks"].values() if t["type"] == "SameDayRunSensor"}
-    assert {job_of[d] for d in waited} == set(tap_lfs["config"]["jobs"]) == {"postgres-to-lfs", "csv-to-lfs"}
+    assert {job_of[d] for d in waited} == set(STEP1_JOBS) == {"postgres-to-lfs", "csv-to-lfs"}
     assert step2["tasks"]["lfs-to-analytics"]["upstream"] == sorted(f"wait-for-{d}" for d in waited)
     for step1 in waited:
         assert [t["type"] for t in dagbag["dags"][step1]["tasks"].values()] == ["MeltanoJobOperator"]

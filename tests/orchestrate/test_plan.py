@@ -19,10 +19,11 @@ from dag_generator.plan import (
     plan_dags,
     worst_case,
 )
-from dag_generator.project import ProjectError, read_project
 from dag_generator.texts import failure_line, rerun_command
 from pipeline.core import dates as pipeline_dates
 from pipeline.core.commands import rerun_command as pipeline_rerun_command
+from pipeline.jobs import STEP1_JOBS, STEP2_JOB
+from pipeline.project import ProjectError, read_project
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -280,20 +281,15 @@ def test_empty_project_has_no_dags(make_project: Callable[..., Path]) -> None:
     assert plan_dags(read_project(make_project("version: 1\n"))).dags == []
 
 
-def test_this_project_step_2_waits_for_the_jobs_its_tap_gates_on() -> None:
-    """The sensors and the job's own gate (tap-lfs's `jobs`) name the same step-1 jobs."""
-    import yaml
-
+def test_this_project_step_2_waits_for_the_step_1_jobs() -> None:
+    """The sensors wait for the jobs that tap-lfs gates on and the publish reconciles with (pipeline.jobs)."""
     project = read_project(PROJECT_ROOT)
     plan = plan_dags(project)
     dags = {d.dag_id: d for d in plan.dags}
     assert set(dags) == {s.name for s in project.schedules}
-    extractors = yaml.safe_load((PROJECT_ROOT / "extract" / "extractors.meltano.yml").read_text())
-    tap_lfs = next(p for p in extractors["plugins"]["extractors"] if p["name"] == "tap-lfs")
-    gated_jobs = set(tap_lfs["config"]["jobs"])
     for dag in plan.dags:
         upstream_jobs = {dags[u].job for u in dag.upstream_dag_ids}
-        if dag.job == "lfs-to-analytics":
-            assert upstream_jobs == gated_jobs
+        if dag.job == STEP2_JOB:
+            assert upstream_jobs == set(STEP1_JOBS)
         else:
             assert upstream_jobs == set()

@@ -27,8 +27,7 @@ class TapLFS(Tap):
         th.Property(
             "jobs",
             th.ArrayType(th.StringType),
-            required=True,
-            description="The step-1 jobs that must all have succeeded for the day.",
+            description="The step-1 jobs that must all have succeeded for the day (default: those step 2 depends on).",
         ),
     ).to_dict()
 
@@ -46,7 +45,12 @@ class TapLFS(Tap):
     def day_tables(self) -> list[TableFile]:
         """The tables the day's receipts list now (refused as ``pipeline.days.receipts.read_day`` refuses)."""
         day = parse_pipeline_date(self.config.get("pipeline_date"))
-        return read_day(resolve_data_dir(self.config["data_dir"]), day, list(self.config["jobs"]))
+        jobs = self.config.get("jobs")
+        if not jobs:
+            from pipeline.jobs import STEP1_JOBS  # reads the Meltano project: only when needed
+
+            jobs = STEP1_JOBS
+        return read_day(resolve_data_dir(self.config["data_dir"]), day, list(jobs))
 
     def discover_streams(self) -> list[DayTableStream]:
         """One stream per table listed in the day's receipts."""

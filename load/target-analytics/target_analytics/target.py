@@ -40,7 +40,8 @@ from target_postgres.target import TargetPostgres
 from pipeline.core.connections import ANALYTICS, conninfo
 from pipeline.core.dates import parse_pipeline_date
 from pipeline.core.errors import PipelineError, connection_failure, first_line, run_plugin_cli
-from pipeline.runs.locks import STEP2_JOB, hold_run_lock
+from pipeline.jobs import STEP2_JOB
+from pipeline.runs.locks import hold_run_lock
 from pipeline.warehouse.bookkeeping import ensure_project_schema, forget_unpublished
 from pipeline.warehouse.loads import load_schema, new_load_id
 from target_analytics.sinks import LoadSink
