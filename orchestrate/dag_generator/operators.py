@@ -40,6 +40,7 @@ from dag_generator.plan import (
     AssetSpec,
 )
 from dag_generator.texts import failure_line
+from pipeline.errors import first_line
 from pipeline.lfs import receipt_path
 from pipeline.store import data_root
 
@@ -108,7 +109,7 @@ def log_failure_lines(context: Any) -> None:
     log.info(END_GROUP)
     exc = context.get("exception")
     task = context["task"]
-    cause = str(exc).strip().splitlines()[0] if exc is not None and str(exc).strip() else type(exc).__name__
+    cause = first_line(exc) if exc is not None else type(exc).__name__
     log.error("CAUSE: %s", cause)
     day = day_of(context["dag_run"].logical_date)
     if day is not None:

@@ -50,7 +50,7 @@ from target_postgres.connector import PostgresConnector
 from target_postgres.sinks import PostgresSink
 
 from pipeline.crashpoints import pause_point
-from pipeline.errors import PipelineError, TransientPipelineError
+from pipeline.errors import PipelineError, TransientPipelineError, first_line
 from pipeline.files import batch_file_path
 from pipeline.names import analytics_schema
 from pipeline.results import PART_BYTES
@@ -182,8 +182,7 @@ class LoadSink(PostgresSink):
             raise TransientPipelineError(f"table {self.label}: the analytics database went away: {exc}") from exc
         except psycopg.Error as exc:
             where = f" ({exc.diag.context.strip().splitlines()[0]})" if exc.diag.context else ""
-            reason = str(exc).strip().splitlines()[0]
-            raise PipelineError(f"{path} cannot be loaded into table {self.label}: {reason}{where}") from exc
+            raise PipelineError(f"{path} cannot be loaded into table {self.label}: {first_line(exc)}{where}") from exc
         self.record_counter_metric.increment(rows)
         # The load's own time (COPY, key built): the bench's data phase (bench/changes.py) reads it here.
         self.logger.info(
