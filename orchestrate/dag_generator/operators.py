@@ -40,13 +40,12 @@ from dag_generator.plan import (
     AssetSpec,
 )
 from dag_generator.texts import failure_line
-from pipeline.errors import first_line
+from pipeline.errors import FAILURE_FILE_ENV, first_line
 from pipeline.lfs import receipt_path
 from pipeline.store import data_root
 
 log = logging.getLogger(__name__)
 
-FAILURE_FILE_ENV = "PIPELINE_FAILURE_FILE"
 RERUN_PARAM = "rerun_step1"
 # How long a stopped job's processes get to end on SIGTERM before SIGKILL ends them.
 STOP_GRACE_SECONDS = 10
