@@ -26,7 +26,7 @@ from pipeline.core.dates import RETENTION_OFF
 from pipeline.core.store import data_root
 from pipeline.setup.databases import MAINTENANCE_DATABASE, drop_database
 from pipeline.setup.provision import provision
-from tests.s3server import s3_server  # noqa: F401 (the session's S3 server, a fixture for every test)
+from tests.s3server import S3Server, s3_server  # noqa: F401 (the session's S3 server, a fixture for every test)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -183,3 +183,17 @@ def shared_pipeline(tmp_path_factory: pytest.TempPathFactory, source_files: dict
     """One pipeline for a whole module, whose tests build on the days it ran."""
     data_dir = tmp_path_factory.mktemp("pipeline") / "data"
     yield from make_pipeline(data_dir, source_files["northwind.sql"], source_files["order_details.csv"])
+
+
+def make_s3_pipeline(server: S3Server, source_files: dict[str, Path]) -> Iterator[Pipeline]:
+    """``make_pipeline`` with its DATA_DIR a prefix of its own in the test server's bucket."""
+    root = data_root(server.data_dir(), server.env())
+    yield from make_pipeline(
+        root, source_files["northwind.sql"], source_files["order_details.csv"], extra_env=server.env()
+    )
+
+
+@pytest.fixture(scope="module")
+def s3_shared_pipeline(s3_server: S3Server, source_files: dict[str, Path]) -> Iterator[Pipeline]:  # noqa: F811
+    """``shared_pipeline`` with its DATA_DIR in the test server's bucket."""
+    yield from make_s3_pipeline(s3_server, source_files)

@@ -41,12 +41,12 @@ from dag_generator.plan import (
 )
 from dag_generator.supervisor import previous_dag_run, trigger_dag_run
 from dag_generator.texts import failure_line
+from pipeline.core.errors import FAILURE_FILE_ENV, first_line
 from pipeline.core.store import data_root
 from pipeline.days.layout import receipt_path
 
 log = logging.getLogger(__name__)
 
-FAILURE_FILE_ENV = "PIPELINE_FAILURE_FILE"
 RERUN_PARAM = "rerun_step1"
 # How long a stopped job's processes get to end on SIGTERM before SIGKILL ends them.
 STOP_GRACE_SECONDS = 10
@@ -105,7 +105,7 @@ def log_failure_lines(context: Any) -> None:
     log.info(END_GROUP)
     exc = context.get("exception")
     task = context["task"]
-    cause = str(exc).strip().splitlines()[0] if exc is not None and str(exc).strip() else type(exc).__name__
+    cause = first_line(exc) if exc is not None else type(exc).__name__
     log.error("CAUSE: %s", cause)
     day = day_of(context["dag_run"].logical_date)
     if day is not None:

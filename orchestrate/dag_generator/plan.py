@@ -73,8 +73,9 @@ DEFAULTS: dict[str, Any] = {
     "poke_interval_seconds": 2,
     "writes": None,
     "enabled": True,
-    # Days of one job at a time. 1 keeps an incremental source's days in order and never lets two
-    # days of a job contend (Meltano's system DB); more only for a job whose sources are all FULL_TABLE.
+    # Days of one job at a time. 1 keeps an incremental source's days in order (a day's window starts
+    # where the previous day's receipt ends it: pipeline.bookmarks); more only for a job whose sources
+    # are all FULL_TABLE (Meltano's state IDs and the run locks carry the day: days never share them).
     "max_active_days": 1,
 }
 JOB_ONLY_OPTIONS = frozenset({"depends_on", "assets"})

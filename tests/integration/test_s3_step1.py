@@ -15,12 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.core.store import data_root
 from pipeline.days.history import kept_versions
 from pipeline.days.layout import receipt_path
 from pipeline.days.receipts import read_day
 from tests.analytics.days import as_date
-from tests.conftest import Pipeline, make_pipeline
+from tests.conftest import Pipeline, make_s3_pipeline
 from tests.s3server import S3Server, free_ports
 
 pytestmark = pytest.mark.integration
@@ -32,10 +31,7 @@ JOBS = ["postgres-to-lfs", "csv-to-lfs"]
 @pytest.fixture
 def s3_pipeline(s3_server: S3Server, source_files: dict[str, Path]) -> Iterator[Pipeline]:
     """A fresh pipeline whose DATA_DIR is a prefix of its own in the test server's bucket."""
-    root = data_root(s3_server.data_dir(), s3_server.env())
-    yield from make_pipeline(
-        root, source_files["northwind.sql"], source_files["order_details.csv"], extra_env=s3_server.env()
-    )
+    yield from make_s3_pipeline(s3_server, source_files)
 
 
 def objects(server: S3Server, pipeline: Pipeline) -> dict[str, bytes]:

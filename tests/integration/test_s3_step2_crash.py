@@ -4,7 +4,7 @@ Killed while the loader streams a day's objects into the analytics database, or
 after the export wrote its objects but before its result receipt: readers see the
 old day or the new one (the analytics tables, and the result as its receipt names
 it), never a mix, and the plain rerun at once gives the new day. The step-1 kills on
-S3 are in ``test_s3_crash.py``, whose pipeline this module shares the shape of.
+S3 are ``test_crash.py``'s S3 cases; this module starts from the same first step-1 day.
 """
 
 from __future__ import annotations
@@ -14,17 +14,20 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Pipeline
+from tests.integration import test_crash
 from tests.integration.test_crash import SESSION, PausedRun, Sources, kill_step2_and_rerun
-from tests.integration.test_s3_crash import paused, s3_shared_pipeline, s3_sources  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration
+
+# test_crash's fixtures: whatever is left of a paused run is killed; the first step-1 day in the bucket.
+paused, s3_sources = test_crash.paused, test_crash.s3_sources
 
 
 @pytest.mark.parametrize(("point", "how"), [("extract", SESSION), ("export-before-swap", SESSION)])
 def test_a_killed_step2_job_on_s3_leaves_the_old_or_the_new_day_and_reruns_at_once(
-    s3_shared_pipeline: Pipeline,  # noqa: F811
-    s3_sources: Sources,  # noqa: F811
-    paused: list[PausedRun],  # noqa: F811
+    s3_shared_pipeline: Pipeline,
+    s3_sources: Sources,
+    paused: list[PausedRun],
     tmp_path: Path,
     point: str,
     how: str,

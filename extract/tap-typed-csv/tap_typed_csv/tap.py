@@ -15,8 +15,8 @@ from tap_typed_csv.streams import TypedCSVStream
 
 _FILE = th.ObjectType(
     th.Property("stream", th.StringType, required=True, description="The stream name."),
-    th.Property("path", th.StringType, required=True, description="The CSV file, relative to the working directory."),
-    th.Property("schema", th.StringType, required=True, description="Its JSON Schema file, likewise relative."),
+    th.Property("path", th.StringType, required=True, description="The CSV file (relative: to base_dir), or s3://..."),
+    th.Property("schema", th.StringType, required=True, description="Its JSON Schema file, relative to base_dir."),
     th.Property("key_properties", th.ArrayType(th.StringType), description="The stream's primary key columns."),
     additional_properties=False,
 )

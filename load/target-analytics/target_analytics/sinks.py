@@ -50,7 +50,7 @@ from target_postgres.sinks import PostgresSink
 
 from pipeline.adapters.singer import BaseBatchFileEncoding
 from pipeline.core.crashpoints import pause_point
-from pipeline.core.errors import PipelineError, TransientPipelineError
+from pipeline.core.errors import PipelineError, TransientPipelineError, first_line, first_text_line
 from pipeline.core.files import batch_file_path
 from pipeline.core.names import analytics_schema
 from pipeline.core.store import OBJECT_STORE_SCHEMES, is_object_store, open_path, scheme_of
@@ -184,9 +184,8 @@ class LoadSink(PostgresSink):
         except psycopg.OperationalError as exc:
             raise TransientPipelineError(f"table {self.label}: the analytics database went away: {exc}") from exc
         except psycopg.Error as exc:
-            where = f" ({exc.diag.context.strip().splitlines()[0]})" if exc.diag.context else ""
-            reason = str(exc).strip().splitlines()[0]
-            raise PipelineError(f"{path} cannot be loaded into table {self.label}: {reason}{where}") from exc
+            where = f" ({first_text_line(exc.diag.context, '')})" if exc.diag.context else ""
+            raise PipelineError(f"{path} cannot be loaded into table {self.label}: {first_line(exc)}{where}") from exc
         self.record_counter_metric.increment(rows)
         # The load's own time (COPY, key built): the bench's data phase (bench/changes.py) reads it here.
         self.logger.info(

@@ -92,7 +92,11 @@ class TargetLFS(TargetCSV):
     message_reader_class = LFSReader
 
     config_jsonschema = th.PropertiesList(
-        th.Property("data_dir", th.StringType, description="Root of the dated files, relative to the working dir."),
+        th.Property(
+            "data_dir",
+            th.StringType,
+            description="Root of the dated files (relative: to the Meltano project root), or s3://bucket/prefix.",
+        ),
         th.Property("pipeline_date", th.StringType, description="The day the run writes, YYYY-MM-DD."),
         th.Property("job", th.StringType, description="The Meltano job: names the staging tree and receipt."),
         th.Property(
