@@ -23,7 +23,7 @@ from pipeline.days.layout import receipt_path, staging_root
 from pipeline.days.publish import publish_staged_day
 from pipeline.days.receipts import read_day
 from tests.conftest import unfenced
-from tests.unit.test_lfs import stage_table
+from tests.unit.test_day_folders import stage_table
 
 JOB = "postgres-to-lfs"
 D1, D2, D3 = dt.date(2024, 1, 1), dt.date(2024, 1, 2), dt.date(2024, 1, 3)
