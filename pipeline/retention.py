@@ -44,6 +44,7 @@ from pipeline.core.files import read_json
 from pipeline.core.store import is_object_store, remove_tree
 from pipeline.days.history import HISTORY_DIR, history_root
 from pipeline.days.layout import RUNS_DIR, STAGING_DIR, receipt_path, staging_root
+from pipeline.days.object_store import sweep
 from pipeline.jobs import DAY_FOLDER_PARENTS, STEP2_JOB
 from pipeline.runs.locks import day_if_idle
 from pipeline.warehouse.as_of import attach_bases, fold_into_base, forget_day
@@ -212,8 +213,6 @@ def sweep_leftovers(data_dir: Path, days: set[dt.date], jobs: set[str]) -> list[
     A day one of whose jobs is running is skipped (its run folders may be in use).
     See ``pipeline.days.object_store.sweep``.
     """
-    from pipeline.days.object_store import sweep
-
     lines = []
     for day in sorted(days):
         stale = [job for job in sorted(jobs) if staging_root(data_dir, job, day).exists()]
