@@ -33,7 +33,7 @@ def _data_dir() -> Path:
 
 
 def _claim(args: argparse.Namespace) -> None:
-    """Take the job's run lock for the day, then fail Meltano's records of its dead runs (see meltano_runs)."""
+    """Take the job's run lock for the day, then fail Meltano's records of its dead runs (runs.meltano_records)."""
     from pipeline.core.commands import rerun_command
     from pipeline.runs.meltano_records import DATABASE_URI_ENV, ENVIRONMENT_ENV, fail_running_records, state_id
 
