@@ -37,7 +37,7 @@ import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
@@ -203,11 +203,14 @@ class SourceSnapshot:
         """End the transaction (nothing was written), which releases the locks, and close the connection.
 
         A connection the server already closed (a restart mid-extract) is only let go:
-        a rollback would raise, and hide the failure that says why the read failed.
+        a rollback would raise, and hide the failure that says why the read failed. The
+        SQLAlchemy connection does not know it yet (its ``closed`` is its own state, not
+        the driver's), so a rollback that the driver refuses is that case.
         """
         if self._connection is not None:
             if not self._connection.closed:
-                self._connection.rollback()
+                with suppress(sa.exc.DBAPIError):
+                    self._connection.rollback()
             self._connection.close()
             self._connection = self._driver = None
 
